@@ -1,0 +1,1 @@
+"""The command line: one table of verbs and options, two parsers built from it."""

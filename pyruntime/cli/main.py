@@ -1,0 +1,74 @@
+"""Entry point: parse with the lean parser, fall back to click, run the verb, report errors.
+
+Start-up cost matters here (clients run a verb per container operation), so this module
+imports nothing heavy: click only for help and usage errors, each verb only its own needs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyruntime.errors import Failure
+from pyruntime.logs import Log
+
+
+class Globals:
+    """The global options every verb receives, and the log they write to."""
+
+    def __init__(self, values: dict) -> None:
+        self.root: str = values["root"]
+        self.log_path: str | None = values["log"]
+        self.log_format: str = values["log_format"]
+        self.debug: bool = values["debug"]
+        self.systemd_cgroup: bool = values["systemd_cgroup"]
+        self.rootless: str = values["rootless"]
+        self.log = Log(self.log_path, self.log_format, self.debug)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script and `python -m pyruntime`."""
+    args = sys.argv[1:] if argv is None else argv
+    from pyruntime.cli import lean
+
+    parsed = lean.parse(args)
+    if parsed is None:
+        from pyruntime.cli.app import run_click
+
+        return run_click(args)
+    return dispatch(parsed.globals, parsed.verb.name, parsed.verb.handler, parsed.values)
+
+
+def dispatch(global_values: dict, verb: str, handler: str, values: dict) -> int:
+    """Run one verb's handler with errors turned into one line on stderr and in the log."""
+    g = Globals(global_values)
+    try:
+        if g.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
+            raise Failure("--systemd-cgroup: systemd is not running on this host "
+                          "(no /run/systemd/system); use the cgroupfs driver")
+        module_name, func = handler.split(":")
+        module = __import__(module_name, fromlist=[func])
+        g.log.debug(f"{verb} {values}")
+        return getattr(module, func)(g, values) or 0
+    except Failure as e:
+        return _report(g, e.message, e.exit_code)
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        return _report(g, f"{verb}: {e.strerror or e}{where}", 1)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: still one line, the traceback only with --debug
+        if g.debug:
+            import traceback
+
+            traceback.print_exc()
+        return _report(g, f"{verb}: internal error: {type(e).__name__}: {e}", 1)
+
+
+def _report(g: Globals, message: str, code: int) -> int:
+    try:
+        g.log.error(message)
+    except OSError:
+        pass
+    sys.stderr.write(f"pyruntime: {message}\n")
+    return code

@@ -1,0 +1,98 @@
+"""Every verb and option pyruntime accepts, as data.
+
+Both parsers are built from this table: lean.py (no click: the hot path that containerd
+and podman call per container) and app.py (click: help, completion, errors for people).
+tests/test_cli_table.py proves the two agree.
+"""
+
+from __future__ import annotations
+
+
+class Opt:
+    """An option: `kind` is "flag", "str", "int" or "multi" (repeatable string)."""
+
+    __slots__ = ("names", "dest", "kind", "default", "help", "choices")
+
+    def __init__(self, names: str, kind: str = "str", default: object = None, help: str = "",
+                 choices: tuple[str, ...] | None = None, dest: str | None = None) -> None:
+        self.names = tuple(names.split())
+        self.kind = kind
+        self.default = [] if kind == "multi" else (False if kind == "flag" else default)
+        self.help = help
+        self.choices = choices
+        longest = max(self.names, key=len)
+        self.dest = dest or longest.lstrip("-").replace("-", "_")
+
+
+class Arg:
+    """A positional: `nargs` is 1 (required), "?" (optional) or "*" (the rest)."""
+
+    __slots__ = ("name", "nargs")
+
+    def __init__(self, name: str, nargs: int | str = 1) -> None:
+        self.name = name
+        self.nargs = nargs
+
+
+class Verb:
+    __slots__ = ("name", "help", "options", "args", "handler")
+
+    def __init__(self, name: str, handler: str, help: str, options: tuple[Opt, ...] = (),
+                 args: tuple[Arg, ...] = ()) -> None:
+        self.name = name
+        self.handler = handler
+        self.help = help
+        self.options = options
+        self.args = args
+
+
+GLOBAL_OPTIONS = (
+    Opt("--root", default="/run/pyruntime", help="root directory for container state"),
+    Opt("--log", help="log file (default: stderr)"),
+    Opt("--log-format", default="text", choices=("text", "json"), help="log format"),
+    Opt("--debug", "flag", help="log debug messages"),
+    Opt("--systemd-cgroup", "flag", help="manage cgroups with systemd (needs systemd)"),
+    Opt("--rootless", default="auto", choices=("auto", "true", "false"),
+        help="rootless mode (pyruntime runs as root only)"),
+    Opt("--criu", help="path to criu (checkpoint/restore are not supported)"),
+)
+
+_BUNDLE = Opt("-b --bundle", default=".", help="path to the bundle directory")
+_PID_FILE = Opt("--pid-file", help="file to write the init's pid to")
+_CONSOLE = Opt("--console-socket", help="unix socket to send the pty master to")
+_ID = Arg("container_id")
+
+VERBS: dict[str, Verb] = {v.name: v for v in (
+    Verb("create", "pyruntime.verbs.create:main", "create a container", (
+        _BUNDLE, _CONSOLE, _PID_FILE,
+        Opt("--no-pivot", "flag", help="do not use pivot_root (MS_MOVE + chroot)"),
+        Opt("--no-new-keyring", "flag", help="do not create a new session keyring"),
+        Opt("--preserve-fds", "int", default=0, help="pass N extra fds (from 3) to the init"),
+    ), (_ID,)),
+    Verb("start", "pyruntime.verbs.start:main", "start a created container", (), (_ID,)),
+    Verb("run", "pyruntime.verbs.run:main", "create and start a container", (
+        _BUNDLE, _CONSOLE, _PID_FILE,
+        Opt("-d --detach", "flag", help="detach from the container's process"),
+        Opt("--no-pivot", "flag", help="do not use pivot_root (MS_MOVE + chroot)"),
+        Opt("--no-new-keyring", "flag", help="do not create a new session keyring"),
+        Opt("--preserve-fds", "int", default=0, help="pass N extra fds (from 3) to the init"),
+        Opt("--keep", "flag", help="do not delete the container after it exits"),
+    ), (_ID,)),
+    Verb("state", "pyruntime.verbs.state:main", "print a container's state as JSON", (),
+         (_ID,)),
+    Verb("kill", "pyruntime.verbs.kill:main", "send a signal to a container's init", (
+        Opt("-a --all", "flag", help="signal every process in the container"),
+    ), (_ID, Arg("signal", "?"))),
+    Verb("delete", "pyruntime.verbs.delete:main", "delete a container", (
+        Opt("-f --force", "flag", help="kill a running container first"),
+    ), (_ID,)),
+    Verb("list", "pyruntime.verbs.list:main", "list containers", (
+        Opt("-f --format", default="table", choices=("table", "json"), help="output format"),
+        Opt("-q --quiet", "flag", help="print only the ids"),
+    )),
+    Verb("spec", "pyruntime.verbs.spec:main", "write a default config.json", (
+        _BUNDLE,
+        Opt("--rootless", "flag", help="a spec for a rootless container"),
+    )),
+    Verb("features", "pyruntime.verbs.features:main", "print the runtime's features as JSON"),
+)}

@@ -1,0 +1,187 @@
+"""Operations on one container that several verbs share: create, start, signal, destroy."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyruntime import SPEC_VERSION
+from pyruntime.errors import Failure, NotRunning
+from pyruntime.state import FIFO_NAME, ContainerState, Store
+
+
+def _rfc3339_nano(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Digits only, no newline, written to a temp file and renamed into place."""
+    path = os.path.abspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None = None,
+           no_pivot: bool = False, preserve_fds: int = 0) -> ContainerState:
+    """Set the container up; return once its init waits on the exec fifo.
+
+    Validation happens before anything touches disk; after that, any failure removes
+    what was made (the state dir, the fifo) and kills the init, so nothing is left.
+    """
+    from pyruntime.plan.build import build_plan
+    from pyruntime.spec.load import load_bundle_config
+
+    store.dir(container_id)  # checks the id before anything else
+    bundle = os.path.abspath(bundle)
+    spec = load_bundle_config(bundle)
+    directory = os.path.join(store.root, container_id)
+    fifo = os.path.join(directory, FIFO_NAME)
+    plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds)
+    store.reserve(container_id)
+    init_pid = 0
+    try:
+        os.mkfifo(fifo, 0o622)
+        from pyruntime.spawn import spawn
+
+        init_pid = spawn(plan)
+        from pyruntime.procfs import stat_fields
+
+        fields = stat_fields(init_pid)
+        if fields is None:
+            raise Failure("container init exited during setup")
+        state = ContainerState({
+            "id": container_id,
+            "pid": init_pid,
+            "start_time": fields[1],
+            "bundle": bundle,
+            "rootfs": plan.rootfs,
+            "created": _rfc3339_nano(time.time()),
+            "owner": "",
+            "annotations": spec.annotations,
+            "oci_version": spec.oci_version,
+        })
+        store.save(state)
+        if pid_file:
+            write_pid_file(pid_file, init_pid)
+        return state
+    except BaseException:
+        if init_pid:
+            _kill_init(init_pid)
+        store.remove(container_id)
+        raise
+
+
+def _kill_init(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def start(store: Store, state: ContainerState) -> None:
+    """Release the init waiting on the exec fifo; fail if it is not in 'created'."""
+    status = store.status(state)
+    if status != "created":
+        raise Failure(f"cannot start container {state.id}: it is {status}, not created")
+    fifo = os.path.join(store.dir(state.id), FIFO_NAME)
+    import select
+
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        pidfd = os.pidfd_open(state.pid)
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(pidfd, select.POLLIN)
+            while True:
+                ready = dict(poller.poll())
+                if fd in ready:
+                    try:
+                        if os.read(fd, 1):
+                            break
+                    except BlockingIOError:
+                        continue
+                    raise Failure(f"cannot start container {state.id}: its init exited")
+                if pidfd in ready:
+                    raise Failure(f"cannot start container {state.id}: its init exited")
+        finally:
+            os.close(pidfd)
+    finally:
+        os.close(fd)
+    os.unlink(fifo)
+
+
+def signal_init(store: Store, state: ContainerState, sig: int) -> None:
+    """Signal the init through a pidfd opened while its start time still matches."""
+    from pyruntime.procfs import is_alive
+
+    if state.pid <= 0 or not is_alive(state.pid, state.start_time):
+        raise NotRunning(state.id)
+    try:
+        pidfd = os.pidfd_open(state.pid)
+    except ProcessLookupError:
+        raise NotRunning(state.id) from None
+    try:
+        if not is_alive(state.pid, state.start_time):  # the pid was reused before the open
+            raise NotRunning(state.id)
+        import signal
+
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise NotRunning(state.id) from None
+    finally:
+        os.close(pidfd)
+
+
+def kill_and_wait(state: ContainerState) -> None:
+    """SIGKILL the init and wait for it to exit (not to be reaped: its parent does that)."""
+    from pyruntime.procfs import is_alive
+
+    if state.pid <= 0 or not is_alive(state.pid, state.start_time):
+        return
+    try:
+        pidfd = os.pidfd_open(state.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not is_alive(state.pid, state.start_time):
+            return
+        import select
+        import signal
+
+        signal.pidfd_send_signal(pidfd, 9)
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll(10_000)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def destroy(store: Store, state: ContainerState) -> None:
+    """Kill whatever is left of the container and remove its state."""
+    kill_and_wait(state)
+    store.remove(state.id)
+
+
+def state_json(store: Store, state: ContainerState) -> dict:
+    """The `state` verb's object: the runtime-spec's fields plus runc's extras."""
+    status = store.status(state)
+    return {
+        "ociVersion": SPEC_VERSION,
+        "id": state.id,
+        "pid": state.pid if status != "stopped" else 0,
+        "status": status,
+        "bundle": state.data.get("bundle", ""),
+        "rootfs": state.data.get("rootfs", ""),
+        "created": state.data.get("created", ""),
+        "owner": state.data.get("owner", ""),
+        "annotations": state.data.get("annotations") or {},
+    }

@@ -1,0 +1,29 @@
+"""The one error type that reaches the user: a single line, and an exit code."""
+
+from __future__ import annotations
+
+
+class Failure(Exception):
+    """A failure to report as one line on stderr (and in the --log file), then exit."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(Failure):
+    """The container id has no state. containerd matches the words 'does not exist'."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id} does not exist")
+
+
+class NotRunning(Failure):
+    """containerd matches the words 'container not running'."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container not running: {container_id}")

@@ -1,0 +1,1 @@
+"""From the validated spec to the flat plan the native code executes (cf. runc's specconv)."""

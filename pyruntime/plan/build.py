@@ -1,0 +1,206 @@
+"""Build the flat plan (native/api.h's struct pyrt_plan) from a validated spec.
+
+Every decision is made here, in Python, where it can be unit-tested without root: which
+namespaces to create or join, what each mount's flags are, which devices to create, which
+capabilities to keep. The native code only carries the plan out.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from pyruntime.errors import Failure
+from pyruntime.plan import linux_consts as k
+from pyruntime.plan.devices import DeviceNode, plan_devices
+from pyruntime.plan.mount_options import PROPAGATION_OPTIONS, parse_options
+from pyruntime.spec.model import Spec
+
+DEFAULT_UMASK = 0o022
+
+
+class MountStep:
+    """One mount(2) (plus its remount and propagation change) for the native code."""
+
+    __slots__ = ("source", "destination", "fstype", "flags", "propagation", "data", "is_file")
+
+    def __init__(self, source: str | None, destination: str, fstype: str | None, flags: int,
+                 propagation: int, data: str | None, is_file: bool) -> None:
+        self.source = source
+        self.destination = destination
+        self.fstype = fstype
+        self.flags = flags
+        self.propagation = propagation
+        self.data = data
+        self.is_file = is_file
+
+
+class Plan:
+    """Mirror of struct pyrt_plan; spawn.py converts it field by field."""
+
+    def __init__(self) -> None:
+        self.clone_flags = 0
+        self.joins: list[tuple[int, str]] = []
+        self.uid_map: str | None = None
+        self.gid_map: str | None = None
+        self.deny_setgroups = False
+        self.rootfs = ""
+        self.root_propagation_pre = 0
+        self.root_propagation_post = 0
+        self.no_pivot = False
+        self.readonly_root = False
+        self.mounts: list[MountStep] = []
+        self.devices: list[DeviceNode] = []
+        self.symlinks: list[tuple[str, str]] = []
+        self.masked_paths: list[str] = []
+        self.readonly_paths: list[str] = []
+        self.hostname: str | None = None
+        self.domainname: str | None = None
+        self.loopback_up = False
+        self.argv: list[str] = []
+        self.envp: list[str] = []
+        self.path_search: str | None = None
+        self.cwd = "/"
+        self.uid = 0
+        self.gid = 0
+        self.set_groups = True
+        self.groups: list[int] = []
+        self.umask = DEFAULT_UMASK
+        self.set_caps = False
+        self.caps = {"bounding": 0, "effective": 0, "permitted": 0, "inheritable": 0,
+                     "ambient": 0}
+        self.last_cap = len(k.CAPABILITIES) - 1
+        self.no_new_privs = False
+        self.rlimits: list[tuple[int, str, int, int]] = []
+        self.oom_score_adj: int | None = None
+        self.exec_fifo = ""
+        self.preserve_fds = 0
+
+
+def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = False,
+               preserve_fds: int = 0) -> Plan:
+    """Turn `spec` (validated) into a Plan; raise Failure naming the field that cannot be met."""
+    assert spec.process is not None and spec.root is not None
+    plan = Plan()
+    plan.exec_fifo = exec_fifo
+    plan.preserve_fds = preserve_fds
+    plan.no_pivot = no_pivot
+    rootfs = os.path.join(bundle, spec.root.path)
+    if not os.path.isdir(rootfs):
+        raise Failure(f"config.json: root.path: {rootfs}: no such directory")
+    plan.rootfs = os.path.realpath(rootfs)
+    plan.readonly_root = spec.root.readonly
+    new_userns = _namespaces(spec, plan)
+    _propagation(spec, plan)
+    plan.mounts = [_mount(spec, i, bundle) for i in range(len(spec.mounts))]
+    plan.devices, plan.symlinks = plan_devices(spec, new_userns)
+    if spec.linux is not None:
+        plan.masked_paths = list(spec.linux.masked_paths)
+        plan.readonly_paths = list(spec.linux.readonly_paths)
+    plan.hostname = spec.hostname or None
+    plan.domainname = spec.domainname or None
+    _process(spec, plan)
+    return plan
+
+
+def _namespaces(spec: Spec, plan: Plan) -> bool:
+    """Set clone flags and joins; return whether a new user namespace is made."""
+    linux = spec.linux
+    if linux is None:
+        return False
+    joins = []
+    for i, ns in enumerate(linux.namespaces):
+        flag = k.NAMESPACE_FLAGS[ns.type]
+        if ns.path:
+            if not os.path.exists(ns.path):
+                raise Failure(f"config.json: linux.namespaces[{i}].path: {ns.path}: "
+                              "no such namespace file")
+            # the user namespace first: joining it grants the rights to join the others
+            joins.append((0 if ns.type == "user" else 1, flag, ns.path))
+        else:
+            plan.clone_flags |= flag
+    plan.joins = [(flag, path) for _, flag, path in sorted(joins, key=lambda j: j[0])]
+    new_userns = bool(plan.clone_flags & k.CLONE_NEWUSER)
+    if new_userns:
+        plan.uid_map = "".join(f"{m.container_id} {m.host_id} {m.size}\n"
+                               for m in linux.uid_mappings)
+        plan.gid_map = "".join(f"{m.container_id} {m.host_id} {m.size}\n"
+                               for m in linux.gid_mappings)
+    plan.loopback_up = bool(plan.clone_flags & k.CLONE_NEWNET)
+    return new_userns
+
+
+def _propagation(spec: Spec, plan: Plan) -> None:
+    """runc's rule: / becomes rslave unless rootfsPropagation says otherwise.
+
+    A shared root cannot be pivoted out of, so a shared request is applied after pivot_root.
+    """
+    name = (spec.linux.rootfs_propagation if spec.linux else None) or ""
+    flags = PROPAGATION_OPTIONS.get(name, 0)
+    if flags & k.MS_SHARED:
+        plan.root_propagation_pre = k.MS_SLAVE | k.MS_REC
+        plan.root_propagation_post = flags
+    else:
+        plan.root_propagation_pre = flags or (k.MS_SLAVE | k.MS_REC)
+
+
+def _mount(spec: Spec, i: int, bundle: str) -> MountStep:
+    m = spec.mounts[i]
+    where = f"config.json: mounts[{i}]"
+    opts = parse_options(m.options)
+    is_bind = m.type == "bind" or bool(opts.flags & k.MS_BIND)
+    if is_bind:
+        if not m.source:
+            raise Failure(f"{where}.source: a bind mount needs a source")
+        source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+        try:
+            st = os.stat(source)
+        except OSError as e:
+            raise Failure(f"{where}.source: {source}: {e.strerror}") from None
+        return MountStep(source, m.destination, None, opts.flags | k.MS_BIND, opts.propagation,
+                         opts.data, not stat.S_ISDIR(st.st_mode))
+    if not m.type:
+        raise Failure(f"{where}.type: required unless the mount is a bind mount")
+    return MountStep(m.source or m.type, m.destination, m.type, opts.flags, opts.propagation,
+                     opts.data, False)
+
+
+def _caps(names: list[str] | None, field: str) -> int:
+    mask = 0
+    for name in names or []:
+        try:
+            mask |= 1 << k.CAPABILITIES.index(name)
+        except ValueError:
+            raise Failure(f"config.json: process.capabilities.{field}: "
+                          f"unknown capability {name!r}") from None
+    return mask
+
+
+def _process(spec: Spec, plan: Plan) -> None:
+    p = spec.process
+    assert p is not None and p.args is not None
+    plan.argv = list(p.args)
+    plan.envp = list(p.env)
+    for e in p.env:
+        if e.startswith("PATH="):
+            plan.path_search = e[5:]
+    plan.cwd = p.cwd
+    if p.user is not None:
+        plan.uid = p.user.uid
+        plan.gid = p.user.gid
+        plan.groups = list(p.user.additional_gids)
+        if p.user.umask is not None:
+            plan.umask = p.user.umask
+    if p.capabilities is not None:
+        plan.set_caps = True
+        for field in plan.caps:
+            plan.caps[field] = _caps(getattr(p.capabilities, field), field)
+    plan.no_new_privs = p.no_new_privileges
+    for j, r in enumerate(p.rlimits):
+        resource = k.RLIMITS.get(r.type)
+        if resource is None:
+            raise Failure(f"config.json: process.rlimits[{j}].type: unknown rlimit {r.type!r}")
+        if r.soft > r.hard:
+            raise Failure(f"config.json: process.rlimits[{j}]: {r.type} soft limit above hard")
+        plan.rlimits.append((resource, r.type, r.soft, r.hard))
+    plan.oom_score_adj = p.oom_score_adj

@@ -1,0 +1,184 @@
+"""Hand the plan to the native code and follow the init through setup over the sync socket.
+
+Messages (native/api.h, struct pyrt_msg): PID from stage1, then READY or ERROR from the
+init. An ERROR becomes one Failure line naming the step, the object and the errno.
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+import struct
+
+from pyruntime.errors import Failure
+from pyruntime.plan.build import Plan
+
+MSG_SIZE = 512
+_MSG = struct.Struct("=iii64s436s")
+MSG_PID, MSG_READY, MSG_ERROR = 1, 2, 3
+
+
+class SetupError(Failure):
+    """The init (or stage1) reported a failed step."""
+
+    def __init__(self, step: str, err: int, text: str) -> None:
+        detail = f"{step}: {text}" if text else step
+        if err:
+            detail += f": {os.strerror(err)}"
+        super().__init__(detail)
+        self.step = step
+        self.errno = err
+
+
+def _to_c(ffi, plan: Plan, sync_fd: int, keep: list):  # noqa: ANN001 - cffi objects
+    """Build a struct pyrt_plan; everything it points to is appended to `keep`."""
+
+    def s(value: str | None):  # noqa: ANN202
+        if value is None:
+            return ffi.NULL
+        buf = ffi.new("char[]", value.encode())
+        keep.append(buf)
+        return buf
+
+    def strv(values: list[str]):  # noqa: ANN202
+        arr = ffi.new("const char *[]", [s(v) for v in values] + [ffi.NULL])
+        keep.append(arr)
+        return arr
+
+    def array(ctype: str, items: list, fill):  # noqa: ANN001, ANN202
+        if not items:
+            return ffi.NULL, 0
+        arr = ffi.new(f"{ctype}[]", len(items))
+        keep.append(arr)
+        for i, item in enumerate(items):
+            fill(arr[i], item)
+        return arr, len(items)
+
+    def fill_join(c, item):  # noqa: ANN001, ANN202
+        c.type, c.path = item[0], s(item[1])
+
+    def fill_mount(c, m):  # noqa: ANN001, ANN202
+        c.source, c.destination, c.fstype = s(m.source), s(m.destination), s(m.fstype)
+        c.flags, c.propagation, c.data = m.flags, m.propagation, s(m.data)
+        c.dest_kind = 1 if m.is_file else 0
+
+    def fill_device(c, d):  # noqa: ANN001, ANN202
+        c.path, c.mode, c.major, c.minor = s(d.path), d.mode, d.major, d.minor
+        c.uid, c.gid, c.bind_from_host = d.uid, d.gid, int(d.bind_from_host)
+
+    def fill_link(c, link):  # noqa: ANN001, ANN202
+        c.target, c.linkpath = s(link[0]), s(link[1])
+
+    def fill_rlimit(c, r):  # noqa: ANN001, ANN202
+        c.resource, c.name, c.soft, c.hard = r[0], s(r[1]), r[2], r[3]
+
+    p = ffi.new("struct pyrt_plan *")
+    keep.append(p)
+    p.clone_flags = plan.clone_flags
+    p.joins, p.n_joins = array("struct pyrt_ns_join", plan.joins, fill_join)
+    p.uid_map, p.gid_map = s(plan.uid_map), s(plan.gid_map)
+    p.deny_setgroups = int(plan.deny_setgroups)
+    p.rootfs = s(plan.rootfs)
+    p.root_propagation_pre = plan.root_propagation_pre
+    p.root_propagation_post = plan.root_propagation_post
+    p.no_pivot, p.readonly_root = int(plan.no_pivot), int(plan.readonly_root)
+    p.mounts, p.n_mounts = array("struct pyrt_mount", plan.mounts, fill_mount)
+    p.devices, p.n_devices = array("struct pyrt_device", plan.devices, fill_device)
+    p.symlinks, p.n_symlinks = array("struct pyrt_symlink", plan.symlinks, fill_link)
+    p.masked_paths, p.n_masked = strv(plan.masked_paths), len(plan.masked_paths)
+    p.readonly_paths, p.n_readonly = strv(plan.readonly_paths), len(plan.readonly_paths)
+    p.hostname, p.domainname = s(plan.hostname), s(plan.domainname)
+    p.loopback_up = int(plan.loopback_up)
+    p.argv, p.envp = strv(plan.argv), strv(plan.envp)
+    p.path_search, p.cwd = s(plan.path_search), s(plan.cwd)
+    p.uid, p.gid = plan.uid, plan.gid
+    p.set_groups = int(plan.set_groups)
+    if plan.groups:
+        groups = ffi.new("uint32_t[]", plan.groups)
+        keep.append(groups)
+        p.groups, p.n_groups = groups, len(plan.groups)
+    p.umask = plan.umask
+    p.set_caps = int(plan.set_caps)
+    p.cap_bounding = plan.caps["bounding"]
+    p.cap_effective = plan.caps["effective"]
+    p.cap_permitted = plan.caps["permitted"]
+    p.cap_inheritable = plan.caps["inheritable"]
+    p.cap_ambient = plan.caps["ambient"]
+    p.last_cap = plan.last_cap
+    p.no_new_privs = int(plan.no_new_privs)
+    p.rlimits, p.n_rlimits = array("struct pyrt_rlimit", plan.rlimits, fill_rlimit)
+    p.set_oom_score_adj = int(plan.oom_score_adj is not None)
+    p.oom_score_adj = plan.oom_score_adj or 0
+    p.exec_fifo = s(plan.exec_fifo)
+    p.preserve_fds = plan.preserve_fds
+    p.sync_fd = sync_fd
+    return p
+
+
+def _recv(fd: int) -> tuple[int, int, int, str, str] | None:
+    data = os.read(fd, MSG_SIZE)
+    if not data:
+        return None
+    kind, pid, err, step, text = _MSG.unpack(data.ljust(MSG_SIZE, b"\0"))
+    return (kind, pid, err, step.split(b"\0", 1)[0].decode(errors="replace"),
+            text.split(b"\0", 1)[0].decode(errors="replace"))
+
+
+def spawn(plan: Plan) -> int:
+    """Start the init; return its pid once it reports READY (it then waits on the fifo).
+
+    On any failure the init (if it exists) is killed and reaped before Failure is raised,
+    so nothing is left running.
+    """
+    from pyruntime._native import ffi, lib
+
+    parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    parent_fd, child_fd = parent.detach(), child.detach()
+    keep: list = []
+    init_pid = 0
+    try:
+        try:
+            rc = lib.pyrt_spawn(_to_c(ffi, plan, child_fd, keep))
+        finally:
+            os.close(child_fd)
+        while True:
+            msg = _recv(parent_fd)
+            if msg is None:
+                if rc < 0:
+                    raise Failure(f"spawn: {os.strerror(-rc)}")
+                raise Failure("container init exited during setup" + _describe_exit(init_pid))
+            kind, pid, err, step, text = msg
+            if kind == MSG_PID:
+                init_pid = pid
+            elif kind == MSG_READY:
+                return init_pid
+            elif kind == MSG_ERROR:
+                raise SetupError(step, err, text)
+    except BaseException:
+        if init_pid:
+            _kill_and_reap(init_pid)
+        raise
+    finally:
+        os.close(parent_fd)
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _describe_exit(pid: int) -> str:
+    if not pid:
+        return ""
+    try:
+        _, status = os.waitpid(pid, 0)  # EOF without READY: the init is gone or going
+    except ChildProcessError:
+        return ""
+    if os.WIFSIGNALED(status):
+        return f" (killed by signal {os.WTERMSIG(status)})"
+    if os.WIFEXITED(status):
+        return f" (exit status {os.WEXITSTATUS(status)})"
+    return ""

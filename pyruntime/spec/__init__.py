@@ -1,0 +1,1 @@
+"""The OCI runtime-spec: the typed model of config.json, its loading and its validation."""

@@ -1,0 +1,41 @@
+"""Read a bundle's config.json into the typed model, with errors that name the JSON path."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pyruntime.errors import Failure
+from pyruntime.spec.model import Spec
+from pyruntime.spec.record import DecodeError, decode
+
+
+def load_bundle_config(bundle: str) -> Spec:
+    """Load and validate `<bundle>/config.json`; raise Failure with one clear line."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        if not os.path.isdir(bundle):
+            raise Failure(f"bundle {bundle}: no such directory") from None
+        raise Failure(f"config.json: not found in bundle {bundle}") from None
+    except OSError as e:
+        raise Failure(f"config.json: {e.strerror}") from None
+    return parse_config(raw)
+
+
+def parse_config(raw: bytes | str) -> Spec:
+    """Decode and validate config.json text."""
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise Failure(f"config.json: invalid JSON: {e}") from None
+    try:
+        spec = decode(Spec, data, "")
+    except DecodeError as e:
+        raise Failure(f"config.json: {e}") from None
+    from pyruntime.spec.validate import validate
+
+    validate(spec)
+    return spec

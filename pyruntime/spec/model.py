@@ -1,0 +1,313 @@
+"""The typed model of config.json (OCI runtime-spec 1.0 - 1.2): the one place that knows its shape.
+
+Only shapes live here (see record.py for how annotations become decoders); rules that
+relate fields to each other live in validate.py.
+"""
+
+from __future__ import annotations
+
+from pyruntime.spec.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations are never evaluated; importing typing costs ~2 ms
+    from typing import Any
+
+
+class Root(Record):
+    path: str
+    readonly: bool = False
+
+
+class User(Record):
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additional_gids: list[int] = []
+    username: str | None = None
+
+
+class Capabilities(Record):
+    bounding: list[str] | None = None
+    effective: list[str] | None = None
+    inheritable: list[str] | None = None
+    permitted: list[str] | None = None
+    ambient: list[str] | None = None
+
+
+class Rlimit(Record):
+    type: str
+    hard: int
+    soft: int
+
+
+class ConsoleSize(Record):
+    height: int = 0
+    width: int = 0
+
+
+class IOPriority(Record):
+    class_: str
+    priority: int = 0
+    _json_names = {"class_": "class"}
+
+
+class Scheduler(Record):
+    policy: str
+    nice: int = 0
+    priority: int = 0
+    flags: list[str] = []
+    runtime: int = 0
+    deadline: int = 0
+    period: int = 0
+
+
+class Process(Record):
+    args: list[str] | None = None
+    command_line: str | None = None
+    cwd: str
+    env: list[str] = []
+    terminal: bool = False
+    console_size: ConsoleSize | None = None
+    user: User | None = None
+    capabilities: Capabilities | None = None
+    rlimits: list[Rlimit] = []
+    no_new_privileges: bool = False
+    apparmor_profile: str | None = None
+    oom_score_adj: int | None = None
+    selinux_label: str | None = None
+    io_priority: IOPriority | None = None
+    scheduler: Scheduler | None = None
+    exec_cpu_affinity: Any = None
+    _json_names = {"io_priority": "ioPriority"}
+
+
+class IDMapping(Record):
+    container_id: int
+    host_id: int
+    size: int
+    _json_names = {"container_id": "containerID", "host_id": "hostID"}
+
+
+class Mount(Record):
+    destination: str
+    type: str | None = None
+    source: str | None = None
+    options: list[str] = []
+    uid_mappings: list[IDMapping] = []
+    gid_mappings: list[IDMapping] = []
+
+
+class Hook(Record):
+    path: str
+    args: list[str] = []
+    env: list[str] = []
+    timeout: int | None = None
+
+
+class Hooks(Record):
+    prestart: list[Hook] = []
+    create_runtime: list[Hook] = []
+    create_container: list[Hook] = []
+    start_container: list[Hook] = []
+    poststart: list[Hook] = []
+    poststop: list[Hook] = []
+
+
+class Namespace(Record):
+    type: str
+    path: str | None = None
+
+
+class Device(Record):
+    type: str
+    path: str
+    major: int | None = None
+    minor: int | None = None
+    file_mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+
+class DeviceRule(Record):
+    allow: bool
+    type: str | None = None
+    major: int | None = None
+    minor: int | None = None
+    access: str | None = None
+
+
+class Memory(Record):
+    limit: int | None = None
+    reservation: int | None = None
+    swap: int | None = None
+    kernel: int | None = None
+    kernel_tcp: int | None = None
+    swappiness: int | None = None
+    disable_oom_killer: bool | None = None
+    use_hierarchy: bool | None = None
+    check_before_update: bool | None = None
+    _json_names = {"kernel_tcp": "kernelTCP", "disable_oom_killer": "disableOOMKiller"}
+
+
+class CPU(Record):
+    shares: int | None = None
+    quota: int | None = None
+    burst: int | None = None
+    period: int | None = None
+    realtime_runtime: int | None = None
+    realtime_period: int | None = None
+    cpus: str | None = None
+    mems: str | None = None
+    idle: int | None = None
+
+
+class Pids(Record):
+    limit: int
+
+
+class WeightDevice(Record):
+    major: int
+    minor: int
+    weight: int | None = None
+    leaf_weight: int | None = None
+
+
+class ThrottleDevice(Record):
+    major: int
+    minor: int
+    rate: int
+
+
+class BlockIO(Record):
+    weight: int | None = None
+    leaf_weight: int | None = None
+    weight_device: list[WeightDevice] = []
+    throttle_read_bps_device: list[ThrottleDevice] = []
+    throttle_write_bps_device: list[ThrottleDevice] = []
+    throttle_read_iops_device: list[ThrottleDevice] = []
+    throttle_write_iops_device: list[ThrottleDevice] = []
+    _json_names = {
+        "throttle_read_iops_device": "throttleReadIOPSDevice",
+        "throttle_write_iops_device": "throttleWriteIOPSDevice",
+    }
+
+
+class HugepageLimit(Record):
+    page_size: int | None = None
+    limit: int
+    _json_names = {"page_size": "pageSize"}
+
+
+class HugepageLimitStr(Record):
+    page_size: str
+    limit: int
+
+
+class RdmaLimit(Record):
+    hca_handles: int | None = None
+    hca_objects: int | None = None
+
+
+class Resources(Record):
+    devices: list[DeviceRule] = []
+    memory: Memory | None = None
+    cpu: CPU | None = None
+    pids: Pids | None = None
+    block_io: BlockIO | None = None
+    hugepage_limits: list[HugepageLimitStr] = []
+    network: Any = None
+    rdma: dict[str, RdmaLimit] = {}
+    unified: dict[str, str] = {}
+    _json_names = {"block_io": "blockIO"}
+
+
+class SyscallArg(Record):
+    index: int
+    value: int
+    value_two: int = 0
+    op: str
+
+
+class Syscall(Record):
+    names: list[str]
+    action: str
+    errno_ret: int | None = None
+    args: list[SyscallArg] = []
+
+
+class Seccomp(Record):
+    default_action: str
+    default_errno_ret: int | None = None
+    architectures: list[str] = []
+    flags: list[str] = []
+    listener_path: str | None = None
+    listener_metadata: str | None = None
+    syscalls: list[Syscall] = []
+
+
+class TimeOffset(Record):
+    secs: int = 0
+    nanosecs: int = 0
+
+
+class IntelRdt(Record):
+    clos_id: str | None = None
+    l3_cache_schema: str | None = None
+    mem_bw_schema: str | None = None
+    enable_cmt: bool = False
+    enable_mbm: bool = False
+    _json_names = {
+        "clos_id": "closID",
+        "l3_cache_schema": "l3CacheSchema",
+        "mem_bw_schema": "memBwSchema",
+        "enable_cmt": "enableCMT",
+        "enable_mbm": "enableMBM",
+    }
+
+
+class MemoryPolicy(Record):
+    mode: str
+    nodes: str | None = None
+    flags: list[str] = []
+
+
+class NetDevice(Record):
+    name: str | None = None
+
+
+class Personality(Record):
+    domain: str
+    flags: list[str] = []
+
+
+class Linux(Record):
+    namespaces: list[Namespace] = []
+    uid_mappings: list[IDMapping] = []
+    gid_mappings: list[IDMapping] = []
+    time_offsets: dict[str, TimeOffset] = {}
+    devices: list[Device] = []
+    net_devices: dict[str, NetDevice] = {}
+    cgroups_path: str | None = None
+    resources: Resources | None = None
+    rootfs_propagation: str | None = None
+    seccomp: Seccomp | None = None
+    sysctl: dict[str, str] = {}
+    masked_paths: list[str] = []
+    readonly_paths: list[str] = []
+    mount_label: str | None = None
+    intel_rdt: IntelRdt | None = None
+    memory_policy: MemoryPolicy | None = None
+    personality: Personality | None = None
+
+
+class Spec(Record):
+    oci_version: str
+    process: Process | None = None
+    root: Root | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    mounts: list[Mount] = []
+    hooks: Hooks | None = None
+    annotations: dict[str, str] = {}
+    linux: Linux | None = None
+    _json_names = {"oci_version": "ociVersion"}

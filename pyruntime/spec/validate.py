@@ -1,0 +1,94 @@
+"""Rules that relate config.json fields to each other, checked before anything runs.
+
+The decoder (record.py) has already checked every field's shape; this module checks the
+meaning: versions, paths, namespaces, id mappings. Each failure names the JSON path.
+"""
+
+from __future__ import annotations
+
+from pyruntime.errors import Failure
+from pyruntime.spec.model import Spec
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+SUPPORTED_MAJOR_MINOR = ("1.0", "1.1", "1.2")
+
+
+def _fail(path: str, problem: str) -> Failure:
+    return Failure(f"config.json: {path}: {problem}")
+
+
+def validate(spec: Spec) -> None:
+    """Raise Failure for the first rule `spec` breaks."""
+    _version(spec.oci_version)
+    if spec.process is None:
+        raise _fail("process", "required to create a container")
+    if spec.root is None:
+        raise _fail("root", "required field is missing")
+    if not spec.root.path:
+        raise _fail("root.path", "must not be empty")
+    _process(spec)
+    linux = spec.linux
+    namespaces = {}
+    if linux is not None:
+        for i, ns in enumerate(linux.namespaces):
+            where = f"linux.namespaces[{i}]"
+            if ns.type not in NAMESPACE_TYPES:
+                raise _fail(f"{where}.type", f"unknown namespace type {ns.type!r}")
+            if ns.type in namespaces:
+                raise _fail(f"{where}.type", f"namespace {ns.type!r} given twice")
+            if ns.path is not None and not ns.path.startswith("/"):
+                raise _fail(f"{where}.path", "must be an absolute path")
+            namespaces[ns.type] = ns
+        _idmaps(linux.uid_mappings, "linux.uidMappings")
+        _idmaps(linux.gid_mappings, "linux.gidMappings")
+        has_maps = bool(linux.uid_mappings or linux.gid_mappings)
+        if has_maps and "user" not in namespaces:
+            raise _fail("linux.uidMappings", "id mappings need a user namespace")
+        if (
+            "user" in namespaces
+            and namespaces["user"].path is None
+            and not (linux.uid_mappings and linux.gid_mappings)
+        ):
+            raise _fail("linux.uidMappings", "a new user namespace needs uid and gid mappings")
+        if linux.rootfs_propagation not in (None, "", "private", "rprivate", "slave", "rslave",
+                                            "shared", "rshared", "unbindable", "runbindable"):
+            raise _fail("linux.rootfsPropagation", f"unknown value {linux.rootfs_propagation!r}")
+    if spec.hostname and "uts" not in namespaces:
+        raise _fail("hostname", "setting the hostname needs a new uts namespace")
+    if spec.domainname and "uts" not in namespaces:
+        raise _fail("domainname", "setting the domainname needs a new uts namespace")
+    for i, m in enumerate(spec.mounts):
+        if not m.destination.startswith("/"):
+            raise _fail(f"mounts[{i}].destination", f"must be an absolute path: {m.destination!r}")
+
+
+def _version(version: str) -> None:
+    parts = version.split(".")
+    if len(parts) < 2 or ".".join(parts[:2]) not in SUPPORTED_MAJOR_MINOR:
+        raise _fail("ociVersion", f"unsupported version {version!r} (1.0.x to 1.2.x)")
+
+
+def _process(spec: Spec) -> None:
+    p = spec.process
+    assert p is not None
+    if not p.args:
+        raise _fail("process.args", "must name the program to run")
+    if not p.cwd.startswith("/"):
+        raise _fail("process.cwd", f"must be an absolute path: {p.cwd!r}")
+    for i, e in enumerate(p.env):
+        if "=" not in e:
+            raise _fail(f"process.env[{i}]", f"expected KEY=VALUE, got {e!r}")
+    if p.user is not None:
+        for name in ("uid", "gid"):
+            if not 0 <= getattr(p.user, name) < 2**32 - 1:
+                raise _fail(f"process.user.{name}", "out of range")
+        if p.user.umask is not None and not 0 <= p.user.umask <= 0o777:
+            raise _fail("process.user.umask", "must be between 0 and 0777")
+
+
+def _idmaps(maps: list, path: str) -> None:
+    for i, m in enumerate(maps):
+        if m.size <= 0:
+            raise _fail(f"{path}[{i}].size", "must be positive")
+        if m.container_id < 0 or m.host_id < 0:
+            raise _fail(f"{path}[{i}]", "ids must not be negative")

@@ -1,0 +1,18 @@
+"""`delete [--force] ID`: remove a stopped (or created) container; --force kills it first."""
+
+from __future__ import annotations
+
+from pyruntime.cli.main import Globals
+from pyruntime.container import destroy
+from pyruntime.errors import Failure
+from pyruntime.state import Store
+
+
+def main(g: Globals, values: dict) -> int:
+    store = Store(g.root)
+    state = store.load(values["container_id"])
+    status = store.status(state)
+    if status in ("running", "paused") and not values["force"]:
+        raise Failure(f"cannot delete container {state.id} that is not stopped: {status}")
+    destroy(store, state)
+    return 0

@@ -1,0 +1,63 @@
+"""`run`: create + start in one process; in the foreground, forward signals and pass the
+container's exit status through (128+N when it was killed by signal N)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from pyruntime.cli.main import Globals
+from pyruntime.container import create, destroy, start
+from pyruntime.state import Store
+from pyruntime.verbs.create import check_supported
+
+FORWARDED = (
+    signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+    signal.SIGALRM, signal.SIGTERM, signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN,
+    signal.SIGTTOU, signal.SIGWINCH, signal.SIGPIPE,
+)
+
+
+class _Forwarder:
+    """Signals that arrive before the init exists are held, then delivered."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pending: list[int] = []
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.pid:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+        else:
+            self.pending.append(signum)
+
+
+def main(g: Globals, values: dict) -> int:
+    check_supported(values)
+    store = Store(g.root)
+    detach = values["detach"]
+    forward = _Forwarder()
+    if not detach:
+        for sig in FORWARDED:
+            signal.signal(sig, forward)
+    state = create(store, values["container_id"], values["bundle"],
+                   pid_file=values["pid_file"], no_pivot=values["no_pivot"],
+                   preserve_fds=values["preserve_fds"])
+    try:
+        start(store, state)
+    except BaseException:
+        destroy(store, state)
+        raise
+    if detach:
+        return 0
+    forward.pid = state.pid
+    for sig in forward.pending:
+        os.kill(state.pid, sig)
+    _, status = os.waitpid(state.pid, 0)
+    if not values["keep"]:
+        destroy(store, state)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
