@@ -1,0 +1,144 @@
+/*
+ * api.h - the one contract between pyruntime's Python policy and its C mechanism.
+ *
+ * Python validates config.json and resolves every decision into this flat plan;
+ * C only carries it out between clone and execve.  This file is read twice: by the
+ * C compiler and by cffi's cdef (so: plain declarations only, no macros, no includes,
+ * fixed-width types that cffi knows).
+ *
+ * Process chain (see spawn.c):
+ *   caller (python) --clone--> stage1 --clone3(CLONE_PARENT|clone_flags)--> init
+ *   stage1 joins the namespaces given by path (setns), clones init as a child of the
+ *   caller, writes init's uid/gid maps when a user namespace is new, reports init's
+ *   pid on the sync socket, and exits.  init sets the container up and reports READY
+ *   (or ERROR), then blocks opening exec_fifo for writing until `start` opens it.
+ *
+ * Sync protocol: SOCK_SEQPACKET, one struct pyrt_msg per packet, child -> caller.
+ */
+
+struct pyrt_msg {
+    int32_t type;        /* PYRT_MSG_* below */
+    int32_t pid;         /* PID: init's pid in the caller's pid namespace; ERROR from
+                            stage1: init's pid if it was already cloned (stage1 killed
+                            it; the caller must reap it), else 0 */
+    int32_t err;         /* ERROR: errno (0 if none) */
+    char step[64];       /* ERROR: the step that failed, e.g. "mount /proc" */
+    char text[436];      /* ERROR: detail, e.g. the path; may be empty */
+};                       /* 512 bytes */
+
+enum pyrt_msg_type {
+    PYRT_MSG_PID = 1,    /* stage1 -> caller: init was cloned, .pid set */
+    PYRT_MSG_READY = 2,  /* init -> caller: setup done, now waiting on exec_fifo */
+    PYRT_MSG_ERROR = 3   /* stage1 or init -> caller: setup failed; sender exits */
+};
+
+enum pyrt_dest_kind {
+    PYRT_DEST_DIR = 0,   /* create the mount destination as a directory if missing */
+    PYRT_DEST_FILE = 1   /* ... as an empty regular file (bind of a non-directory) */
+};
+
+struct pyrt_ns_join {
+    int32_t type;        /* one CLONE_NEW* flag */
+    const char *path;    /* e.g. /proc/123/ns/net */
+};
+
+struct pyrt_mount {
+    const char *source;        /* NULL allowed; host path for binds (absolute) */
+    const char *destination;   /* absolute path inside the container */
+    const char *fstype;        /* NULL for bind mounts */
+    unsigned long flags;       /* MS_* for mount(2); MS_BIND(|MS_REC) for binds */
+    unsigned long propagation; /* MS_SHARED/MS_PRIVATE/MS_SLAVE/MS_UNBINDABLE(|MS_REC), 0: none */
+    const char *data;          /* filesystem option string, NULL allowed */
+    int32_t dest_kind;         /* enum pyrt_dest_kind */
+};
+
+struct pyrt_device {
+    const char *path;          /* absolute inside the container, e.g. /dev/null */
+    uint32_t mode;             /* S_IFCHR / S_IFBLK / S_IFIFO | permission bits */
+    uint32_t major;
+    uint32_t minor;
+    uint32_t uid;
+    uint32_t gid;
+    int32_t bind_from_host;    /* 1: bind-mount the host's node (user namespaces) */
+};
+
+struct pyrt_symlink {
+    const char *target;        /* what the link points to, e.g. /proc/self/fd */
+    const char *linkpath;      /* absolute inside the container, e.g. /dev/fd */
+};
+
+struct pyrt_rlimit {
+    int32_t resource;          /* RLIMIT_* */
+    const char *name;          /* "RLIMIT_NOFILE", for error messages */
+    uint64_t soft;
+    uint64_t hard;
+};
+
+struct pyrt_plan {
+    /* namespaces */
+    int32_t clone_flags;                 /* CLONE_NEW* to create */
+    const struct pyrt_ns_join *joins;    /* namespaces to join by path, in this order */
+    size_t n_joins;
+    const char *uid_map;                 /* text for /proc/PID/uid_map; NULL: none */
+    const char *gid_map;                 /* text for /proc/PID/gid_map; NULL: none */
+    int32_t deny_setgroups;              /* write "deny" to /proc/PID/setgroups first */
+
+    /* filesystem */
+    const char *rootfs;                  /* absolute host path; NULL: no filesystem setup at all
+                                            (exec into a running container) */
+    unsigned long root_propagation_pre;  /* mount("", "/", pre) before setup, e.g. MS_SLAVE|MS_REC */
+    unsigned long root_propagation_post; /* mount("", "/", post) after pivot_root; 0: none */
+    int32_t no_pivot;                    /* MS_MOVE + chroot instead of pivot_root */
+    int32_t readonly_root;               /* remount / read-only at the end */
+    const struct pyrt_mount *mounts;     /* in order */
+    size_t n_mounts;
+    const struct pyrt_device *devices;   /* created after the mounts */
+    size_t n_devices;
+    const struct pyrt_symlink *symlinks; /* created after the devices */
+    size_t n_symlinks;
+    const char *const *masked_paths;     /* after pivot_root */
+    size_t n_masked;
+    const char *const *readonly_paths;   /* after pivot_root */
+    size_t n_readonly;
+    const char *hostname;                /* NULL: leave */
+    const char *domainname;              /* NULL: leave */
+    int32_t loopback_up;                 /* bring "lo" up (new net namespace) */
+
+    /* process */
+    const char *const *argv;             /* NULL-terminated, argv[0] as given */
+    const char *const *envp;             /* NULL-terminated */
+    const char *path_search;             /* PATH used to resolve argv[0] without '/'; NULL: none */
+    const char *cwd;                     /* absolute inside the container */
+    uint32_t uid;
+    uint32_t gid;
+    int32_t set_groups;                  /* call setgroups(n_groups, groups) */
+    const uint32_t *groups;
+    size_t n_groups;
+    int32_t umask;                       /* -1: leave */
+    int32_t set_caps;                    /* apply the five sets below */
+    uint64_t cap_bounding;
+    uint64_t cap_effective;
+    uint64_t cap_permitted;
+    uint64_t cap_inheritable;
+    uint64_t cap_ambient;
+    int32_t last_cap;                    /* /proc/sys/kernel/cap_last_cap */
+    int32_t no_new_privs;
+    const struct pyrt_rlimit *rlimits;
+    size_t n_rlimits;
+    int32_t set_oom_score_adj;
+    int32_t oom_score_adj;
+
+    /* lifecycle */
+    const char *exec_fifo;               /* host path; opened O_PATH before pivot_root; NULL: exec
+                                            right after READY */
+    int32_t preserve_fds;                /* fds 3 .. 3+N-1 stay open across execve */
+    int32_t sync_fd;                     /* child end of the sync socketpair; must be >= 3+preserve_fds */
+};
+
+/*
+ * Clone stage1 (which clones init) and wait for stage1 to exit.
+ * Returns 0 when stage1 exited cleanly (the caller then reads PID, then READY or
+ * ERROR, from its end of the socketpair), or -errno if stage1 could not be
+ * cloned or died abnormally.  Never returns in the children.
+ */
+int pyrt_spawn(const struct pyrt_plan *plan);

@@ -1,0 +1,199 @@
+/*
+ * exec.c - the last mile: the working directory, resolving argv[0] (before
+ * READY, so `create` fails for a missing binary), waiting on the exec fifo,
+ * fd hygiene and execve.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pyrt.h"
+
+/*
+ * chdir(cwd) and check that the result is reachable from our root: a cwd
+ * reached through a leaked fd's /proc/self/fd/N link would not be
+ * (CVE-2024-21626); glibc's getcwd reports that as ENOENT.
+ */
+int pyrt_enter_cwd(struct pyrt_ctx *c)
+{
+    char buf[PATH_MAX];
+    const char *cwd = c->plan->cwd;
+
+    if (!cwd)
+        return 0;
+    if (chdir(cwd) < 0)
+        return pyrt_fail(c->sync_fd, "chdir", errno, "cwd %s", cwd);
+    if (getcwd(buf, sizeof buf) == NULL)
+        return pyrt_fail(c->sync_fd, "chdir", errno, "cwd %s is outside the container root", cwd);
+    return 0;
+}
+
+static int is_executable(const char *path, int *err)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0) {
+        *err = errno;
+        return 0;
+    }
+    if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
+        *err = EACCES;
+        return 0;
+    }
+    return 1;
+}
+
+/* Like Go's exec.LookPath, which runc uses: argv[0] with a '/' is taken as is. */
+int pyrt_resolve_exe(struct pyrt_ctx *c)
+{
+    const char *name = c->plan->argv[0];
+    const char *dir, *end;
+    size_t dlen, nlen;
+    int err = 0;
+
+    if (!name || !*name)
+        return pyrt_failx(c->sync_fd, "exec", EINVAL, "exec: empty argv[0]");
+    nlen = strlen(name);
+    if (strchr(name, '/')) {
+        if (nlen >= sizeof c->exe)
+            return pyrt_failx(c->sync_fd, "exec", ENAMETOOLONG, "exec: \"%s\": name too long", name);
+        if (!is_executable(name, &err))
+            return pyrt_fail(c->sync_fd, "exec", err, "exec: \"%s\": stat %s", name, name);
+        memcpy(c->exe, name, nlen + 1);
+        return 0;
+    }
+    for (dir = c->plan->path_search; dir; dir = *end ? end + 1 : NULL) {
+        end = strchrnul(dir, ':');
+        dlen = (size_t)(end - dir);
+        if (dlen == 0) { /* an empty element means the current directory */
+            dir = ".";
+            dlen = 1;
+        }
+        if (dlen + 1 + nlen >= sizeof c->exe)
+            continue;
+        memcpy(c->exe, dir, dlen);
+        c->exe[dlen] = '/';
+        memcpy(c->exe + dlen + 1, name, nlen + 1);
+        if (is_executable(c->exe, &err))
+            return 0;
+    }
+    c->exe[0] = '\0';
+    return pyrt_failx(c->sync_fd, "exec", ENOENT,
+                      "exec: \"%s\": executable file not found in $PATH", name);
+}
+
+/*
+ * Before READY: the fifo must be reopenable through /proc/self/fd (the
+ * container needs its /proc).  With no reader yet, O_NONBLOCK gives ENXIO.
+ */
+int pyrt_check_fifo(struct pyrt_ctx *c)
+{
+    char fp[PYRT_FDPATH_LEN];
+    int fd;
+
+    if (c->fifo_fd < 0)
+        return 0;
+    pyrt_fdpath(fp, c->fifo_fd);
+    fd = open(fp, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    else if (errno != ENXIO)
+        return pyrt_fail(c->sync_fd, "exec fifo", errno, "reopen %s via %s", c->plan->exec_fifo, fp);
+    return 0;
+}
+
+/* Blocks until `start` opens the fifo for reading, then hands it one byte. */
+int pyrt_wait_fifo(struct pyrt_ctx *c)
+{
+    char fp[PYRT_FDPATH_LEN];
+    ssize_t n;
+    int fd;
+
+    if (c->fifo_fd < 0)
+        return 0;
+    pyrt_fdpath(fp, c->fifo_fd);
+    do
+        fd = open(fp, O_WRONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return pyrt_fail(c->sync_fd, "exec fifo", errno, "open %s for writing", c->plan->exec_fifo);
+    n = write(fd, "0", 1);
+    if (n != 1) {
+        int err = n < 0 ? errno : EIO;
+        close(fd);
+        return pyrt_fail(c->sync_fd, "exec fifo", err, "write %s", c->plan->exec_fifo);
+    }
+    close(fd);
+    close(c->fifo_fd);
+    c->fifo_fd = -1;
+    return 0;
+}
+
+/* close_range() fallback: mark every fd >= first close-on-exec. */
+static int cloexec_from_proc(struct pyrt_ctx *c, int first)
+{
+    char buf[4096];
+    long n, off;
+    int dfd;
+
+    dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return pyrt_fail(c->sync_fd, "fds", errno, "open /proc/self/fd");
+    while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+        for (off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            int fd = atoi(d->d_name); /* "." and ".." give 0 */
+            off += d->d_reclen;
+            if (fd >= first && fd != dfd)
+                fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+    }
+    close(dfd);
+    if (n < 0)
+        return pyrt_fail(c->sync_fd, "fds", errno, "read /proc/self/fd");
+    return 0;
+}
+
+/* Nothing but 0..2 and the preserved fds may survive execve (CVE-2024-21626). */
+int pyrt_prepare_fds(struct pyrt_ctx *c)
+{
+    int first = 3 + (c->plan->preserve_fds > 0 ? c->plan->preserve_fds : 0);
+    int fd, flags;
+
+    if (c->root_fd >= 0) {
+        close(c->root_fd);
+        c->root_fd = -1;
+    }
+    if (c->fifo_fd >= 0) {
+        close(c->fifo_fd);
+        c->fifo_fd = -1;
+    }
+    if (close_range((unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        if (errno != ENOSYS && errno != EINVAL)
+            return pyrt_fail(c->sync_fd, "fds", errno, "close_range(%d, CLOEXEC)", first);
+        if (cloexec_from_proc(c, first) < 0)
+            return -1;
+    }
+    for (fd = 3; fd < first; fd++) {
+        if (fd == c->sync_fd) /* never hand the sync socket to the container */
+            continue;
+        flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+            return pyrt_fail(c->sync_fd, "fds", errno, "keep preserved fd %d", fd);
+    }
+    return 0;
+}
+
+void pyrt_exec(struct pyrt_ctx *c)
+{
+    execve(c->exe, (char *const *)c->plan->argv, (char *const *)c->plan->envp);
+    pyrt_fail(c->sync_fd, "exec", errno, "exec %s", c->exe);
+    _exit(127);
+}

@@ -1,0 +1,90 @@
+/*
+ * init.c - the container's init, from clone to execve, in the order of
+ * REFERENCE.md §3.  Each step reports its own failure; any failure ends the
+ * process (after READY the caller may be gone: the report is best effort).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "pyrt.h"
+
+/* The filesystem: host-side mounts, devices, pivot, then what needs the new root. */
+static int setup_rootfs(struct pyrt_ctx *c)
+{
+    const struct pyrt_plan *p = c->plan;
+
+    if (!p->rootfs)
+        return 0; /* e.g. exec into a running container: its root is already set */
+    if (pyrt_prepare_root(c) < 0 ||
+        pyrt_do_mounts(c) < 0 ||
+        pyrt_make_devices(c) < 0 ||
+        pyrt_make_symlinks(c) < 0 ||
+        pyrt_pivot_root(c) < 0 ||
+        pyrt_root_propagation_post(c) < 0 ||
+        pyrt_mask_paths(c) < 0 ||
+        pyrt_readonly_paths(c) < 0)
+        return -1;
+    if (p->readonly_root && pyrt_readonly_root(c) < 0)
+        return -1;
+    return 0;
+}
+
+static int before_ready(struct pyrt_ctx *c)
+{
+    const struct pyrt_plan *p = c->plan;
+    int maps = p->uid_map != NULL || p->gid_map != NULL;
+
+    /* Non-dumpable first (CVE-2016-9962); with maps, right after stage1 wrote them (spawn.c). */
+    if (!maps && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_DUMPABLE)");
+    if (pyrt_wait_release(c) < 0)
+        return -1;
+    if (maps && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_DUMPABLE)");
+    if (p->exec_fifo) {
+        c->fifo_fd = open(p->exec_fifo, O_PATH | O_CLOEXEC);
+        if (c->fifo_fd < 0)
+            return pyrt_fail(c->sync_fd, "exec fifo", errno, "open %s", p->exec_fifo);
+    }
+    if (setup_rootfs(c) < 0 ||
+        pyrt_set_names(c) < 0 ||
+        pyrt_loopback_up(c) < 0 ||
+        pyrt_set_rlimits(c) < 0 ||
+        pyrt_set_oom_score_adj(c) < 0 ||
+        pyrt_enter_cwd(c) < 0 ||
+        pyrt_resolve_exe(c) < 0 ||
+        pyrt_check_fifo(c) < 0)
+        return -1;
+    return 0;
+}
+
+static int after_start(struct pyrt_ctx *c)
+{
+    if (pyrt_wait_fifo(c) < 0 ||
+        pyrt_set_creds(c) < 0 ||
+        pyrt_enter_cwd(c) < 0 ||
+        pyrt_prepare_fds(c) < 0)
+        return -1;
+    return 0;
+}
+
+void pyrt_init(const struct pyrt_plan *p, int release_fd)
+{
+    struct pyrt_ctx c = {
+        .plan = p,
+        .sync_fd = p->sync_fd,
+        .release_fd = release_fd,
+        .fifo_fd = -1,
+        .root_fd = -1,
+    };
+
+    if (before_ready(&c) < 0)
+        _exit(1);
+    if (pyrt_send(c.sync_fd, PYRT_MSG_READY, 0) < 0)
+        _exit(1);
+    if (after_start(&c) < 0)
+        _exit(1);
+    pyrt_exec(&c);
+}

@@ -1,0 +1,125 @@
+/*
+ * namespaces.c - joining namespaces by path (stage1), writing the new user
+ * namespace's id maps (stage1, for init), and init's wait for stage1's go.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pyrt.h"
+
+#define PYRT_MAX_JOINS 16
+
+static const char *ns_name(int32_t type)
+{
+    switch (type) {
+    case CLONE_NEWUSER: return "user";
+    case CLONE_NEWNS: return "mnt";
+    case CLONE_NEWPID: return "pid";
+    case CLONE_NEWNET: return "net";
+    case CLONE_NEWUTS: return "uts";
+    case CLONE_NEWIPC: return "ipc";
+    case CLONE_NEWCGROUP: return "cgroup";
+    case CLONE_NEWTIME: return "time";
+    default: return "?";
+    }
+}
+
+/*
+ * setns() each join in the plan's order.  All paths are opened first (as runc
+ * does): once in another user or mount namespace the remaining paths might
+ * no longer be reachable.
+ */
+int pyrt_join_namespaces(const struct pyrt_plan *p, int sync_fd)
+{
+    int fds[PYRT_MAX_JOINS];
+    size_t i, n = p->n_joins;
+    int rc = 0;
+
+    if (n > PYRT_MAX_JOINS)
+        return pyrt_failx(sync_fd, "setns", E2BIG, "%zu namespaces to join, at most %d",
+                          n, PYRT_MAX_JOINS);
+    for (i = 0; i < n; i++) {
+        fds[i] = open(p->joins[i].path, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) {
+            rc = pyrt_fail(sync_fd, "setns", errno, "open %s namespace %s",
+                           ns_name(p->joins[i].type), p->joins[i].path);
+            break;
+        }
+    }
+    n = i;
+    for (i = 0; rc == 0 && i < n; i++)
+        if (setns(fds[i], p->joins[i].type) < 0)
+            rc = pyrt_fail(sync_fd, "setns", errno, "join %s namespace %s",
+                           ns_name(p->joins[i].type), p->joins[i].path);
+    for (i = 0; i < n; i++)
+        close(fds[i]);
+    return rc;
+}
+
+/* The kernel wants each of these files written in a single write(). */
+static int write_proc(int proc_fd, pid_t pid, const char *file, const char *text, int sync_fd)
+{
+    char rel[64];
+    size_t len = strlen(text);
+    ssize_t n;
+    int fd;
+
+    snprintf(rel, sizeof rel, "%d/%s", (int)pid, file);
+    fd = openat(proc_fd, rel, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return pyrt_fail_pid(sync_fd, pid, "id maps", errno, "open /proc/%s", rel);
+    n = write(fd, text, len);
+    if (n != (ssize_t)len) {
+        int err = n < 0 ? errno : EIO;
+        close(fd);
+        return pyrt_fail_pid(sync_fd, pid, "id maps", err, "write /proc/%s \"%.200s\"", rel, text);
+    }
+    close(fd);
+    return 0;
+}
+
+/*
+ * Written by stage1, which is in the parent user namespace of init's new one.
+ * proc_fd is the caller's /proc, opened before any setns, so `pid` (a pid in
+ * the caller's pid namespace) names init there.
+ */
+int pyrt_write_maps(int proc_fd, pid_t pid, const struct pyrt_plan *p, int sync_fd)
+{
+    if (p->deny_setgroups && write_proc(proc_fd, pid, "setgroups", "deny", sync_fd) < 0)
+        return -1;
+    if (p->gid_map && write_proc(proc_fd, pid, "gid_map", p->gid_map, sync_fd) < 0)
+        return -1;
+    if (p->uid_map && write_proc(proc_fd, pid, "uid_map", p->uid_map, sync_fd) < 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * init: block until stage1 has written the maps and reported our pid, so the
+ * caller always sees PID before READY/ERROR.  EOF means stage1 failed (and
+ * reported it): leave quietly.  With a new user namespace, become its root.
+ */
+int pyrt_wait_release(struct pyrt_ctx *c)
+{
+    char b;
+    ssize_t n;
+
+    do
+        n = read(c->release_fd, &b, 1);
+    while (n < 0 && errno == EINTR);
+    close(c->release_fd);
+    c->release_fd = -1;
+    if (n != 1)
+        _exit(1);
+    if (c->plan->uid_map || c->plan->gid_map) {
+        if (setresgid(0, 0, 0) < 0)
+            return pyrt_fail(c->sync_fd, "id maps", errno, "setresgid(0) in the new user namespace");
+        if (setresuid(0, 0, 0) < 0)
+            return pyrt_fail(c->sync_fd, "id maps", errno, "setresuid(0) in the new user namespace");
+    }
+    return 0;
+}

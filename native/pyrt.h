@@ -1,0 +1,90 @@
+/*
+ * pyrt.h - internal declarations shared by the native files.
+ *
+ * Everything here runs in a forked copy of the Python caller (stage1, init):
+ * only plain syscalls and fork-safe libc calls, no malloc, no stdio streams.
+ *
+ * Error convention: a step function reports its own failure on the sync
+ * socket with pyrt_fail() (step, errno, one-line text naming the object) and
+ * returns -1; the caller just propagates -1 and finally _exit()s.  The safepath
+ * helpers are the exception: they return -1 with errno set and let the caller
+ * report, because only the caller knows what the path was for.
+ */
+#ifndef PYRT_H
+#define PYRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "api.h"
+
+#define PYRT_FDPATH_LEN 32 /* "/proc/self/fd/" + an int */
+
+/* State carried through stage1 and init; lives on the child's stack. */
+struct pyrt_ctx {
+    const struct pyrt_plan *plan;
+    int sync_fd;      /* plan->sync_fd */
+    int release_fd;   /* init: read end of stage1's release pipe */
+    int fifo_fd;      /* init: exec fifo opened O_PATH, -1 if none */
+    int root_fd;      /* init: O_PATH fd of the container root, -1 if none */
+    char exe[4096];   /* init: argv[0] resolved against path_search */
+};
+
+/* sync.c: messages to the caller */
+int pyrt_send(int fd, int32_t type, int32_t pid);
+int pyrt_fail(int fd, const char *step, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));   /* text + ": strerror(err)" */
+int pyrt_failx(int fd, const char *step, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));   /* text as given, err only in .err */
+int pyrt_fail_pid(int fd, int32_t pid, const char *step, int err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));   /* like pyrt_fail, sets .pid */
+
+/* safepath.c: paths inside the container root (fds are O_PATH|O_CLOEXEC) */
+void pyrt_fdpath(char buf[PYRT_FDPATH_LEN], int fd);
+int pyrt_open_in_root(int root_fd, const char *path, uint64_t resolve);
+int pyrt_mkpath_in_root(int root_fd, const char *path, int kind, uint64_t resolve);
+int pyrt_open_parent(int root_fd, const char *path, char *name, size_t name_len);
+unsigned long pyrt_locked_flags(int fd);   /* MS_* equivalents of fstatvfs flags */
+
+/* namespaces.c */
+int pyrt_join_namespaces(const struct pyrt_plan *p, int sync_fd);
+int pyrt_write_maps(int proc_fd, pid_t pid, const struct pyrt_plan *p, int sync_fd);
+int pyrt_wait_release(struct pyrt_ctx *c);
+
+/* rootfs.c */
+int pyrt_prepare_root(struct pyrt_ctx *c);
+int pyrt_pivot_root(struct pyrt_ctx *c);
+int pyrt_root_propagation_post(struct pyrt_ctx *c);
+int pyrt_mask_paths(struct pyrt_ctx *c);
+int pyrt_readonly_paths(struct pyrt_ctx *c);
+int pyrt_readonly_root(struct pyrt_ctx *c);
+
+/* mounts.c */
+int pyrt_do_mounts(struct pyrt_ctx *c);
+
+/* devices.c */
+int pyrt_make_devices(struct pyrt_ctx *c);
+int pyrt_make_symlinks(struct pyrt_ctx *c);
+
+/* process.c: container-wide attributes */
+int pyrt_set_names(struct pyrt_ctx *c);
+int pyrt_loopback_up(struct pyrt_ctx *c);
+int pyrt_set_rlimits(struct pyrt_ctx *c);
+int pyrt_set_oom_score_adj(struct pyrt_ctx *c);
+
+/* creds.c: groups, ids, capabilities, umask, no_new_privs */
+int pyrt_set_creds(struct pyrt_ctx *c);
+
+/* exec.c */
+int pyrt_enter_cwd(struct pyrt_ctx *c);
+int pyrt_resolve_exe(struct pyrt_ctx *c);
+int pyrt_check_fifo(struct pyrt_ctx *c);
+int pyrt_wait_fifo(struct pyrt_ctx *c);
+int pyrt_prepare_fds(struct pyrt_ctx *c);
+void pyrt_exec(struct pyrt_ctx *c) __attribute__((noreturn));
+
+/* init.c */
+void pyrt_init(const struct pyrt_plan *p, int release_fd) __attribute__((noreturn));
+
+#endif

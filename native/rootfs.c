@@ -1,0 +1,210 @@
+/*
+ * rootfs.c - the container root: propagation, binding the rootfs onto itself,
+ * pivot_root (or MS_MOVE + chroot), masked and read-only paths, read-only /.
+ * All of it runs in init's own (new) mount namespace.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "pyrt.h"
+
+static int in_new_mount_ns(const struct pyrt_plan *p)
+{
+    return (p->clone_flags & CLONE_NEWNS) != 0;
+}
+
+int pyrt_prepare_root(struct pyrt_ctx *c)
+{
+    const struct pyrt_plan *p = c->plan;
+    int fd = c->sync_fd;
+
+    /* A guard, not a policy: everything below would otherwise change the host's mounts. */
+    if (!in_new_mount_ns(p))
+        return pyrt_failx(fd, "rootfs", EINVAL, "refusing to set up %s without a new mount namespace",
+                          p->rootfs);
+    if (p->root_propagation_pre && mount("", "/", NULL, p->root_propagation_pre, NULL) < 0)
+        return pyrt_fail(fd, "rootfs", errno, "set propagation of / to %#lx", p->root_propagation_pre);
+    if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return pyrt_fail(fd, "rootfs", errno, "bind %s onto itself", p->rootfs);
+    c->root_fd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (c->root_fd < 0)
+        return pyrt_fail(fd, "rootfs", errno, "open %s", p->rootfs);
+    return 0;
+}
+
+/*
+ * pivot_root(".", ".") stacks the old root on top of the new one.  As runc
+ * does, step into the old root by fd (not "."; that would name the new root,
+ * and making it rslave would undo the container's own propagation settings),
+ * make it rslave so its unmount cannot propagate to the host, detach it.
+ */
+static int pivot(struct pyrt_ctx *c)
+{
+    int fd = c->sync_fd;
+    int old_fd, rc = 0;
+
+    old_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (old_fd < 0)
+        return pyrt_fail(fd, "pivot_root", errno, "open old /");
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        rc = pyrt_fail(fd, "pivot_root", errno, "pivot_root %s", c->plan->rootfs);
+    else if (fchdir(old_fd) < 0)
+        rc = pyrt_fail(fd, "pivot_root", errno, "chdir old root");
+    else if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+        rc = pyrt_fail(fd, "pivot_root", errno, "make old root rslave");
+    else if (umount2(".", MNT_DETACH) < 0)
+        rc = pyrt_fail(fd, "pivot_root", errno, "detach old root");
+    close(old_fd);
+    return rc;
+}
+
+/* After this, c->root_fd is "/" of the container and the host root is gone. */
+int pyrt_pivot_root(struct pyrt_ctx *c)
+{
+    const struct pyrt_plan *p = c->plan;
+    int fd = c->sync_fd;
+
+    if (fchdir(c->root_fd) < 0)
+        return pyrt_fail(fd, "pivot_root", errno, "chdir %s", p->rootfs);
+    if (p->no_pivot) {
+        if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+            return pyrt_fail(fd, "pivot_root", errno, "move %s onto / (no_pivot)", p->rootfs);
+        if (chroot(".") < 0)
+            return pyrt_fail(fd, "pivot_root", errno, "chroot %s (no_pivot)", p->rootfs);
+    } else if (pivot(c) < 0) {
+        return -1;
+    }
+    if (chdir("/") < 0)
+        return pyrt_fail(fd, "pivot_root", errno, "chdir /");
+    close(c->root_fd);
+    c->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (c->root_fd < 0)
+        return pyrt_fail(fd, "pivot_root", errno, "open new /");
+    return 0;
+}
+
+int pyrt_root_propagation_post(struct pyrt_ctx *c)
+{
+    unsigned long f = c->plan->root_propagation_post;
+
+    if (f && mount("", "/", NULL, f, NULL) < 0)
+        return pyrt_fail(c->sync_fd, "rootfs", errno, "set propagation of / to %#lx", f);
+    return 0;
+}
+
+/* /dev/null of the container, checked by fd to be the real 1:3 (CVE-2025-31133). */
+static int open_dev_null(struct pyrt_ctx *c)
+{
+    struct stat st;
+    int nfd = pyrt_open_in_root(c->root_fd, "/dev/null", 0);
+
+    if (nfd < 0)
+        return pyrt_fail(c->sync_fd, "masked paths", errno, "open /dev/null");
+    if (fstat(nfd, &st) < 0) {
+        int err = errno;
+        close(nfd);
+        return pyrt_fail(c->sync_fd, "masked paths", err, "stat /dev/null");
+    }
+    if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3) {
+        close(nfd);
+        return pyrt_failx(c->sync_fd, "masked paths", EPERM,
+                          "/dev/null is not the 1:3 character device; refusing to mask with it");
+    }
+    return nfd;
+}
+
+static int mask_one(struct pyrt_ctx *c, const char *path, int *null_fd)
+{
+    char tp[PYRT_FDPATH_LEN], np[PYRT_FDPATH_LEN];
+    struct stat st;
+    int tfd, rc = 0;
+
+    tfd = pyrt_open_in_root(c->root_fd, path, 0);
+    if (tfd < 0)
+        return errno == ENOENT ? 0 : pyrt_fail(c->sync_fd, "masked paths", errno, "open %s", path);
+    pyrt_fdpath(tp, tfd);
+    if (fstat(tfd, &st) < 0) {
+        rc = pyrt_fail(c->sync_fd, "masked paths", errno, "stat %s", path);
+    } else if (S_ISDIR(st.st_mode)) {
+        if (mount("tmpfs", tp, "tmpfs", MS_RDONLY, NULL) < 0)
+            rc = pyrt_fail(c->sync_fd, "masked paths", errno, "mask directory %s with tmpfs", path);
+    } else {
+        if (*null_fd < 0)
+            *null_fd = open_dev_null(c);
+        if (*null_fd < 0) {
+            rc = -1;
+        } else {
+            pyrt_fdpath(np, *null_fd);
+            if (mount(np, tp, NULL, MS_BIND, NULL) < 0)
+                rc = pyrt_fail(c->sync_fd, "masked paths", errno, "bind /dev/null over %s", path);
+        }
+    }
+    close(tfd);
+    return rc;
+}
+
+int pyrt_mask_paths(struct pyrt_ctx *c)
+{
+    int null_fd = -1, rc = 0;
+    size_t i;
+
+    for (i = 0; rc == 0 && i < c->plan->n_masked; i++)
+        rc = mask_one(c, c->plan->masked_paths[i], &null_fd);
+    if (null_fd >= 0)
+        close(null_fd);
+    return rc;
+}
+
+static int readonly_one(struct pyrt_ctx *c, const char *path)
+{
+    char tp[PYRT_FDPATH_LEN];
+    int tfd;
+
+    tfd = pyrt_open_in_root(c->root_fd, path, 0);
+    if (tfd < 0)
+        return errno == ENOENT ? 0 : pyrt_fail(c->sync_fd, "readonly paths", errno, "open %s", path);
+    pyrt_fdpath(tp, tfd);
+    if (mount(tp, tp, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        int err = errno;
+        close(tfd);
+        return pyrt_fail(c->sync_fd, "readonly paths", err, "bind %s onto itself", path);
+    }
+    close(tfd);
+    /* Re-open: the old fd still names the directory under the new mount. */
+    tfd = pyrt_open_in_root(c->root_fd, path, 0);
+    if (tfd < 0)
+        return pyrt_fail(c->sync_fd, "readonly paths", errno, "reopen %s", path);
+    pyrt_fdpath(tp, tfd);
+    if (mount(NULL, tp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | pyrt_locked_flags(tfd), NULL) < 0) {
+        int err = errno;
+        close(tfd);
+        return pyrt_fail(c->sync_fd, "readonly paths", err, "remount %s read-only", path);
+    }
+    close(tfd);
+    return 0;
+}
+
+int pyrt_readonly_paths(struct pyrt_ctx *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->plan->n_readonly; i++)
+        if (readonly_one(c, c->plan->readonly_paths[i]) < 0)
+            return -1;
+    return 0;
+}
+
+int pyrt_readonly_root(struct pyrt_ctx *c)
+{
+    unsigned long keep = pyrt_locked_flags(c->root_fd);
+
+    if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0)
+        return pyrt_fail(c->sync_fd, "readonly root", errno, "remount / read-only");
+    return 0;
+}

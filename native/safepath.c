@@ -1,0 +1,180 @@
+/*
+ * safepath.c - resolve and create paths inside the container root without
+ * ever leaving it (REFERENCE §5, CVE-2021-30465 / CVE-2024-45310).
+ *
+ * Every lookup is openat2(root_fd, path, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS):
+ * "..", absolute symlinks and symlinks pointing outside are all clamped to the
+ * root, and /proc magic links are refused.  Callers mount onto
+ * /proc/self/fd/N of the returned O_PATH fd, never onto a path string that
+ * could be swapped in between.  These helpers return -1 with errno set and do
+ * not report: the caller knows what the path was for.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pyrt.h"
+
+void pyrt_fdpath(char buf[PYRT_FDPATH_LEN], int fd)
+{
+    snprintf(buf, PYRT_FDPATH_LEN, "/proc/self/fd/%d", fd);
+}
+
+int pyrt_open_in_root(int root_fd, const char *path, uint64_t resolve)
+{
+    struct open_how how;
+    const char *rel = path;
+    long fd;
+    int tries = 0;
+
+    while (*rel == '/')
+        rel++;
+    if (*rel == '\0')
+        rel = ".";
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve;
+    /* EAGAIN: a concurrent rename raced a ".." lookup; the kernel asks to retry. */
+    do
+        fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
+    while (fd < 0 && (errno == EAGAIN || errno == EINTR) && ++tries < 32);
+    return (int)fd;
+}
+
+static int create_last(int parent_fd, const char *name, int kind)
+{
+    int fd;
+
+    if (kind == PYRT_DEST_FILE) {
+        fd = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            close(fd);
+        return fd < 0 && errno != EEXIST ? -1 : 0;
+    }
+    if (mkdirat(parent_fd, name, 0755) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/*
+ * Open `path` inside the root, creating missing components one at a time:
+ * directories, and the last one as `kind`.  Each parent is itself opened
+ * inside the root, so a symlink met on the way is followed within the root.
+ * An existing dangling symlink is not followed out: creation fails with EEXIST
+ * and the re-lookup then reports ENOENT.
+ */
+int pyrt_mkpath_in_root(int root_fd, const char *path, int kind, uint64_t resolve)
+{
+    char buf[PATH_MAX];
+    char *p, *end;
+    int parent, fd, saved;
+
+    fd = pyrt_open_in_root(root_fd, path, resolve);
+    if (fd >= 0 || errno != ENOENT)
+        return fd;
+    if (strlen(path) >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(buf, path);
+    parent = pyrt_open_in_root(root_fd, "/", resolve);
+    if (parent < 0)
+        return -1;
+    p = buf;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (*p == '\0')
+            break;
+        end = strchr(p, '/');
+        if (end)
+            *end = '\0';
+        fd = pyrt_open_in_root(root_fd, buf, resolve);
+        if (fd < 0 && errno == ENOENT) {
+            int last = end == NULL || end[1 + strspn(end + 1, "/")] == '\0';
+            if (create_last(parent, p, last ? kind : PYRT_DEST_DIR) < 0)
+                fd = -1;
+            else
+                fd = pyrt_open_in_root(root_fd, buf, resolve);
+        }
+        saved = errno;
+        close(parent);
+        if (fd < 0) {
+            errno = saved;
+            return -1;
+        }
+        parent = fd;
+        if (!end)
+            break;
+        *end = '/';
+        p = end + 1;
+    }
+    return parent;
+}
+
+/*
+ * Open the parent directory of `path` inside the root (creating it if
+ * missing) and copy the last component into `name`.
+ */
+int pyrt_open_parent(int root_fd, const char *path, char *name, size_t name_len)
+{
+    char dir[PATH_MAX];
+    const char *slash;
+    size_t len = strlen(path);
+
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    if (len >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+    slash = strrchr(dir, '/');
+    slash = slash ? slash + 1 : dir;
+    if (strlen(slash) >= name_len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(name, slash);
+    if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    dir[slash - dir] = '\0';
+    return pyrt_mkpath_in_root(root_fd, dir[0] ? dir : "/", PYRT_DEST_DIR, 0);
+}
+
+/*
+ * Flags a bind remount must keep: in a user namespace the kernel refuses to
+ * clear nosuid/nodev/noexec/atime settings locked by a more privileged mount.
+ */
+unsigned long pyrt_locked_flags(int fd)
+{
+    struct statvfs sv;
+    unsigned long f = 0;
+
+    if (fstatvfs(fd, &sv) < 0)
+        return 0;
+    if (sv.f_flag & ST_NOSUID)
+        f |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV)
+        f |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC)
+        f |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME)
+        f |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME)
+        f |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME)
+        f |= MS_RELATIME;
+    return f;
+}

@@ -1,0 +1,143 @@
+/*
+ * spawn.c - the process chain: caller --clone--> stage1 --clone3--> init.
+ *
+ * stage1 is a plain fork-like clone of the (possibly multi-threaded) Python
+ * caller.  It joins the namespaces given by path, then clones init with
+ * CLONE_PARENT so init is the caller's child and outlives stage1.  It writes
+ * init's id maps, reports init's pid, releases init through a pipe, and exits.
+ * Ordering: PID is always sent before init is released, so the caller reads
+ * PID first, then READY or ERROR.  If stage1 fails after cloning init, it
+ * kills init and its ERROR message carries init's pid so the caller can reap
+ * the zombie.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pyrt.h"
+
+/*
+ * A fork of Python inherits its handlers (SIGINT -> Python's trampoline,
+ * which writes to Python's wakeup fd) and its ignores (SIGPIPE, SIGXFSZ),
+ * which execve would pass on to the container.  Start from defaults.
+ */
+static void reset_signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+    int s;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            sigaction(s, &sa, NULL); /* EINVAL for glibc-reserved signals: fine */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Fork-like clone (no new stack): returns 0 in the child, like fork(). */
+static pid_t clone_init(int32_t ns_flags)
+{
+    struct clone_args args;
+    long pid;
+
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_PARENT | (uint32_t)ns_flags;
+    /*
+     * clone3 rejects an exit_signal with CLONE_PARENT: the child inherits
+     * stage1's, which is SIGCHLD, so the caller is notified as for any child.
+     */
+    args.exit_signal = 0;
+    pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0 && (errno == ENOSYS || errno == E2BIG))
+        pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | (uint32_t)ns_flags) | SIGCHLD,
+                      0, 0, 0, 0);
+    return (pid_t)pid;
+}
+
+static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
+{
+    int fd = p->sync_fd;
+    int maps = p->uid_map != NULL || p->gid_map != NULL;
+    int release[2];
+    int proc_fd;
+    pid_t pid;
+    char go = '1';
+
+    reset_signals();
+    /*
+     * Non-dumpable so that nothing in a joined namespace can ptrace us
+     * (CVE-2016-9962).  Not when init needs maps: init inherits this mm flag,
+     * and a non-dumpable init's /proc/PID/{uid,gid}_map files belong to the initial
+     * root, which a rootless caller cannot write.  init then turns it off
+     * itself as soon as the maps are written, before doing anything else.
+     */
+    if (!maps && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        pyrt_fail(fd, "stage1", errno, "prctl(PR_SET_DUMPABLE)");
+        _exit(1);
+    }
+    proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (proc_fd < 0) {
+        pyrt_fail(fd, "stage1", errno, "open /proc");
+        _exit(1);
+    }
+    if (pyrt_join_namespaces(p, fd) < 0)
+        _exit(1);
+    if (pipe2(release, O_CLOEXEC) < 0) {
+        pyrt_fail(fd, "stage1", errno, "pipe2");
+        _exit(1);
+    }
+
+    pid = clone_init(p->clone_flags);
+    if (pid < 0) {
+        pyrt_fail(fd, "clone", errno, "clone init (namespace flags %#x)", (unsigned)p->clone_flags);
+        _exit(1);
+    }
+    if (pid == 0) {
+        close(release[1]);
+        close(proc_fd);
+        pyrt_init(p, release[0]);
+    }
+    close(release[0]);
+
+    if (maps && pyrt_write_maps(proc_fd, pid, p, fd) < 0)
+        goto kill_init;
+    if (pyrt_send(fd, PYRT_MSG_PID, pid) < 0) {
+        pyrt_fail_pid(fd, pid, "sync", errno, "send init pid");
+        goto kill_init;
+    }
+    if (write(release[1], &go, 1) != 1) {
+        pyrt_fail_pid(fd, pid, "sync", errno, "release init");
+        goto kill_init;
+    }
+    _exit(0);
+
+kill_init:
+    kill(pid, SIGKILL);
+    _exit(1);
+}
+
+int pyrt_spawn(const struct pyrt_plan *plan)
+{
+    pid_t pid;
+    int status;
+
+    pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        stage1(plan);
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    return -ECHILD;
+}

@@ -1,0 +1,94 @@
+/*
+ * sync.c - messages from stage1 and init to the caller over the SOCK_SEQPACKET
+ * sync socket: one struct pyrt_msg per packet.  Send errors are ignored by the
+ * failure helpers (the caller may already be gone); pyrt_send reports them.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "pyrt.h"
+
+int pyrt_send(int fd, int32_t type, int32_t pid)
+{
+    struct pyrt_msg m;
+    ssize_t n;
+
+    memset(&m, 0, sizeof m);
+    m.type = type;
+    m.pid = pid;
+    do
+        n = send(fd, &m, sizeof m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof m ? 0 : -1;
+}
+
+/* Keep messages on one line whatever the paths contain. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+static int vfail(int fd, int32_t pid, const char *step, int err, int with_str,
+                 const char *fmt, va_list ap)
+{
+    struct pyrt_msg m;
+    size_t len;
+    ssize_t n;
+
+    memset(&m, 0, sizeof m);
+    m.type = PYRT_MSG_ERROR;
+    m.pid = pid;
+    m.err = err;
+    snprintf(m.step, sizeof m.step, "%s", step);
+    vsnprintf(m.text, sizeof m.text, fmt, ap);
+    if (with_str && err != 0) {
+        /* strerrordesc_np: untranslated, no allocation (unlike strerror). */
+        const char *desc = strerrordesc_np(err);
+        len = strlen(m.text);
+        if (desc)
+            snprintf(m.text + len, sizeof m.text - len, ": %s", desc);
+        else
+            snprintf(m.text + len, sizeof m.text - len, ": errno %d", err);
+    }
+    one_line(m.step);
+    one_line(m.text);
+    do
+        n = send(fd, &m, sizeof m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return -1;
+}
+
+int pyrt_fail(int fd, const char *step, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(fd, 0, step, err, 1, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int pyrt_failx(int fd, const char *step, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(fd, 0, step, err, 0, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int pyrt_fail_pid(int fd, int32_t pid, const char *step, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(fd, pid, step, err, 1, fmt, ap);
+    va_end(ap);
+    return -1;
+}
