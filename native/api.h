@@ -12,6 +12,8 @@
  *   caller, writes init's uid/gid maps when a user namespace is new, reports init's
  *   pid on the sync socket, and exits.  init sets the container up and reports READY
  *   (or ERROR), then blocks opening exec_fifo for writing until `start` opens it.
+ *   From then on the fifo is init's error channel: an ERROR is written to it as one
+ *   struct pyrt_msg, and a successful execve closes it (EOF with no data).
  *
  * Sync protocol: SOCK_SEQPACKET, one struct pyrt_msg per packet, child -> caller.
  */

@@ -109,11 +109,16 @@ int pyrt_check_fifo(struct pyrt_ctx *c)
     return 0;
 }
 
-/* Blocks until `start` opens the fifo for reading, then hands it one byte. */
+/*
+ * Blocks until `start` opens the fifo for reading.  The write end then replaces
+ * the sync socket as the error channel: a failure from here to execve is written
+ * to it as one struct pyrt_msg (atomic: smaller than PIPE_BUF), and a successful
+ * execve closes it (O_CLOEXEC), which `start` reads as EOF with no data.  So
+ * `start` returns only once the user's program runs, or with the init's error.
+ */
 int pyrt_wait_fifo(struct pyrt_ctx *c)
 {
     char fp[PYRT_FDPATH_LEN];
-    ssize_t n;
     int fd;
 
     if (c->fifo_fd < 0)
@@ -124,15 +129,10 @@ int pyrt_wait_fifo(struct pyrt_ctx *c)
     while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return pyrt_fail(c->sync_fd, "exec fifo", errno, "open %s for writing", c->plan->exec_fifo);
-    n = write(fd, "0", 1);
-    if (n != 1) {
-        int err = n < 0 ? errno : EIO;
-        close(fd);
-        return pyrt_fail(c->sync_fd, "exec fifo", err, "write %s", c->plan->exec_fifo);
-    }
-    close(fd);
     close(c->fifo_fd);
     c->fifo_fd = -1;
+    close(c->sync_fd); /* the caller of `create` is gone or no longer listening */
+    c->sync_fd = fd;
     return 0;
 }
 

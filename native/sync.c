@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "pyrt.h"
 
@@ -60,6 +61,10 @@ static int vfail(int fd, int32_t pid, const char *step, int err, int with_str,
     do
         n = send(fd, &m, sizeof m, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ENOTSOCK) /* after start: the exec fifo (exec.c) */
+        do
+            n = write(fd, &m, sizeof m);
+        while (n < 0 && errno == EINTR);
     return -1;
 }
 

@@ -46,6 +46,9 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     init_pid = 0
     try:
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # mkfifo honours the umask; the init must be able to open it
+        if plan.root_uid_gid is not None:  # the init reopens it as the container's root
+            os.chown(fifo, *plan.root_uid_gid)
         from pyruntime.spawn import spawn
 
         init_pid = spawn(plan)
@@ -85,7 +88,11 @@ def _kill_init(pid: int) -> None:
 
 
 def start(store: Store, state: ContainerState) -> None:
-    """Release the init waiting on the exec fifo; fail if it is not in 'created'."""
+    """Release the init waiting on the exec fifo; return once it has exec'd the process.
+
+    The init keeps the fifo's write end open until execve closes it: EOF with no data
+    means the user's program runs; a struct pyrt_msg means a step after start failed.
+    """
     status = store.status(state)
     if status != "created":
         raise Failure(f"cannot start container {state.id}: it is {status}, not created")
@@ -96,25 +103,48 @@ def start(store: Store, state: ContainerState) -> None:
     try:
         pidfd = os.pidfd_open(state.pid)
         try:
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            poller.register(pidfd, select.POLLIN)
-            while True:
-                ready = dict(poller.poll())
-                if fd in ready:
-                    try:
-                        if os.read(fd, 1):
-                            break
-                    except BlockingIOError:
-                        continue
-                    raise Failure(f"cannot start container {state.id}: its init exited")
-                if pidfd in ready:
-                    raise Failure(f"cannot start container {state.id}: its init exited")
+            data = _read_until_eof(fd, pidfd, select)
         finally:
             os.close(pidfd)
     finally:
         os.close(fd)
     os.unlink(fifo)
+    if data is None:
+        raise Failure(f"cannot start container {state.id}: its init exited")
+    if data:
+        from pyruntime.spawn import parse_error
+
+        raise parse_error(data)
+
+
+def _read_until_eof(fd: int, pidfd: int, select) -> bytes | None:  # noqa: ANN001
+    """Read the fifo until the writer closes it; None if the init died before opening it."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    data = b""
+    opened = False
+    while True:
+        events = dict(poller.poll())
+        if fd in events:
+            opened = True
+            try:
+                chunk = os.read(fd, 4096)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return data
+            data += chunk
+        elif pidfd in events:
+            # exited: whatever it wrote is in the pipe; if it never opened it, say so
+            poller.unregister(pidfd)
+            try:
+                chunk = os.read(fd, 4096)
+            except BlockingIOError:
+                chunk = b""
+            if not chunk and not opened and not data:
+                return None
+            data += chunk
 
 
 def signal_init(store: Store, state: ContainerState, sig: int) -> None:

@@ -28,7 +28,7 @@ class Log:
         if self.fmt == "json":
             import json
 
-            line = json.dumps({"level": level, "msg": msg, "time": _now()})
+            line = json.dumps({"level": level, "msg": msg, "time": _now()}, separators=(",", ":"))
         else:
             line = f'time="{_now()}" level={level} msg={_quote(msg)}'
         if self.path is None:

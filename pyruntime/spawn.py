@@ -22,9 +22,11 @@ class SetupError(Failure):
     """The init (or stage1) reported a failed step."""
 
     def __init__(self, step: str, err: int, text: str) -> None:
-        detail = f"{step}: {text}" if text else step
-        if err:
-            detail += f": {os.strerror(err)}"
+        # the native text already ends with the errno's description where one applies
+        if text:
+            detail = f"{step}: {text}"
+        else:
+            detail = f"{step}: {os.strerror(err)}" if err else step
         super().__init__(detail)
         self.step = step
         self.errno = err
@@ -115,13 +117,23 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list):  # noqa: ANN001 - cffi obj
     return p
 
 
-def _recv(fd: int) -> tuple[int, int, int, str, str] | None:
-    data = os.read(fd, MSG_SIZE)
-    if not data:
-        return None
-    kind, pid, err, step, text = _MSG.unpack(data.ljust(MSG_SIZE, b"\0"))
+def _unpack(data: bytes) -> tuple[int, int, int, str, str]:
+    kind, pid, err, step, text = _MSG.unpack(data[:MSG_SIZE].ljust(MSG_SIZE, b"\0"))
     return (kind, pid, err, step.split(b"\0", 1)[0].decode(errors="replace"),
             text.split(b"\0", 1)[0].decode(errors="replace"))
+
+
+def _recv(fd: int) -> tuple[int, int, int, str, str] | None:
+    data = os.read(fd, MSG_SIZE)
+    return _unpack(data) if data else None
+
+
+def parse_error(data: bytes) -> Failure:
+    """The Failure for an ERROR message the init wrote to the exec fifo after start."""
+    kind, _pid, err, step, text = _unpack(data)
+    if kind != MSG_ERROR:
+        return Failure("container init: unexpected message on the exec fifo")
+    return SetupError(step, err, text)
 
 
 def spawn(plan: Plan) -> int:
@@ -153,6 +165,7 @@ def spawn(plan: Plan) -> int:
             elif kind == MSG_READY:
                 return init_pid
             elif kind == MSG_ERROR:
+                init_pid = init_pid or pid  # stage1 names an init it cloned, to be reaped
                 raise SetupError(step, err, text)
     except BaseException:
         if init_pid:

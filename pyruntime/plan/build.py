@@ -74,6 +74,7 @@ class Plan:
         self.rlimits: list[tuple[int, str, int, int]] = []
         self.oom_score_adj: int | None = None
         self.exec_fifo = ""
+        self.root_uid_gid: tuple[int, int] | None = None  # host ids of the container's root
         self.preserve_fds = 0
 
 
@@ -92,7 +93,7 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.readonly_root = spec.root.readonly
     new_userns = _namespaces(spec, plan)
     _propagation(spec, plan)
-    plan.mounts = [_mount(spec, i, bundle) for i in range(len(spec.mounts))]
+    plan.mounts = [step for i in range(len(spec.mounts)) for step in _mount(spec, i, bundle)]
     plan.devices, plan.symlinks = plan_devices(spec, new_userns)
     if spec.linux is not None:
         plan.masked_paths = list(spec.linux.masked_paths)
@@ -126,8 +127,17 @@ def _namespaces(spec: Spec, plan: Plan) -> bool:
                                for m in linux.uid_mappings)
         plan.gid_map = "".join(f"{m.container_id} {m.host_id} {m.size}\n"
                                for m in linux.gid_mappings)
+        plan.root_uid_gid = (_host_id(linux.uid_mappings, 0, "linux.uidMappings"),
+                             _host_id(linux.gid_mappings, 0, "linux.gidMappings"))
     plan.loopback_up = bool(plan.clone_flags & k.CLONE_NEWNET)
     return new_userns
+
+
+def _host_id(maps: list, container_id: int, field: str) -> int:
+    for m in maps:
+        if m.container_id <= container_id < m.container_id + m.size:
+            return m.host_id + container_id - m.container_id
+    raise Failure(f"config.json: {field}: the container's root (id {container_id}) is not mapped")
 
 
 def _propagation(spec: Spec, plan: Plan) -> None:
@@ -144,7 +154,7 @@ def _propagation(spec: Spec, plan: Plan) -> None:
         plan.root_propagation_pre = flags or (k.MS_SLAVE | k.MS_REC)
 
 
-def _mount(spec: Spec, i: int, bundle: str) -> MountStep:
+def _mount(spec: Spec, i: int, bundle: str) -> list[MountStep]:
     m = spec.mounts[i]
     where = f"config.json: mounts[{i}]"
     opts = parse_options(m.options)
@@ -157,12 +167,17 @@ def _mount(spec: Spec, i: int, bundle: str) -> MountStep:
             st = os.stat(source)
         except OSError as e:
             raise Failure(f"{where}.source: {source}: {e.strerror}") from None
-        return MountStep(source, m.destination, None, opts.flags | k.MS_BIND, opts.propagation,
-                         opts.data, not stat.S_ISDIR(st.st_mode))
+        return [MountStep(source, m.destination, None, opts.flags | k.MS_BIND,
+                          opts.propagation, opts.data, not stat.S_ISDIR(st.st_mode))]
     if not m.type:
         raise Failure(f"{where}.type: required unless the mount is a bind mount")
-    return MountStep(m.source or m.type, m.destination, m.type, opts.flags, opts.propagation,
-                     opts.data, False)
+    if m.type == "cgroup":
+        from pyruntime.plan.cgroup_mount import expand
+
+        return [MountStep(src, dst, fstype, flags, 0, data, False)
+                for src, dst, fstype, flags, data in expand(m.destination, opts.flags)]
+    return [MountStep(m.source or m.type, m.destination, m.type, opts.flags, opts.propagation,
+                      opts.data, False)]
 
 
 def _caps(names: list[str] | None, field: str) -> int:
@@ -195,6 +210,10 @@ def _process(spec: Spec, plan: Plan) -> None:
         plan.set_caps = True
         for field in plan.caps:
             plan.caps[field] = _caps(getattr(p.capabilities, field), field)
+        # the kernel raises an ambient capability only if it is permitted and inheritable;
+        # runc's own default spec asks for ambient without inheritable, and runc then
+        # leaves those out rather than failing, so do the same
+        plan.caps["ambient"] &= plan.caps["permitted"] & plan.caps["inheritable"]
     plan.no_new_privs = p.no_new_privileges
     for j, r in enumerate(p.rlimits):
         resource = k.RLIMITS.get(r.type)
