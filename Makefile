@@ -1,0 +1,93 @@
+# pyruntime developer entry points.  `make setup` installs everything the project needs
+# on a fresh Debian 12 machine (as root) and is quick when there is nothing to do.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := setup
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := $(VENV)/.stamps
+SYS_PYTHON ?= python3
+APT_PACKAGES := busybox-static libseccomp-dev libcap-dev pkg-config gcc runc crun hyperfine
+PYTEST_ARGS ?=
+
+.PHONY: setup apt native native-if-stale check-native test lint demo integration bench clean distclean
+
+setup: apt $(STAMPS)/installed native-if-stale check-native
+
+# apt-get only when a package is missing; `apt-get update` only then.
+apt:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: apt-get install$$missing"; \
+	  apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(PY):
+	$(SYS_PYTHON) -m venv $(VENV)
+
+# The editable install is redone only when the packaging files change.  It leaves the
+# cffi extension out (PYRUNTIME_SKIP_NATIVE=1, see setup.py): the extension is built in
+# place below, into pyruntime/, which the editable install imports from.  One copy of
+# _native*.so, one way to build it.
+$(STAMPS)/installed: pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install -q 'setuptools>=68' wheel 'cffi>=1.16'
+	PYRUNTIME_SKIP_NATIVE=1 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	@mkdir -p $(STAMPS) && touch $@
+
+# Rebuild the extension when the file Python would import as pyruntime._native is missing
+# or older than anything under native/.  (Asking importlib, not globbing, matters: a plain
+# `pip install -e .` leaves a _native.abi3.so, while native/build.py writes the
+# higher-priority _native.cpython-3XX-*.so.)
+native-if-stale: $(STAMPS)/installed
+	@so=$$($(PY) -c 'import importlib.util as u; s = u.find_spec("pyruntime._native"); print(s.origin if s else "")' 2>/dev/null || true); \
+	if [ -z "$$so" ] || [ -n "$$(find native -type f -newer "$$so" -print -quit)" ]; then \
+	  echo "setup: building the native extension (native/build.py)"; \
+	  $(PY) native/build.py; \
+	fi
+
+native: $(STAMPS)/installed
+	$(PY) native/build.py
+
+check-native:
+	@$(PY) -c 'import pyruntime._native' \
+	  || { echo "setup: 'import pyruntime._native' failed" >&2; exit 1; }
+
+# pytest's exit code 5 (no tests collected) is a failure here.  The last line repeats the
+# counts, skips included, so a skipped root test cannot go unnoticed.
+test: setup
+	@mkdir -p build; \
+	set +e; $(PY) -m pytest $(PYTEST_ARGS) 2>&1 | tee build/pytest.log; rc=$${PIPESTATUS[0]}; set -e; \
+	summary=$$(grep -E '^=+ .*( in [0-9.]+s).* =+$$' build/pytest.log | tail -n1); \
+	count() { echo "$$summary" | grep -oE "[0-9]+ $$1" | grep -oE '^[0-9]+' || echo 0; }; \
+	passed=$$(count passed); failed=$$(( $$(count failed) + $$(count error) )); skipped=$$(count skipped); \
+	if [ "$$rc" -eq 5 ]; then echo "make test: pytest ran no test (exit 5): failing" >&2; rc=1; fi; \
+	if [ "$$skipped" -gt 0 ]; then echo "make test: $$skipped SKIPPED (reasons in the short test summary above)"; fi; \
+	echo "tests: $$passed passed, $$failed failed, $$skipped skipped"; \
+	exit $$rc
+
+lint: $(STAMPS)/installed
+	$(PY) -m ruff check .
+
+demo: setup
+	bash integration/demo.sh
+
+integration: setup
+	@if [ -x integration/run.sh ]; then integration/run.sh; else echo "integration: not yet"; fi
+
+bench: setup
+	@if [ -x integration/bench/run.sh ]; then integration/bench/run.sh; else echo "bench: not yet"; fi
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache
+	rm -f pyruntime/_native*.so
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,163 @@
+"""Fixtures for pyruntime's tests.
+
+Fixture API (see tests/support/ for the helpers behind it):
+
+- ``busybox_rootfs`` (session): Path of a busybox-static rootfs template, built once.
+- ``bundle(args=("true",), overrides=None, *, name="bundle", env=()) -> Bundle``: writes
+  ``<tmp>/<name>/config.json`` (runc's default config with terminal false, root.readonly
+  false, ``process.args = args``, *env* entries appended, *overrides* deep-merged: dicts
+  merge, lists replace, ``support.DELETE`` removes a key) next to ``<tmp>/<name>/rootfs``
+  (a hard-link clone of the template).  ``Bundle`` is path-like; ``.config`` is the dict,
+  edit it and call ``.write()``.
+- ``runtime -> support.Runtime``: the CLI on a private ``--root`` (``<tmp>/root``, never
+  /run/pyruntime).  ``.run(*args, input=None, check=False, timeout=30)`` runs
+  ``[sys.executable, "-m", "pyruntime", "--root", root, *args]`` and returns a
+  CompletedProcess with text stdout/stderr; plus ``.run_bundle``, ``.create``,
+  ``.output``, ``.start``, ``.state``, ``.status``, ``.wait_status``, ``.kill``,
+  ``.delete``, ``.ids``, ``.popen``, ``.cmd``.
+- Tests marked ``@pytest.mark.root`` are skipped when not root (they fail instead under
+  CI=true) and get the leftover check: after the test, ``delete --force`` every container
+  still known under the test's root, then fail the test if any state dir, mount or
+  process of the test is left, or any process sits in a pid namespace that did not exist
+  before the test.
+- ``PYRUNTIME_TEST_RUNTIME="runc"`` points the tests at another runtime (for comparison);
+  tests marked ``pyruntime_only`` (own messages, own state file) are then skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support.config import default_config  # noqa: E402
+from support.leftovers import (  # noqa: E402
+    TOKEN_VAR,
+    detach_mounts,
+    kill_processes,
+    snapshot_pid_namespaces,
+    wait_for_no_leftovers,
+)
+from support.rootfs import build_busybox_rootfs, clone_rootfs  # noqa: E402
+from support.runtime import Runtime, using_other_runtime  # noqa: E402
+
+IS_ROOT = os.geteuid() == 0
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+NOT_ROOT_REASON = (
+    "needs root: runs real containers (namespaces, mounts, pivot_root); run pytest as root"
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if using_other_runtime():
+        skip = pytest.mark.skip(
+            reason="pyruntime_only: checks pyruntime's own messages or state file, and "
+            "PYRUNTIME_TEST_RUNTIME points the tests at another runtime"
+        )
+        for item in items:
+            if item.get_closest_marker("pyruntime_only"):
+                item.add_marker(skip)
+
+
+class Bundle(os.PathLike):
+    """An OCI bundle directory: ``config.json`` and ``rootfs/``."""
+
+    def __init__(self, path: Path, config: dict[str, Any]) -> None:
+        self.path = path
+        self.config = config
+
+    @property
+    def rootfs(self) -> Path:
+        return self.path / "rootfs"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    def write(self, config: dict[str, Any] | None = None) -> Bundle:
+        if config is not None:
+            self.config = config
+        self.config_path.write_text(json.dumps(self.config, indent=2) + "\n")
+        return self
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"Bundle({str(self.path)!r})"
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+@pytest.fixture
+def test_token() -> str:
+    """Put in every container's environment as PYRUNTIME_TEST_TOKEN, to find leftovers."""
+    return secrets.token_hex(8)
+
+
+@pytest.fixture
+def bundle(
+    tmp_path: Path, busybox_rootfs: Path, test_token: str
+) -> Callable[..., Bundle]:
+    def make(
+        args: list[str] | tuple[str, ...] = ("true",),
+        overrides: dict[str, Any] | None = None,
+        *,
+        name: str = "bundle",
+        env: list[str] | tuple[str, ...] = (),
+    ) -> Bundle:
+        path = tmp_path / name
+        path.mkdir()
+        clone_rootfs(busybox_rootfs, path / "rootfs")
+        config = default_config(args, overrides, env=[*env, f"{TOKEN_VAR}={test_token}"])
+        return Bundle(path, config).write()
+
+    return make
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, test_token: str) -> Runtime:
+    root = tmp_path / "root"
+    root.mkdir(mode=0o700)
+    return Runtime(root=root, workdir=tmp_path, token=test_token)
+
+
+@pytest.fixture(autouse=True)
+def _root_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For tests marked root: skip when not root; afterwards, clean up and check that
+    nothing of the test is left (see the module docstring)."""
+    if request.node.get_closest_marker("root") is None:
+        yield
+        return
+    if not IS_ROOT:
+        if IN_CI:
+            pytest.fail(f"{NOT_ROOT_REASON} (CI must run root tests, not skip them)")
+        pytest.skip(NOT_ROOT_REASON)
+    runtime: Runtime = request.getfixturevalue("runtime")
+    pidns_before = snapshot_pid_namespaces()
+    yield
+    for cid in sorted(set(runtime.ids()) | set(runtime.state_dirs())):
+        try:
+            runtime.run("delete", "--force", cid, timeout=30)
+        except Exception:  # noqa: BLE001 - a hung delete is reported below as leftovers
+            pass
+    left = wait_for_no_leftovers(runtime.workdir, runtime.token, pidns_before, runtime.root)
+    if left:
+        # Clean up what is certainly this test's (its token or its tmp path), then fail.
+        kill_processes(left.processes)
+        detach_mounts(runtime.workdir)
+        pytest.fail("left behind after the test:\n" + left.report(), pytrace=False)

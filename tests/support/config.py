@@ -1,0 +1,147 @@
+"""The default bundle config: what `runc spec` (runc 1.1.5) writes, with the tests' changes.
+
+Changes from runc's output: process.terminal is false (tests capture stdio), process.args
+are the test's, root.readonly is false (tests opt in), root.path is "rootfs" (the bundle
+fixture puts a busybox rootfs there).  Everything else, the cgroup mount and the
+device-cgroup rule included, is exactly runc's, so a container that works here works under
+runc unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+RUNC_SPEC: dict[str, Any] = {
+    "ociVersion": "1.0.2-dev",
+    "process": {
+        "terminal": True,
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh"],
+        "env": [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "TERM=xterm",
+        ],
+        "cwd": "/",
+        "capabilities": {
+            "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        },
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "noNewPrivileges": True,
+    },
+    "root": {"path": "rootfs", "readonly": True},
+    "hostname": "runc",
+    "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        },
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        },
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
+        {
+            "destination": "/sys",
+            "type": "sysfs",
+            "source": "sysfs",
+            "options": ["nosuid", "noexec", "nodev", "ro"],
+        },
+        {
+            "destination": "/sys/fs/cgroup",
+            "type": "cgroup",
+            "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+        },
+    ],
+    "linux": {
+        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        "namespaces": [
+            {"type": "pid"},
+            {"type": "network"},
+            {"type": "ipc"},
+            {"type": "uts"},
+            {"type": "mount"},
+        ],
+        "maskedPaths": [
+            "/proc/acpi",
+            "/proc/asound",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/timer_stats",
+            "/proc/sched_debug",
+            "/sys/firmware",
+            "/proc/scsi",
+        ],
+        "readonlyPaths": [
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+        ],
+    },
+}
+
+
+class _Delete:
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE: Any = _Delete()
+"""Use as a value in deep_merge overrides to remove that key."""
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a copy of *base* with *overrides* merged in.
+
+    Dicts merge key by key, recursively; any other value (lists included) replaces the
+    old one; the value DELETE removes the key.
+    """
+    result = copy.deepcopy(base)
+    for key, value in (overrides or {}).items():
+        if value is DELETE:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def default_config(
+    args: list[str] | tuple[str, ...] = ("true",),
+    overrides: dict[str, Any] | None = None,
+    *,
+    env: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """runc's default config with terminal false, root.readonly false, the given args,
+    extra env entries appended, then *overrides* deep-merged."""
+    config = copy.deepcopy(RUNC_SPEC)
+    config["process"]["terminal"] = False
+    config["process"]["args"] = list(args)
+    config["process"]["env"] = config["process"]["env"] + list(env)
+    config["root"]["readonly"] = False
+    return deep_merge(config, overrides)

@@ -1,0 +1,182 @@
+"""Bad inputs: each fails with exit 1 and exactly one stderr line naming the field or the
+step, and leaves nothing behind (no <root>/<id>, no mount, no process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import Runtime, assert_clean_failure
+
+pytestmark = pytest.mark.root
+
+Mentions = tuple[str | re.Pattern[str], ...]
+ID_WORD = re.compile(r"\bid\b|container id", re.IGNORECASE)
+
+
+@dataclass
+class Case:
+    name: str
+    mentions: Mentions
+    edit: Callable[[dict[str, Any]], Any] | None = None  # mutate the config in place
+    raw: str | None = None  # config.json text instead of the config
+    cid: str = "bad"
+    argv: Callable[[Path, str], list[str]] | None = None  # default: create --bundle B ID
+    exit_code: int | None = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def set_in(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    keys = path.split(".")
+
+    def edit(config: dict[str, Any]) -> None:
+        node = config
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+
+    return edit
+
+
+def drop(path: str) -> Callable[[dict[str, Any]], None]:
+    keys = path.split(".")
+
+    def edit(config: dict[str, Any]) -> None:
+        node = config
+        for key in keys[:-1]:
+            node = node[key]
+        del node[keys[-1]]
+
+    return edit
+
+
+def add_mount(**mount: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda config: config["mounts"].append(mount)
+
+
+def add_namespace(**ns: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda config: config["linux"]["namespaces"].append(ns)
+
+
+def remove_uts(config: dict[str, Any]) -> None:
+    config["linux"]["namespaces"] = [
+        ns for ns in config["linux"]["namespaces"] if ns["type"] != "uts"
+    ]
+
+
+def host_net_as_ipc(config: dict[str, Any]) -> None:
+    config["linux"]["namespaces"] = [
+        ns for ns in config["linux"]["namespaces"] if ns["type"] != "ipc"
+    ] + [{"type": "ipc", "path": f"/proc/{os.getpid()}/ns/net"}]
+
+
+CASES = [
+    Case("malformed-json", ("config.json",), raw='{"ociVersion": "1.0.2", "process": '),
+    Case("config-not-an-object", ("config.json",), raw="[1, 2, 3]\n"),
+    Case("args-wrong-type", ("process.args",), edit=set_in("process.args", "sh -c true")),
+    Case("args-empty", ("process.args",), edit=set_in("process.args", [])),
+    Case("args-item-wrong-type", ("process.args",), edit=set_in("process.args", ["sh", 1])),
+    Case("missing-process", ("process",), edit=drop("process")),
+    Case("missing-root", ("root",), edit=drop("root")),
+    Case("root-path-missing-dir", ("root.path",), edit=set_in("root.path", "no-such-rootfs")),
+    Case("root-path-is-a-file", ("root.path",), edit=set_in("root.path", "config.json")),
+    Case("id-dotdot", (ID_WORD, "../x"), cid="../x"),
+    Case("id-slash", (ID_WORD, "a/b"), cid="a/b"),
+    Case("id-empty", (ID_WORD,), cid=""),
+    Case("missing-binary", ("/nonexistent",), edit=set_in("process.args", ["/nonexistent"])),
+    Case("binary-not-on-path", ("nosuchcmd",), edit=set_in("process.args", ["nosuchcmd"])),
+    Case("relative-cwd", ("process.cwd",), edit=set_in("process.cwd", "tmp")),
+    Case("env-without-equals", ("process.env",), edit=set_in("process.env", ["NOEQUALS"])),
+    Case("uid-negative", ("process.user.uid",), edit=set_in("process.user.uid", -1)),
+    Case("unknown-rlimit", ("process.rlimits", "RLIMIT_BOGUS"),
+         edit=set_in("process.rlimits", [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}])),
+    Case("unknown-capability", ("CAP_BOGUS",),
+         edit=set_in("process.capabilities.bounding", ["CAP_BOGUS"])),
+    Case("mount-destination-relative", ("destination",),
+         edit=add_mount(destination="mnt", type="tmpfs", source="tmpfs")),
+    Case("mount-without-destination", ("destination",),
+         edit=add_mount(type="tmpfs", source="tmpfs")),
+    Case("mount-under-a-regular-file", ("/etc/passwd/sub",),
+         edit=add_mount(destination="/etc/passwd/sub", type="tmpfs", source="tmpfs")),
+    Case("mount-unknown-type", ("nosuchfs", "/weird"),
+         edit=add_mount(destination="/weird", type="nosuchfs", source="none")),
+    Case("bind-source-missing", ("/nonexistent-source",),
+         edit=add_mount(destination="/x", type="bind", source="/nonexistent-source",
+                        options=["bind"])),
+    Case("namespace-unknown-type", ("namespaces",), edit=add_namespace(type="bogus")),
+    Case("namespace-duplicate-type", ("namespaces",), edit=add_namespace(type="network")),
+    Case("namespace-path-missing", ("/nonexistent/netns",),
+         edit=lambda c: c["linux"]["namespaces"].__setitem__(
+             1, {"type": "network", "path": "/nonexistent/netns"})),
+    Case("namespace-path-wrong-kind", ("namespaces", "/ns/net"), edit=host_net_as_ipc),
+    Case("oci-version-2", ("ociVersion",), edit=set_in("ociVersion", "2.0.0")),
+    Case("hostname-without-uts", ("hostname",), edit=remove_uts),
+    Case("uid-mappings-without-userns", ("uidMappings",),
+         edit=set_in("linux.uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}])),
+    Case("bundle-dir-missing", ("nope",),
+         argv=lambda b, cid: ["create", "--bundle", str(b.parent / "nope"), cid]),
+    Case("config-json-missing", ("config.json",), edit=lambda c: None,
+         extra={"remove_config": True}),
+    Case("log-format-yaml", ("yaml", "log-format"), exit_code=None,
+         argv=lambda b, cid: ["--log-format", "yaml", "create", "--bundle", str(b), cid]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(runtime: Runtime, bundle, tmp_path: Path, case: Case) -> None:
+    b = bundle(["true"])
+    if case.edit is not None:
+        case.edit(b.config)
+        b.write()
+    if case.raw is not None:
+        b.config_path.write_text(case.raw)
+    if case.extra.get("remove_config"):
+        b.config_path.unlink()
+    argv = case.argv(b.path, case.cid) if case.argv else ["create", "--bundle", str(b), case.cid]
+    result = runtime.run(*argv)
+    assert_clean_failure(result, runtime, case.cid, case.mentions, exit_code=case.exit_code)
+    if case.name == "id-dotdot":
+        assert not (runtime.root.parent / "x").exists()
+    assert runtime.state_dirs() == []
+
+
+def test_duplicate_id(runtime: Runtime, bundle) -> None:
+    runtime.create(bundle(["sleep", "1000"], name="first"), "dup")
+    first_pid = runtime.state("dup")["pid"]
+    result = runtime.run("create", "--bundle", bundle(["true"], name="second"), "dup")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "dup" in lines[0], result.stderr
+    state = runtime.state("dup")  # the first container is untouched
+    assert state["status"] == "created" and state["pid"] == first_pid
+    assert Path(state["bundle"]).name == "first"
+
+
+@pytest.mark.parametrize("sig", ["NOSUCHSIG", "SIGNOPE", "999"])
+def test_kill_invalid_signal(runtime: Runtime, bundle, sig: str) -> None:
+    runtime.create(bundle(["sleep", "1000"]), "c1")
+    result = runtime.run("kill", "c1", sig)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and sig in lines[0], result.stderr
+    assert runtime.status("c1") == "created"
+
+
+def test_failed_create_is_logged_as_json(runtime: Runtime, bundle, tmp_path: Path) -> None:
+    """Errors from the container's setup (the native child) reach the log too."""
+    log = tmp_path / "log.json"
+    b = bundle()
+    b.config["mounts"].append({"destination": "/weird", "type": "nosuchfs", "source": "none"})
+    b.write()
+    result = runtime.run("--log", log, "--log-format", "json", "create", "--bundle", b, "c1")
+    assert_clean_failure(result, runtime, "c1", ("nosuchfs", "/weird"))
+    errors = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    errors = [e for e in errors if e.get("level") == "error"]
+    assert errors and "/weird" in errors[-1]["msg"], errors
