@@ -91,3 +91,9 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# cgroup v2 lane: boots Debian's 6.1 kernel under QEMU TCG with a pure cgroup2 hierarchy
+# and runs `pytest -m cgroupv2` there (integration/cgroupv2/README.md).
+.PHONY: test-cgroupv2
+test-cgroupv2: setup
+	bash integration/cgroupv2/run.sh
