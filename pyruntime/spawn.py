@@ -136,9 +136,11 @@ def parse_error(data: bytes) -> Failure:
     return SetupError(step, err, text)
 
 
-def spawn(plan: Plan) -> int:
+def spawn(plan: Plan, until_exec: bool = False) -> int:
     """Start the init; return its pid once it reports READY (it then waits on the fifo).
 
+    until_exec (a plan without an exec fifo, e.g. `exec`): go on reading until the init's
+    execve closes the sync socket (EOF), so failures after READY are reported too.
     On any failure the init (if it exists) is killed and reaped before Failure is raised,
     so nothing is left running.
     """
@@ -148,6 +150,7 @@ def spawn(plan: Plan) -> int:
     parent_fd, child_fd = parent.detach(), child.detach()
     keep: list = []
     init_pid = 0
+    ready = False
     try:
         try:
             rc = lib.pyrt_spawn(_to_c(ffi, plan, child_fd, keep))
@@ -156,6 +159,8 @@ def spawn(plan: Plan) -> int:
         while True:
             msg = _recv(parent_fd)
             if msg is None:
+                if ready:  # execve closed the socket: the process runs
+                    return init_pid
                 if rc < 0:
                     raise Failure(f"spawn: {os.strerror(-rc)}")
                 raise Failure("container init exited during setup" + _describe_exit(init_pid))
@@ -163,7 +168,9 @@ def spawn(plan: Plan) -> int:
             if kind == MSG_PID:
                 init_pid = pid
             elif kind == MSG_READY:
-                return init_pid
+                if not until_exec:
+                    return init_pid
+                ready = True
             elif kind == MSG_ERROR:
                 init_pid = init_pid or pid  # stage1 names an init it cloned, to be reaped
                 raise SetupError(step, err, text)

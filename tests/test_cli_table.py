@@ -34,6 +34,13 @@ AGREEING = [
     ["features"],
     ["--debug", "--systemd-cgroup", "state", "x"],
     ["delete", "--", "-odd"],
+    ["--root", "/r", "--log", "/b/log.json", "--log-format", "json", "exec", "--process",
+     "/tmp/runc-process1", "--detach", "--pid-file", "/b/e1.pid", "t4"],
+    ["--log-format=json", "--log=/u/oci-log", "exec", "--process", "/p.json", "--detach",
+     "--console-socket", "/tmp/pty2/pty.sock", "--pid-file", "/u/exec.pid", "abc"],
+    ["exec", "-t", "--cwd", "/tmp", "-e", "A=1", "--env", "B=2", "-u", "1:2", "--cap",
+     "CAP_CHOWN", "c", "sh", "-c", "echo --not-an-option"],
+    ["exec", "c", "ls", "-l"],
 ]
 
 DECLINED = [

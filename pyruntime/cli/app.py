@@ -36,6 +36,9 @@ def _command(verb: Verb, sink: dict) -> click.Command:
         for arg in verb.args:
             if arg.nargs == "*":
                 values[arg.name] = list(values[arg.name])  # type: ignore[arg-type]
+        for opt in verb.options:
+            if opt.kind == "multi":  # click gives a tuple, the lean parser a list
+                values[opt.dest] = list(values[opt.dest])  # type: ignore[arg-type]
         sink["verb"] = verb
         sink["values"] = values
 

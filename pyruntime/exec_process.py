@@ -1,0 +1,251 @@
+"""`exec`: one more process in a running container.
+
+The process comes from a process.json (what containerd and podman send) or from the flags
+(for people; like runc, the flags start from the container's own config.json process and
+change what they name). runc's rules for what an exec'd process inherits from the
+container: capabilities when the process has none, rlimits when it has none; its env,
+cwd, user and no_new_privs are its own.
+
+The plan has no rootfs (no filesystem setup: the container's is in place) and no exec
+fifo (the init execs right after READY). It joins every namespace of the container's
+init that differs from ours, by fds opened here and checked against the init's start
+time (pid reuse), and the container's cgroups (v2: clone3 CLONE_INTO_CGROUP).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pyruntime.errors import Failure
+from pyruntime.state import ContainerState, Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyruntime.plan.build import Plan
+    from pyruntime.spec.model import Process, Spec
+
+# /proc/PID/ns files, the user namespace first: joining it grants the right to join the rest
+NAMESPACE_ORDER = ("user", "mnt", "pid", "net", "ipc", "uts", "cgroup", "time")
+PROCESS_FILE = "process.json"
+_STOPPED = "cannot exec in a stopped container: container not running: "
+
+
+def check_status(store: Store, state: ContainerState, ignore_paused: bool = False) -> None:
+    status = store.status(state)
+    if status == "stopped":
+        raise Failure(_STOPPED + state.id)
+    if status == "paused" and not ignore_paused:
+        raise Failure(f"cannot exec in a paused container {state.id} "
+                      "(resume it, or use --ignore-paused)")
+
+
+def load_container_spec(state: ContainerState) -> Spec:
+    from pyruntime.spec.load import load_bundle_config
+
+    bundle = state.data.get("bundle") or ""
+    return load_bundle_config(bundle)
+
+
+def load_process_file(path: str) -> Process:
+    """Decode a runtime-spec process object; errors name the JSON path in it."""
+    from pyruntime.spec.model import Process
+    from pyruntime.spec.record import DecodeError, decode
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise Failure(f"--process {path}: {e.strerror}") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise Failure(f"{PROCESS_FILE}: invalid JSON: {e}") from None
+    try:
+        process = decode(Process, data, "")
+    except DecodeError as e:
+        raise Failure(f"{PROCESS_FILE}: {e}") from None
+    check_process(process, PROCESS_FILE + ": ")
+    return process
+
+
+def check_process(p: Process, where: str) -> None:
+    """The rules config.json's process follows (validate.py), for an exec'd process."""
+    from pyruntime.plan.linux_consts import CAPABILITIES, RLIMITS
+
+    if not p.args:
+        raise Failure(f"{where}args: must name the program to run")
+    if not p.cwd.startswith("/"):
+        raise Failure(f"{where}cwd: must be an absolute path: {p.cwd!r}")
+    for i, e in enumerate(p.env):
+        if "=" not in e:
+            raise Failure(f"{where}env[{i}]: expected KEY=VALUE, got {e!r}")
+    if p.user is not None:
+        for name in ("uid", "gid"):
+            if not 0 <= getattr(p.user, name) < 2**32 - 1:
+                raise Failure(f"{where}user.{name}: out of range")
+    if p.capabilities is not None:
+        for field in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+            for name in getattr(p.capabilities, field) or []:
+                if name not in CAPABILITIES:
+                    raise Failure(f"{where}capabilities.{field}: unknown capability {name!r}")
+    for j, r in enumerate(p.rlimits):
+        if r.type not in RLIMITS:
+            raise Failure(f"{where}rlimits[{j}].type: unknown rlimit {r.type!r}")
+
+
+def inherit(process: Process, container: Process | None) -> Process:
+    """What runc's exec takes from the container's process when the exec'd one is silent."""
+    if container is not None:
+        if process.capabilities is None:
+            process.capabilities = container.capabilities
+        if not process.rlimits:
+            process.rlimits = list(container.rlimits)
+        if not process.apparmor_profile:
+            process.apparmor_profile = container.apparmor_profile
+    return process
+
+
+def process_from_flags(container: Process, values: dict) -> Process:
+    """runc's flag form: the container's process, with args, cwd, env, user, caps changed."""
+    from pyruntime.plan.linux_consts import CAPABILITIES
+    from pyruntime.spec.model import User
+
+    p = container
+    p.args = list(values["command"])
+    if not p.args:
+        raise Failure("exec: no command given: exec [options] ID COMMAND [ARG...]")
+    if values["cwd"]:
+        p.cwd = values["cwd"]
+    p.env = [*p.env, *values["env"]]
+    p.terminal = values["tty"]
+    if values["no_new_privs"]:
+        p.no_new_privileges = True
+    if values["apparmor"]:
+        p.apparmor_profile = values["apparmor"]
+    if values["user"]:
+        uid, _, gid = values["user"].partition(":")
+        if p.user is None:
+            p.user = User()
+        try:
+            p.user.uid = int(uid)
+            if gid:
+                p.user.gid = int(gid)
+        except ValueError:
+            raise Failure(f"--user {values['user']}: expected UID[:GID] (numbers)") from None
+    for gid in values["additional_gids"]:
+        if not gid.isdigit():
+            raise Failure(f"--additional-gids {gid}: expected a non-negative number")
+        if p.user is None:
+            p.user = User()
+        p.user.additional_gids.append(int(gid))
+    for cap in values["cap"]:
+        name = cap.upper()
+        name = name if name.startswith("CAP_") else "CAP_" + name
+        if name not in CAPABILITIES:
+            raise Failure(f"--cap {cap}: unknown capability")
+        c = p.capabilities
+        if c is None:  # no capability sets: the process keeps them all
+            continue
+        for field in ("bounding", "effective", "permitted"):
+            setattr(c, field, [*(getattr(c, field) or []), name])
+        if c.inheritable is not None:  # ambient needs inheritable (runc does the same)
+            c.ambient = [*(c.ambient or []), name]
+    check_process(p, "exec: process.")
+    return p
+
+
+def exec_plan(spec: Spec, process: Process, preserve_fds: int = 0) -> Plan:
+    """The flat plan for an exec: the process's attributes, no filesystem, no fifo."""
+    from pyruntime.plan.build import Plan, _process
+
+    if process.apparmor_profile:
+        raise Failure(f"apparmor profile {process.apparmor_profile!r}: AppArmor is not "
+                      "enabled on this host")
+    plan = Plan()
+    plan.rootfs = None  # type: ignore[assignment]  # NULL: no filesystem setup
+    plan.exec_fifo = None  # type: ignore[assignment]  # NULL: exec right after READY
+    plan.preserve_fds = preserve_fds
+    spec.process = process
+    _process(spec, plan)
+    return plan
+
+
+class Joins:
+    """Open fds of the init's namespaces, named to stage1 as /proc/self/fd/N paths
+    (stage1 is a fork of this process, so it has the same fds)."""
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+        self.joins: list[tuple[int, str]] = []
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def open_namespaces(state: ContainerState) -> Joins:
+    """Every namespace of the init that is not ours, in NAMESPACE_ORDER."""
+    from pyruntime.plan import linux_consts as k
+    from pyruntime.procfs import is_alive
+
+    flags = {k.NAMESPACE_FILES[t]: k.NAMESPACE_FLAGS[t] for t in k.NAMESPACE_FILES}
+    joins = Joins()
+    try:
+        for name in NAMESPACE_ORDER:
+            theirs = f"/proc/{state.pid}/ns/{name}"
+            try:
+                if os.readlink(theirs) == os.readlink(f"/proc/self/ns/{name}"):
+                    continue
+                fd = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if not os.path.exists(f"/proc/{state.pid}"):
+                    raise
+                continue  # a namespace type this kernel does not have
+            joins.fds.append(fd)
+            joins.joins.append((flags[name], f"/proc/self/fd/{fd}"))
+        # opened, then checked: if the pid was reused before the opens, this says so
+        if not is_alive(state.pid, state.start_time):
+            raise FileNotFoundError
+    except (FileNotFoundError, ProcessLookupError):
+        joins.close()
+        raise Failure(_STOPPED + state.id) from None
+    except BaseException:
+        joins.close()
+        raise
+    return joins
+
+
+def join_cgroups(state: ContainerState, plan: Plan) -> None:
+    """Into the container's cgroups: v2 at clone (CLONE_INTO_CGROUP), v1 by stage1."""
+    record = state.data.get("cgroup")
+    if not record:
+        return  # a container made without cgroups of its own
+    from pyruntime.cgroups import from_record
+
+    driver = from_record(record)
+    if driver is None:
+        return
+    plan.cgroup_procs = driver.procs_files()
+    plan.cgroup_dir = driver.clone_dir()
+
+
+def spawn_process(state: ContainerState, plan: Plan) -> int:
+    """Start the process in the container; return its pid once it has exec'd."""
+    from pyruntime.spawn import spawn
+
+    joins = open_namespaces(state)
+    try:
+        plan.joins = joins.joins
+        join_cgroups(state, plan)
+        try:
+            return spawn(plan, until_exec=True)
+        except Failure:
+            from pyruntime.procfs import is_alive
+
+            if not is_alive(state.pid, state.start_time):  # e.g. ENOMEM from clone: the
+                raise Failure(_STOPPED + state.id) from None  # pid namespace's init died
+            raise
+    finally:
+        joins.close()
