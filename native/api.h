@@ -129,6 +129,11 @@ struct pyrt_plan {
     size_t n_rlimits;
     int32_t set_oom_score_adj;
     int32_t oom_score_adj;
+    int32_t console_fd;                  /* process.terminal: the connected console socket; init
+                                            sends the pty master to it (console.c); -1: no
+                                            terminal.  Set it always: 0 is an fd */
+    uint16_t console_rows;               /* process.consoleSize; 0 and 0: leave */
+    uint16_t console_cols;
 
     /* lifecycle */
     const char *exec_fifo;               /* host path; opened O_PATH before pivot_root; NULL: exec

@@ -73,6 +73,9 @@ int pyrt_loopback_up(struct pyrt_ctx *c);
 int pyrt_set_rlimits(struct pyrt_ctx *c);
 int pyrt_set_oom_score_adj(struct pyrt_ctx *c);
 
+/* console.c: process.terminal */
+int pyrt_setup_console(struct pyrt_ctx *c);
+
 /* creds.c: groups, ids, capabilities, umask, no_new_privs */
 int pyrt_set_creds(struct pyrt_ctx *c);
 

@@ -27,8 +27,12 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None = None,
-           no_pivot: bool = False, preserve_fds: int = 0) -> ContainerState:
+           no_pivot: bool = False, preserve_fds: int = 0, console_socket: str | None = None,
+           foreground: bool = False) -> ContainerState:
     """Set the container up; return once its init waits on the exec fifo.
+
+    With process.terminal, the pty master goes to `console_socket`, or, in the
+    `foreground` (run without a socket), to `state.console_master` for the caller to relay.
 
     Validation happens before anything touches disk; after that, any failure removes
     what was made (the state dir, the fifo) and kills the init, so nothing is left.
@@ -42,8 +46,12 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     directory = os.path.join(store.root, container_id)
     fifo = os.path.join(directory, FIFO_NAME)
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds)
+    from pyruntime import console
+
+    console.check(spec.process.terminal, console_socket, foreground)
     store.reserve(container_id)
     init_pid = 0
+    tty, master = console.Console(), -1
     try:
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo honours the umask; the init must be able to open it
@@ -51,7 +59,10 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             os.chown(fifo, *plan.root_uid_gid)
         from pyruntime.spawn import spawn
 
+        tty = console.open_console(plan.terminal, console_socket)
+        plan.console_fd = tty.send_fd
         init_pid = spawn(plan)
+        master = tty.receive_master()
         from pyruntime.procfs import stat_fields
 
         fields = stat_fields(init_pid)
@@ -71,12 +82,17 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         store.save(state)
         if pid_file:
             write_pid_file(pid_file, init_pid)
+        state.console_master = master
         return state
     except BaseException:
+        if master >= 0:
+            os.close(master)
         if init_pid:
             _kill_init(init_pid)
         store.remove(container_id)
         raise
+    finally:
+        tty.close()
 
 
 def _kill_init(pid: int) -> None:

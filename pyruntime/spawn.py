@@ -111,6 +111,8 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list):  # noqa: ANN001 - cffi obj
     p.rlimits, p.n_rlimits = array("struct pyrt_rlimit", plan.rlimits, fill_rlimit)
     p.set_oom_score_adj = int(plan.oom_score_adj is not None)
     p.oom_score_adj = plan.oom_score_adj or 0
+    p.console_fd = plan.console_fd
+    p.console_rows, p.console_cols = plan.console_size
     p.exec_fifo = s(plan.exec_fifo)
     p.preserve_fds = plan.preserve_fds
     p.sync_fd = sync_fd

@@ -73,6 +73,9 @@ class Plan:
         self.no_new_privs = False
         self.rlimits: list[tuple[int, str, int, int]] = []
         self.oom_score_adj: int | None = None
+        self.terminal = False  # process.terminal: init makes a pty (native/console.c)
+        self.console_size = (0, 0)  # rows, cols
+        self.console_fd = -1  # set by container.create: the connected console socket
         self.exec_fifo = ""
         self.root_uid_gid: tuple[int, int] | None = None  # host ids of the container's root
         self.preserve_fds = 0
@@ -223,3 +226,9 @@ def _process(spec: Spec, plan: Plan) -> None:
             raise Failure(f"config.json: process.rlimits[{j}]: {r.type} soft limit above hard")
         plan.rlimits.append((resource, r.type, r.soft, r.hard))
     plan.oom_score_adj = p.oom_score_adj
+    plan.terminal = p.terminal
+    if p.console_size is not None:
+        for name in ("height", "width"):
+            if not 0 <= getattr(p.console_size, name) <= 0xFFFF:
+                raise Failure(f"config.json: process.consoleSize.{name}: out of range")
+        plan.console_size = (p.console_size.height, p.console_size.width)

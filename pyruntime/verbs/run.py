@@ -45,10 +45,14 @@ def main(g: Globals, values: dict) -> int:
             signal.signal(sig, forward)
     state = create(store, values["container_id"], values["bundle"],
                    pid_file=values["pid_file"], no_pivot=values["no_pivot"],
-                   preserve_fds=values["preserve_fds"])
+                   preserve_fds=values["preserve_fds"],
+                   console_socket=values["console_socket"], foreground=not detach)
+    master = getattr(state, "console_master", -1)
     try:
         start(store, state)
     except BaseException:
+        if master >= 0:
+            os.close(master)
         destroy(store, state)
         raise
     if detach:
@@ -56,6 +60,13 @@ def main(g: Globals, values: dict) -> int:
     forward.pid = state.pid
     for sig in forward.pending:
         os.kill(state.pid, sig)
+    if master >= 0:  # process.terminal without a console socket: relay it here
+        from pyruntime.console import relay
+
+        try:
+            relay(master, state.pid)
+        finally:
+            os.close(master)
     _, status = os.waitpid(state.pid, 0)
     if not values["keep"]:
         destroy(store, state)
