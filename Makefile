@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup apt native native-if-stale check-native test lint demo integration bench clean distclean
 
-setup: apt $(STAMPS)/installed native-if-stale check-native
+setup: apt $(STAMPS)/installed native-if-stale check-native $(VENV)/bin/pyruntime
 
 # apt-get only when a package is missing; `apt-get update` only then.
 apt:
@@ -45,6 +45,12 @@ $(STAMPS)/installed: pyproject.toml setup.py | $(PY)
 # or older than anything under native/.  (Asking importlib, not globbing, matters: a plain
 # `pip install -e .` leaves a _native.abi3.so, while native/build.py writes the
 # higher-priority _native.cpython-3XX-*.so.)
+# The pyruntime command: a launcher that runs Python with -I -S (pyruntime/cli/launcher.py).
+# pip's console script goes through site, whose editable-install finder costs ~25 ms per
+# call.  Rewritten after every install, since pip puts its own script back.
+$(VENV)/bin/pyruntime: $(STAMPS)/installed pyruntime/cli/launcher.py
+	$(PY) -m pyruntime.cli.launcher $@
+
 native-if-stale: $(STAMPS)/installed
 	@so=$$($(PY) -c 'import importlib.util as u; s = u.find_spec("pyruntime._native"); print(s.origin if s else "")' 2>/dev/null || true); \
 	if [ -z "$$so" ] || [ -n "$$(find native -type f -newer "$$so" -print -quit)" ]; then \
