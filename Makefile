@@ -41,16 +41,16 @@ $(STAMPS)/installed: pyproject.toml setup.py | $(PY)
 	PYRUNTIME_SKIP_NATIVE=1 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	@mkdir -p $(STAMPS) && touch $@
 
-# Rebuild the extension when the file Python would import as pyruntime._native is missing
-# or older than anything under native/.  (Asking importlib, not globbing, matters: a plain
-# `pip install -e .` leaves a _native.abi3.so, while native/build.py writes the
-# higher-priority _native.cpython-3XX-*.so.)
 # The pyruntime command: a launcher that runs Python with -I -S (pyruntime/cli/launcher.py).
 # pip's console script goes through site, whose editable-install finder costs ~25 ms per
 # call.  Rewritten after every install, since pip puts its own script back.
 $(VENV)/bin/pyruntime: $(STAMPS)/installed pyruntime/cli/launcher.py
 	$(PY) -m pyruntime.cli.launcher $@
 
+# Rebuild the extension when the file Python would import as pyruntime._native is missing
+# or older than anything under native/.  (Asking importlib, not globbing, matters: a plain
+# `pip install -e .` leaves a _native.abi3.so, while native/build.py writes the
+# higher-priority _native.cpython-3XX-*.so.)
 native-if-stale: $(STAMPS)/installed
 	@so=$$($(PY) -c 'import importlib.util as u; s = u.find_spec("pyruntime._native"); print(s.origin if s else "")' 2>/dev/null || true); \
 	if [ -z "$$so" ] || [ -n "$$(find native -type f -newer "$$so" -print -quit)" ]; then \
