@@ -37,7 +37,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     Validation happens before anything touches disk; after that, any failure removes
     what was made (the state dir, the fifo) and kills the init, so nothing is left.
     """
-    from pyruntime.plan.build import build_plan
+    from pyruntime.plan.build import add_listen_fds, build_plan
     from pyruntime.spec.load import load_bundle_config
 
     store.dir(container_id)  # checks the id before anything else
@@ -46,6 +46,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     directory = os.path.join(store.root, container_id)
     fifo = os.path.join(directory, FIFO_NAME)
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds)
+    add_listen_fds(plan, os.environ, os.getpid())
     from pyruntime import console
 
     console.check(spec.process.terminal, console_socket, foreground)

@@ -107,6 +107,23 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     return plan
 
 
+def add_listen_fds(plan: Plan, environ: dict[str, str], pid: int) -> None:
+    """Socket activation, as runc does it: only when the runtime itself was activated
+    (LISTEN_FDS set and LISTEN_PID its own pid), its listen fds (3 ..) go first, the
+    --preserve-fds ones after them, and the process gets LISTEN_FDS=N and LISTEN_PID=1.
+    --preserve-fds alone sets neither."""
+    try:
+        if int(environ.get("LISTEN_PID", "")) != pid:
+            return
+        n = int(environ.get("LISTEN_FDS", ""))
+    except ValueError:
+        return
+    if n <= 0:
+        return
+    plan.envp += [f"LISTEN_FDS={n}", "LISTEN_PID=1"]
+    plan.preserve_fds += n
+
+
 def _namespaces(spec: Spec, plan: Plan) -> bool:
     """Set clone flags and joins; return whether a new user namespace is made."""
     linux = spec.linux
