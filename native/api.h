@@ -140,6 +140,16 @@ struct pyrt_plan {
                                             right after READY */
     int32_t preserve_fds;                /* fds 3 .. 3+N-1 stay open across execve */
     int32_t sync_fd;                     /* child end of the sync socketpair; must be >= 3+preserve_fds */
+
+    /* cgroups: made and configured by the caller; init never runs outside them */
+    int32_t cgroup_fd;                   /* v2: the cgroup's directory fd, init is cloned into
+                                            it (clone3 CLONE_INTO_CGROUP); -1: none (v1). Set
+                                            it always: 0 is an fd */
+    const char *const *cgroup_procs;     /* cgroup.procs files stage1 moves itself into, so
+                                            init inherits them: first thing (cgroup_fd -1, v1:
+                                            one per hierarchy), or when the kernel refuses
+                                            CLONE_INTO_CGROUP (v2) */
+    size_t n_cgroup_procs;
 };
 
 /*

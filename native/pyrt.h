@@ -87,6 +87,9 @@ int pyrt_wait_fifo(struct pyrt_ctx *c);
 int pyrt_prepare_fds(struct pyrt_ctx *c);
 void pyrt_exec(struct pyrt_ctx *c) __attribute__((noreturn));
 
+/* cgroup.c */
+int pyrt_join_cgroups(const struct pyrt_plan *p, int sync_fd);
+
 /* init.c */
 void pyrt_init(const struct pyrt_plan *p, int release_fd) __attribute__((noreturn));
 

@@ -42,9 +42,15 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Fork-like clone (no new stack): returns 0 in the child, like fork(). */
-static pid_t clone_init(int32_t ns_flags)
+/*
+ * Fork-like clone (no new stack): returns 0 in the child, like fork().
+ * With a v2 cgroup_fd, init starts in that cgroup (CLONE_INTO_CGROUP); if the
+ * kernel refuses, stage1 moves itself there (cgroup.c) and clones without it,
+ * and the cgroup.procs write reports the real reason if that fails too.
+ */
+static pid_t clone_init(const struct pyrt_plan *p, int sync_fd)
 {
+    int32_t ns_flags = p->clone_flags;
     struct clone_args args;
     long pid;
 
@@ -55,6 +61,17 @@ static pid_t clone_init(int32_t ns_flags)
      * stage1's, which is SIGCHLD, so the caller is notified as for any child.
      */
     args.exit_signal = 0;
+    if (p->cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)p->cgroup_fd;
+        pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid >= 0)
+            return (pid_t)pid;
+        args.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+        args.cgroup = 0;
+        if (pyrt_join_cgroups(p, sync_fd) < 0)
+            return -2; /* reported */
+    }
     pid = syscall(SYS_clone3, &args, sizeof args);
     if (pid < 0 && (errno == ENOSYS || errno == E2BIG))
         pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | (uint32_t)ns_flags) | SIGCHLD,
@@ -88,6 +105,9 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
         pyrt_fail(fd, "stage1", errno, "open /proc");
         _exit(1);
     }
+    /* v1: into the container's cgroups before any setns (v2: at clone, below) */
+    if (p->cgroup_fd < 0 && pyrt_join_cgroups(p, fd) < 0)
+        _exit(1);
     if (pyrt_join_namespaces(p, fd) < 0)
         _exit(1);
     if (pipe2(release, O_CLOEXEC) < 0) {
@@ -95,7 +115,9 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
         _exit(1);
     }
 
-    pid = clone_init(p->clone_flags);
+    pid = clone_init(p, fd);
+    if (pid == -2)
+        _exit(1);
     if (pid < 0) {
         pyrt_fail(fd, "clone", errno, "clone init (namespace flags %#x)", (unsigned)p->clone_flags);
         _exit(1);

@@ -9,6 +9,10 @@ from pyruntime import SPEC_VERSION
 from pyruntime.errors import Failure, NotRunning
 from pyruntime.state import FIFO_NAME, ContainerState, Store
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 def _rfc3339_nano(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
@@ -27,7 +31,8 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None = None,
-           no_pivot: bool = False, preserve_fds: int = 0, console_socket: str | None = None,
+           no_pivot: bool = False, preserve_fds: int = 0,
+           warn: Callable[[str], None] | None = None, console_socket: str | None = None,
            foreground: bool = False) -> ContainerState:
     """Set the container up; return once its init waits on the exec fifo.
 
@@ -35,9 +40,11 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     `foreground` (run without a socket), to `state.console_master` for the caller to relay.
 
     Validation happens before anything touches disk; after that, any failure removes
-    what was made (the state dir, the fifo) and kills the init, so nothing is left.
+    what was made (the state dir, the fifo, the cgroups) and kills the init, so nothing
+    is left.
     """
-    from pyruntime.plan.build import add_listen_fds, build_plan
+    from pyruntime import cgroups
+    from pyruntime.plan.build import build_plan
     from pyruntime.spec.load import load_bundle_config
 
     store.dir(container_id)  # checks the id before anything else
@@ -45,15 +52,21 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     spec = load_bundle_config(bundle)
     directory = os.path.join(store.root, container_id)
     fifo = os.path.join(directory, FIFO_NAME)
-    plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds)
-    add_listen_fds(plan, os.environ, os.getpid())
+    linux = spec.linux
+    cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id)
+    plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
+                      cgroup_dirs=cgroups.mount_dirs(cgroup))
     from pyruntime import console
 
     console.check(spec.process.terminal, console_socket, foreground)
     store.reserve(container_id)
     init_pid = 0
     tty, master = console.Console(), -1
+    made_cgroups = False
     try:
+        cgroups.setup(cgroup, linux.resources if linux else None, warn)
+        made_cgroups = True
+        plan.cgroup_procs, plan.cgroup_dir = cgroup.procs_files(), cgroup.clone_dir()
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo honours the umask; the init must be able to open it
         if plan.root_uid_gid is not None:  # the init reopens it as the container's root
@@ -79,6 +92,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             "owner": "",
             "annotations": spec.annotations,
             "oci_version": spec.oci_version,
+            "cgroup": cgroup.to_record(),
         })
         store.save(state)
         if pid_file:
@@ -90,6 +104,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             os.close(master)
         if init_pid:
             _kill_init(init_pid)
+        if made_cgroups:
+            cgroup.destroy()
         store.remove(container_id)
         raise
     finally:
@@ -213,8 +229,21 @@ def kill_and_wait(state: ContainerState) -> None:
 
 
 def destroy(store: Store, state: ContainerState) -> None:
-    """Kill whatever is left of the container and remove its state."""
+    """Kill whatever is left of the container, remove its cgroups, then its state.
+
+    If a cgroup cannot be removed, the state stays, so that a later delete can retry.
+    """
+    from pyruntime.cgroups import from_record
+
+    cgroup = from_record(state.data.get("cgroup"))
+    if cgroup is not None and cgroup.created:
+        try:
+            cgroup.kill_all(9)  # thaws a paused container, reaches processes outside its
+        except OSError:  # pid namespace
+            pass
     kill_and_wait(state)
+    if cgroup is not None:
+        cgroup.destroy()
     store.remove(state.id)
 
 

@@ -32,7 +32,8 @@ class SetupError(Failure):
         self.errno = err
 
 
-def _to_c(ffi, plan: Plan, sync_fd: int, keep: list):  # noqa: ANN001 - cffi objects
+def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi objects
+          cgroup_fd: int = -1):
     """Build a struct pyrt_plan; everything it points to is appended to `keep`."""
 
     def s(value: str | None):  # noqa: ANN202
@@ -116,6 +117,8 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list):  # noqa: ANN001 - cffi obj
     p.exec_fifo = s(plan.exec_fifo)
     p.preserve_fds = plan.preserve_fds
     p.sync_fd = sync_fd
+    p.cgroup_fd = cgroup_fd
+    p.cgroup_procs, p.n_cgroup_procs = strv(plan.cgroup_procs), len(plan.cgroup_procs)
     return p
 
 
@@ -154,10 +157,15 @@ def spawn(plan: Plan, until_exec: bool = False) -> int:
     init_pid = 0
     ready = False
     try:
+        cgroup_fd = -1
         try:
-            rc = lib.pyrt_spawn(_to_c(ffi, plan, child_fd, keep))
+            if plan.cgroup_dir:  # v2: init is cloned into it (CLONE_INTO_CGROUP)
+                cgroup_fd = os.open(plan.cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            rc = lib.pyrt_spawn(_to_c(ffi, plan, child_fd, keep, cgroup_fd))
         finally:
             os.close(child_fd)
+            if cgroup_fd >= 0:
+                os.close(cgroup_fd)
         while True:
             msg = _recv(parent_fd)
             if msg is None:

@@ -120,9 +120,16 @@ class Store:
             return []
 
     def status(self, state: ContainerState) -> str:
-        """created | running | stopped, derived from the init's liveness and the fifo."""
+        """created | running | paused | stopped, derived from the init's liveness, the
+        cgroup freezer and the fifo."""
         if state.pid <= 0 or not is_alive(state.pid, state.start_time):
             return "stopped"
+        if state.data.get("cgroup"):
+            from pyruntime.cgroups import from_record
+
+            cgroup = from_record(state.data["cgroup"])
+            if cgroup is not None and cgroup.frozen():
+                return "paused"
         if os.path.exists(os.path.join(self.dir(state.id), FIFO_NAME)):
             return "created"
         return "running"

@@ -19,7 +19,10 @@ Fixture API (see tests/support/ for the helpers behind it):
   CI=true) and get the leftover check: after the test, ``delete --force`` every container
   still known under the test's root, then fail the test if any state dir, mount or
   process of the test is left, or any process sits in a pid namespace that did not exist
-  before the test.
+  before the test, or any cgroup named with the test's token is left.
+- Every bundle gets ``linux.cgroupsPath = "pyrt-test-<token>-<name>"`` (relative: under
+  the test's own cgroups; support/cgroups.py), so that concurrent test runs never share a
+  cgroup; ``overrides={"linux": {"cgroupsPath": DELETE}}`` tests the runtime's default.
 - ``PYRUNTIME_TEST_RUNTIME="runc"`` points the tests at another runtime (for comparison);
   tests marked ``pyruntime_only`` (own messages, own state file) are then skipped.
 """
@@ -38,7 +41,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support.config import default_config  # noqa: E402
+from support.cgroups import cgroups_path, find_cgroups, remove_cgroups  # noqa: E402
+from support.config import deep_merge, default_config  # noqa: E402
 from support.leftovers import (  # noqa: E402
     TOKEN_VAR,
     detach_mounts,
@@ -123,6 +127,10 @@ def bundle(
         path = tmp_path / name
         path.mkdir()
         clone_rootfs(busybox_rootfs, path / "rootfs")
+        # a cgroup of its own per test and bundle, named "pyrt-test-..." (support/cgroups.py);
+        # overrides {"linux": {"cgroupsPath": DELETE}} get the runtime's default
+        overrides = deep_merge({"linux": {"cgroupsPath": cgroups_path(test_token, name)}},
+                               overrides)
         config = default_config(args, overrides, env=[*env, f"{TOKEN_VAR}={test_token}"])
         return Bundle(path, config).write()
 
@@ -156,8 +164,15 @@ def _root_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         except Exception:  # noqa: BLE001 - a hung delete is reported below as leftovers
             pass
     left = wait_for_no_leftovers(runtime.workdir, runtime.token, pidns_before, runtime.root)
+    cgroups_left = find_cgroups(runtime.token) if runtime.token else []
+    if cgroups_left and not left:
+        remove_cgroups(cgroups_left)
+        pytest.fail("cgroups left behind after the test:\n" + "\n".join(cgroups_left),
+                    pytrace=False)
     if left:
         # Clean up what is certainly this test's (its token or its tmp path), then fail.
         kill_processes(left.processes)
         detach_mounts(runtime.workdir)
-        pytest.fail("left behind after the test:\n" + left.report(), pytrace=False)
+        remove_cgroups(find_cgroups(runtime.token) if runtime.token else [])
+        pytest.fail("left behind after the test:\n" + left.report()
+                    + "".join(f"\ncgroup left: {c}" for c in cgroups_left), pytrace=False)

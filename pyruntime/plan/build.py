@@ -79,10 +79,12 @@ class Plan:
         self.exec_fifo = ""
         self.root_uid_gid: tuple[int, int] | None = None  # host ids of the container's root
         self.preserve_fds = 0
+        self.cgroup_procs: list[str] = []  # set by container.create once the cgroups exist
+        self.cgroup_dir: str | None = None  # v2: init is cloned into it
 
 
 def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = False,
-               preserve_fds: int = 0) -> Plan:
+               preserve_fds: int = 0, cgroup_dirs: dict[str, str] | None = None) -> Plan:
     """Turn `spec` (validated) into a Plan; raise Failure naming the field that cannot be met."""
     assert spec.process is not None and spec.root is not None
     plan = Plan()
@@ -96,7 +98,8 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.readonly_root = spec.root.readonly
     new_userns = _namespaces(spec, plan)
     _propagation(spec, plan)
-    plan.mounts = [step for i in range(len(spec.mounts)) for step in _mount(spec, i, bundle)]
+    plan.mounts = [step for i in range(len(spec.mounts))
+                   for step in _mount(spec, i, bundle, cgroup_dirs)]
     plan.devices, plan.symlinks = plan_devices(spec, new_userns)
     if spec.linux is not None:
         plan.masked_paths = list(spec.linux.masked_paths)
@@ -105,23 +108,6 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.domainname = spec.domainname or None
     _process(spec, plan)
     return plan
-
-
-def add_listen_fds(plan: Plan, environ: dict[str, str], pid: int) -> None:
-    """Socket activation, as runc does it: only when the runtime itself was activated
-    (LISTEN_FDS set and LISTEN_PID its own pid), its listen fds (3 ..) go first, the
-    --preserve-fds ones after them, and the process gets LISTEN_FDS=N and LISTEN_PID=1.
-    --preserve-fds alone sets neither."""
-    try:
-        if int(environ.get("LISTEN_PID", "")) != pid:
-            return
-        n = int(environ.get("LISTEN_FDS", ""))
-    except ValueError:
-        return
-    if n <= 0:
-        return
-    plan.envp += [f"LISTEN_FDS={n}", "LISTEN_PID=1"]
-    plan.preserve_fds += n
 
 
 def _namespaces(spec: Spec, plan: Plan) -> bool:
@@ -174,7 +160,8 @@ def _propagation(spec: Spec, plan: Plan) -> None:
         plan.root_propagation_pre = flags or (k.MS_SLAVE | k.MS_REC)
 
 
-def _mount(spec: Spec, i: int, bundle: str) -> list[MountStep]:
+def _mount(spec: Spec, i: int, bundle: str,
+           cgroup_dirs: dict[str, str] | None = None) -> list[MountStep]:
     m = spec.mounts[i]
     where = f"config.json: mounts[{i}]"
     opts = parse_options(m.options)
@@ -195,7 +182,8 @@ def _mount(spec: Spec, i: int, bundle: str) -> list[MountStep]:
         from pyruntime.plan.cgroup_mount import expand
 
         return [MountStep(src, dst, fstype, flags, 0, data, False)
-                for src, dst, fstype, flags, data in expand(m.destination, opts.flags)]
+                for src, dst, fstype, flags, data in expand(m.destination, opts.flags,
+                                                                 cgroup_dirs)]
     return [MountStep(m.source or m.type, m.destination, m.type, opts.flags, opts.propagation,
                       opts.data, False)]
 

@@ -76,7 +76,7 @@ def expand(destination: str, flags: int, cgroup_dirs: dict[str, str] | None = No
         source = (cgroup_dirs or {}).get(h.mountpoint)
         if source is None:
             source = h.mountpoint + own.get(_controllers_key(h), "/").rstrip("/")
-        if os.path.isdir(source):
+        if source in (cgroup_dirs or {}).values() or os.path.isdir(source):  # made by create
             steps.append((source, os.path.join(destination, os.path.basename(h.mountpoint)),
                           None, bind_flags, None))
     return steps

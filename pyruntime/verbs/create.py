@@ -18,5 +18,6 @@ def main(g: Globals, values: dict) -> int:
     check_supported(values)
     create(Store(g.root), values["container_id"], values["bundle"],
            pid_file=values["pid_file"], no_pivot=values["no_pivot"],
-           preserve_fds=values["preserve_fds"], console_socket=values["console_socket"])
+           preserve_fds=values["preserve_fds"], warn=g.log.warning,
+           console_socket=values["console_socket"])
     return 0

@@ -1,0 +1,62 @@
+"""cgroups: host detection (detect), path placement (paths), resource conversion
+(resources), and two drivers behind one interface (driver.Driver): v1 (legacy and hybrid
+hosts) and v2 (unified hosts). Verbs reach a container's driver through from_record().
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyruntime.cgroups.driver import Driver
+
+
+def for_container(cgroups_path: str | None, container_id: str) -> Driver:
+    """The driver for a new container on this host (nothing is created yet)."""
+    from pyruntime.cgroups.detect import UNIFIED, host
+    from pyruntime.cgroups.paths import resolve
+
+    h = host()
+    paths = resolve(h, cgroups_path, container_id)
+    if h.mode == UNIFIED:
+        from pyruntime.cgroups.v2 import V2
+
+        return V2(paths, mountpoint=h.hierarchies[0].mountpoint)
+    from pyruntime.cgroups.v1 import V1
+
+    return V1(paths)
+
+
+def from_record(record: dict | None) -> Driver | None:
+    """The driver of an existing container, from what state.json recorded."""
+    if not record:
+        return None
+    paths = dict(record.get("paths") or {})
+    created = list(record.get("created") or [])
+    if record.get("mode") == "v2":
+        from pyruntime.cgroups.v2 import V2
+
+        return V2(paths, created, mountpoint=record.get("mountpoint", "/sys/fs/cgroup"))
+    from pyruntime.cgroups.v1 import V1
+
+    return V1(paths, created)
+
+
+def mount_dirs(driver: Driver) -> dict[str, str]:
+    """{hierarchy mountpoint: the container's dir}, for the cgroup mount's binds."""
+    from pyruntime.cgroups.detect import host
+
+    points = {h.key: h.mountpoint for h in host().hierarchies}
+    return {points[key]: d for key, d in driver.paths.items() if key in points}
+
+
+def setup(driver: Driver, resources: object, warn: object = None) -> None:
+    """Make the container's cgroups and write its limits; on failure remove them again."""
+    driver.create()
+    try:
+        if resources is not None:
+            for message in driver.apply(resources):  # type: ignore[arg-type]
+                if warn is not None:
+                    warn(message)  # type: ignore[operator]
+    except BaseException:
+        driver.destroy()
+        raise

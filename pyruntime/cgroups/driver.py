@@ -1,0 +1,226 @@
+"""The one interface both cgroup drivers (v1.py, v2.py) implement, and their shared helpers.
+
+A driver owns the container's cgroup directories: `paths` maps a hierarchy key
+(detect.Hierarchy.key; "" is cgroup2) to a directory, `created` lists the directories
+this runtime made (parents before children), which are exactly the ones `destroy`
+removes. Both are recorded in state.json through to_record() / from_record().
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import time
+
+from pyruntime.errors import Failure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyruntime.cgroups.resources import Converted
+    from pyruntime.spec.model import Resources
+
+RMDIR_TIMEOUT = 5.0
+
+
+def read_text(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def write_text(path: str, value: str) -> None:
+    """One write(2) of the whole value, as the cgroup files require."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def write_failure(path: str, value: str, e: OSError) -> Failure:
+    return Failure(f"cgroup: write {value!r} to {path}: {e.strerror or e}")
+
+
+def read_pids(directory: str) -> list[int]:
+    """Every pid in the cgroup at `directory` and in the cgroups below it."""
+    pids: list[int] = []
+    for top, dirs, _files in os.walk(directory):
+        try:
+            text = read_text(os.path.join(top, "cgroup.procs"))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        pids.extend(int(x) for x in text.split())
+        dirs.sort()
+    return pids
+
+
+class Driver:
+    """What a cgroup driver does for one container."""
+
+    mode = ""
+
+    def __init__(self, paths: dict[str, str], created: list[str] | None = None) -> None:
+        self.paths = paths
+        self.created: list[str] = created or []
+
+    # -- state.json ------------------------------------------------------------------------
+    def to_record(self) -> dict:
+        return {"mode": self.mode, "paths": self.paths, "created": self.created}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def create(self) -> None:
+        """Make the directories; on failure remove what was made and raise Failure."""
+        raise NotImplementedError
+
+    def apply(self, res: Resources, *, initial: bool = True) -> list[str]:
+        """Write the resources; return warnings (features the kernel dropped)."""
+        raise NotImplementedError
+
+    def procs_files(self) -> list[str]:
+        """The cgroup.procs files the init's pid is written to before it runs."""
+        return [os.path.join(d, "cgroup.procs") for d in self.paths.values()]
+
+    def clone_dir(self) -> str | None:
+        """The directory for clone3's CLONE_INTO_CGROUP (v2 only)."""
+        return None
+
+    def add_pid(self, pid: int) -> None:
+        for path in self.procs_files():
+            try:
+                write_text(path, str(pid))
+            except OSError as e:
+                raise write_failure(path, str(pid), e) from None
+
+    # -- verbs -----------------------------------------------------------------------------
+    def main_dir(self) -> str:
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        return read_pids(self.main_dir())
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def frozen(self) -> bool:
+        raise NotImplementedError
+
+    def kill_all(self, sig: int) -> None:
+        """Signal every process: freeze so none forks away, signal each, thaw (runc's way).
+
+        A paused container stays paused unless the signal is SIGKILL (frozen processes
+        cannot die).
+        """
+        was_frozen = self.frozen()
+        if not was_frozen:
+            self.freeze()
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if not was_frozen or sig == 9:
+                self.thaw()
+
+    def stats(self) -> dict:
+        raise NotImplementedError
+
+    def oom_watch(self) -> OomWatch | None:
+        return None
+
+    def empty_watch(self) -> tuple[str, int] | None:
+        """(cgroup.events path, fd) to poll for 'populated 0', if the host has one."""
+        return None
+
+    def destroy(self) -> None:
+        """Kill what is left, then remove the directories this runtime made, deepest first."""
+        if not self.created:
+            return
+        try:
+            if self.pids():
+                self.kill_all(9)
+        except OSError:
+            pass
+        deadline = time.monotonic() + RMDIR_TIMEOUT
+        left = []
+        for d in sorted(self.created, key=lambda p: p.count("/"), reverse=True):
+            if not _rmdir_retry(d, deadline, self):
+                left.append(d)
+        self.created = left
+        if left:
+            raise Failure("cgroup: could not remove " + ", ".join(left) + ": still busy")
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _write(self, directory: str, w_filename: str, value: str, optional: bool,
+               warnings: list[str]) -> None:
+        path = os.path.join(directory, w_filename)
+        try:
+            write_text(path, value)
+        except FileNotFoundError:
+            if optional:
+                warnings.append(f"cgroup: {w_filename} does not exist on this kernel; ignored")
+                return
+            raise Failure(f"cgroup: {path}: no such file (not supported by this kernel or "
+                          "its controller is not enabled)") from None
+        except OSError as e:
+            if optional and e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTSUP):
+                warnings.append(f"cgroup: {w_filename}: {e.strerror}; ignored")
+                return
+            raise write_failure(path, value, e) from None
+
+    def _converted(self, res: Resources, initial: bool) -> Converted:
+        raise NotImplementedError
+
+
+class OomWatch:
+    """An fd to poll (with `events`) that becomes ready when the cgroup has an OOM kill;
+    `check()` returns how many new OOM events there were since the last call."""
+
+    def __init__(self, fd: int, events: int) -> None:
+        self.fd = fd
+        self.events = events
+
+    def check(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+def _rmdir_retry(path: str, deadline: float, driver: Driver) -> bool:
+    """rmdir, retrying on EBUSY until `deadline` (exiting tasks leave the cgroup late).
+
+    Waits on cgroup.events (poll POLLPRI: the kernel flags every change of 'populated')
+    where there is one, in short naps otherwise.
+    """
+    watch = driver.empty_watch()
+    try:
+        nap = 0.001
+        while True:
+            try:
+                os.rmdir(path)
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() >= deadline:
+                    return False
+            if watch is not None:
+                poller = select.poll()
+                poller.register(watch[1], select.POLLPRI)
+                poller.poll(int(min(nap * 10, 0.1) * 1000) + 1)
+                os.lseek(watch[1], 0, os.SEEK_SET)
+                os.read(watch[1], 4096)
+            else:
+                time.sleep(nap)
+            nap = min(nap * 2, 0.05)
+    finally:
+        if watch is not None:
+            os.close(watch[1])

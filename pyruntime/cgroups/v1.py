@@ -1,0 +1,258 @@
+"""The cgroup v1 driver (legacy and hybrid hosts): a directory per hierarchy, as runc's fs.
+
+On a hybrid host the container also gets a directory in the cgroup2 hierarchy (runc
+does the same): no controllers there, but its cgroup.kill and cgroup.events still work.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from pyruntime.cgroups.driver import (
+    Driver,
+    OomWatch,
+    read_pids,
+    read_text,
+    write_failure,
+    write_text,
+)
+from pyruntime.errors import Failure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyruntime.spec.model import Resources
+
+FREEZE_TIMEOUT = 10.0
+# runc's fs subsystem order: cpuset first (tasks cannot join an empty cpuset), devices
+# before anything runs, memory before cpu.
+_ORDER = ("cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "hugetlb",
+          "net_cls", "net_prio", "perf_event", "freezer", "rdma")
+_BFQ = {"blkio.weight": "blkio.bfq.weight", "blkio.weight_device": "blkio.bfq.weight_device"}
+
+
+class V1(Driver):
+    mode = "v1"
+
+    def _dir(self, controller: str) -> str | None:
+        for key, d in self.paths.items():
+            if key and controller in key.split(","):
+                return d
+        return None
+
+    def _need(self, controller: str) -> str:
+        d = self._dir(controller)
+        if d is None:
+            raise Failure(f"cgroup: the {controller} controller is not mounted on this host")
+        return d
+
+    def create(self) -> None:
+        try:
+            for key in sorted(self.paths, key=_rank):
+                self._make(self.paths[key], cpuset="cpuset" in key.split(","))
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _make(self, directory: str, *, cpuset: bool) -> None:
+        missing = []
+        d = directory
+        while not os.path.isdir(d):
+            missing.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(missing):
+            try:
+                os.mkdir(d, 0o755)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise Failure(f"cgroup: mkdir {d}: {e.strerror}") from None
+            self.created.append(d)
+            if cpuset:
+                _copy_cpuset_from_parent(d)
+        if not missing and read_pids(directory):
+            raise Failure(f"cgroup: {directory} already has processes in it; "
+                          "a container needs a cgroup of its own")
+
+    def _converted(self, res: Resources, initial: bool):  # noqa: ANN202
+        from pyruntime.cgroups.resources import convert_v1
+
+        return convert_v1(res, initial=initial)
+
+    def apply(self, res: Resources, *, initial: bool = True) -> list[str]:
+        conv = self._converted(res, initial)
+        warnings = list(conv.warnings)
+        writes = sorted(conv.writes, key=lambda w: _ORDER.index(w.controller)
+                        if w.controller in _ORDER else len(_ORDER))
+        memory_done = conv.memory_pair is None
+        for w in writes:
+            if not memory_done and _ORDER.index(w.controller) >= _ORDER.index("memory"):
+                self._memory(*conv.memory_pair)
+                memory_done = True
+            d = self._dir(w.controller)
+            if d is None:
+                if w.optional:
+                    continue
+                raise Failure(f"cgroup: cannot set {w.filename}: the {w.controller} "
+                              "controller is not mounted on this host")
+            filename = w.filename
+            if filename in _BFQ and not os.path.exists(os.path.join(d, filename)):
+                filename = _BFQ[filename]  # runc: CFQ's files are gone, bfq has its own
+            self._write(d, filename, w.value, w.optional, warnings)
+        if not memory_done:
+            self._memory(*conv.memory_pair)
+        return warnings
+
+    def _memory(self, limit: int, swap: int) -> None:
+        """runc's setMemoryAndSwap: memsw must stay >= the limit at every step."""
+        d = self._need("memory")
+        memsw = os.path.join(d, "memory.memsw.limit_in_bytes")
+        has_swap = os.path.exists(memsw)
+        if limit == -1 and swap == 0 and has_swap:
+            swap = -1
+        if swap and not has_swap:
+            raise Failure("linux.resources.memory.swap: this kernel has no swap accounting "
+                          "(memory.memsw.limit_in_bytes)")
+        order = [("memory.limit_in_bytes", limit), ("memory.memsw.limit_in_bytes", swap)]
+        if limit and swap:
+            current = int(read_text(os.path.join(d, "memory.limit_in_bytes")))
+            if swap == -1 or current < swap:
+                order.reverse()
+        for name, value in order:
+            if value:
+                path = os.path.join(d, name)
+                try:
+                    write_text(path, str(value))
+                except OSError as e:
+                    raise write_failure(path, str(value), e) from None
+
+    def main_dir(self) -> str:
+        for c in ("pids", "freezer", "memory", "cpu", "devices"):
+            d = self._dir(c)
+            if d is not None:
+                return d
+        return next(iter(self.paths.values()))
+
+    # -- freezer ---------------------------------------------------------------------------
+    def _freezer(self) -> str:
+        return os.path.join(self._need("freezer"), "freezer.state")
+
+    def frozen(self) -> bool:
+        d = self._dir("freezer")
+        if d is None:
+            return False
+        try:
+            return read_text(os.path.join(d, "freezer.state")).strip() == "FROZEN"
+        except FileNotFoundError:
+            return False
+
+    def freeze(self) -> None:
+        path = self._freezer()
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        nap = 0.0005
+        while True:
+            write_text(path, "FROZEN")
+            if read_text(path).strip() == "FROZEN":
+                return
+            if time.monotonic() > deadline:
+                write_text(path, "THAWED")
+                raise Failure("pause: the freezer did not freeze every process in "
+                              f"{FREEZE_TIMEOUT:.0f} s; thawed again")
+            time.sleep(nap)
+            nap = min(nap * 2, 0.01)
+
+    def thaw(self) -> None:
+        write_text(self._freezer(), "THAWED")
+
+    def kill_all(self, sig: int) -> None:
+        unified = self.paths.get("")
+        if sig == 9 and unified and os.path.exists(os.path.join(unified, "cgroup.kill")):
+            write_text(os.path.join(unified, "cgroup.kill"), "1")
+            if self.frozen():
+                self.thaw()  # v1-frozen tasks die only once thawed
+            return
+        super().kill_all(sig)
+
+    # -- events ----------------------------------------------------------------------------
+    def stats(self) -> dict:
+        from pyruntime.cgroups.stats import stats_v1
+
+        return stats_v1(self._dir)
+
+    def oom_watch(self) -> OomWatch | None:
+        d = self._dir("memory")
+        if d is None:
+            return None
+        return _V1Oom.open(d)
+
+    def empty_watch(self) -> tuple[str, int] | None:
+        unified = self.paths.get("")
+        if not unified:
+            return None
+        path = os.path.join(unified, "cgroup.events")
+        try:
+            return path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+
+
+def _rank(key: str) -> int:
+    first = key.split(",")[0]
+    return _ORDER.index(first) if first in _ORDER else len(_ORDER)
+
+
+def _copy_cpuset_from_parent(directory: str) -> None:
+    """A new v1 cpuset has no cpus and no mems, and no task can join it until it has."""
+    parent = os.path.dirname(directory)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        path = os.path.join(directory, name)
+        if read_text(path).strip():
+            continue
+        value = read_text(os.path.join(parent, name)).strip()
+        try:
+            write_text(path, value)
+        except OSError as e:
+            raise write_failure(path, value, e) from None
+
+
+class _V1Oom(OomWatch):
+    """memory.oom_control registered on an eventfd through cgroup.event_control."""
+
+    def __init__(self, fd: int, directory: str) -> None:
+        import select
+
+        super().__init__(fd, select.POLLIN)
+        self.directory = directory
+
+    @classmethod
+    def open(cls, directory: str) -> _V1Oom | None:
+        control = os.path.join(directory, "cgroup.event_control")
+        if not os.path.exists(control):
+            return None
+        efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            ofd = os.open(os.path.join(directory, "memory.oom_control"),
+                          os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                write_text(control, f"{efd} {ofd}")
+            finally:
+                os.close(ofd)
+        except OSError:
+            os.close(efd)
+            return None
+        return cls(efd, directory)
+
+    def check(self) -> int:
+        try:
+            count = os.eventfd_read(self.fd)
+        except BlockingIOError:
+            return 0
+        except OSError as e:
+            if e.errno == errno.EAGAIN:
+                return 0
+            raise
+        # the eventfd also fires when the cgroup is removed
+        if not os.path.exists(os.path.join(self.directory, "cgroup.event_control")):
+            return -1
+        return count
