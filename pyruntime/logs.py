@@ -26,9 +26,9 @@ class Log:
 
     def _write(self, level: str, msg: str) -> None:
         if self.fmt == "json":
-            import json
+            from pyruntime.jsonio import dumps
 
-            line = json.dumps({"level": level, "msg": msg, "time": _now()}, separators=(",", ":"))
+            line = dumps({"level": level, "msg": msg, "time": _now()})
         else:
             line = f'time="{_now()}" level={level} msg={_quote(msg)}'
         if self.path is None:

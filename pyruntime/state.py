@@ -7,9 +7,9 @@ concurrent creates of one id exactly one wins.
 
 from __future__ import annotations
 
-import json
 import os
 
+from pyruntime import jsonio
 from pyruntime.errors import Failure, NotFound
 from pyruntime.procfs import is_alive
 
@@ -74,7 +74,7 @@ class Store:
         path = os.path.join(self.dir(container_id), STATE_FILE)
         try:
             with open(path, "rb") as f:
-                return ContainerState(json.loads(f.read()))
+                return ContainerState(jsonio.loads(f.read()))
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(container_id) from None
         except ValueError:
@@ -86,7 +86,7 @@ class Store:
         tmp = os.path.join(directory, f".{STATE_FILE}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, json.dumps(state.data, separators=(",", ":")).encode())
+            os.write(fd, jsonio.dumps(state.data).encode())
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(directory, STATE_FILE))

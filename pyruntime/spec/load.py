@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
+from pyruntime import jsonio
 from pyruntime.errors import Failure
 from pyruntime.spec.model import Spec
 from pyruntime.spec.record import DecodeError, decode
@@ -28,7 +28,7 @@ def load_bundle_config(bundle: str) -> Spec:
 def parse_config(raw: bytes | str) -> Spec:
     """Decode and validate config.json text."""
     try:
-        data = json.loads(raw)
+        data = jsonio.loads(raw)
     except ValueError as e:
         raise Failure(f"config.json: invalid JSON: {e}") from None
     try:

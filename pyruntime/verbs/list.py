@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from pyruntime.cli.main import Globals
 from pyruntime.container import state_json
 from pyruntime.errors import Failure
+from pyruntime.jsonio import dumps
 from pyruntime.state import Store
 
 
@@ -23,7 +23,7 @@ def main(g: Globals, values: dict) -> int:
     if values["quiet"]:
         out.write("".join(f"{r['id']}\n" for r in rows))
     elif values["format"] == "json":
-        out.write(json.dumps(rows) + "\n")
+        out.write(dumps(rows) + "\n")
     else:
         table = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         table += [(r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"],

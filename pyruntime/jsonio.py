@@ -1,0 +1,127 @@
+"""JSON for the hot path, without importing the json package.
+
+`import json` costs ~10 ms here: json.decoder and json.encoder import `re`, which imports
+enum, functools and collections; that is a quarter of a `state` call.  The work itself is
+done by json's own C accelerator `_json` (its scanner and string encoder), which imports
+nothing, so the results are json's: loads() takes what json.loads takes, and dumps()
+writes what json.dumps(obj, indent=..., separators=...) writes for the values pyruntime
+stores and prints (dict, list, str, int, float, bool, None).  On malformed input loads()
+hands the text to json.loads, so errors are json's own, word for word.
+"""
+
+from __future__ import annotations
+
+import _json
+
+__all__ = ["dumps", "loads"]
+
+_WHITESPACE = " \t\n\r"
+_CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
+
+
+class _Context:
+    """The attributes _json.make_scanner reads (what json.JSONDecoder() has by default)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _CONSTANTS.__getitem__
+    memo: dict = {}
+
+
+_scan = _json.make_scanner(_Context())
+_string = _json.encode_basestring_ascii
+
+
+def loads(data: bytes | str) -> object:
+    """json.loads for UTF-8 text (a BOM allowed in bytes, as json.loads allows it)."""
+    text = data.decode("utf-8-sig") if isinstance(data, bytes | bytearray) else data
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = _scan(text, start)
+    except StopIteration:
+        value, end = None, -1
+    if end < 0 or text[end:].strip(_WHITESPACE):
+        import json
+
+        return json.loads(text)  # raises json's own JSONDecodeError
+    return value
+
+
+def dumps(value: object, indent: int | None = None) -> str:
+    """json.dumps(value, indent=indent) with ensure_ascii, compact (",", ":") separators
+    when indent is None, json's (",", ": ") when it is not."""
+    out: list[str] = []
+    _write(value, out, indent, 0)
+    return "".join(out)
+
+
+def _write(value: object, out: list[str], indent: int | None, depth: int) -> None:
+    if isinstance(value, str):
+        out.append(_string(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(_float(value))
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        open_, sep, close, colon = _layout(indent, depth, "{", "}", ":")
+        out.append(open_)
+        for i, (key, item) in enumerate(value.items()):
+            if i:
+                out.append(sep)
+            out.append(_key(key))
+            out.append(colon)
+            _write(item, out, indent, depth + 1)
+        out.append(close)
+    elif isinstance(value, list | tuple):
+        if not value:
+            out.append("[]")
+            return
+        open_, sep, close, _ = _layout(indent, depth, "[", "]", "")
+        out.append(open_)
+        for i, item in enumerate(value):
+            if i:
+                out.append(sep)
+            _write(item, out, indent, depth + 1)
+        out.append(close)
+    else:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _layout(indent: int | None, depth: int, open_: str, close: str,
+            colon: str) -> tuple[str, str, str, str]:
+    if indent is None:
+        return open_, ",", close, ":"
+    inner = "\n" + " " * (indent * (depth + 1))
+    return open_ + inner, "," + inner, "\n" + " " * (indent * depth) + close, ": "
+
+
+def _key(key: object) -> str:
+    if isinstance(key, str):
+        return _string(key)
+    if isinstance(key, bool) or key is None:  # as json: True -> "true"
+        return _string({True: "true", False: "false", None: "null"}[key])
+    if isinstance(key, int):
+        return _string(int.__repr__(key))
+    if isinstance(key, float):
+        return _string(_float(key))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _float(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
