@@ -187,3 +187,25 @@ def _pidns_members(init: int) -> set[int]:
             except OSError:
                 continue
     return members
+
+
+def test_terminal_through_the_console_socket(runtime: Runtime, running: str,
+                                             tmp_path: Path) -> None:
+    from test_console import ConsoleServer, read_until
+
+    server = ConsoleServer(tmp_path / "pty.sock")
+    try:
+        proc = write_process(tmp_path, {"args": ["sh", "-c", "tty; echo done; sleep 5"],
+                                        "cwd": "/", "env": ["PATH=/bin"], "terminal": True})
+        runtime.run("exec", "--process", proc, "--detach", "--console-socket", server.path,
+                    running, check=True)
+        out = read_until(server.receive(), b"done")
+        assert b"/dev/pts/" in out, out
+    finally:
+        server.close()
+
+
+@pytest.mark.pyruntime_only
+def test_terminal_detached_needs_a_console_socket(runtime: Runtime, running: str) -> None:
+    r = runtime.run("exec", "-t", "--detach", running, "true")
+    assert r.returncode != 0 and "--console-socket" in r.stderr

@@ -31,12 +31,12 @@ def main(g: Globals, values: dict) -> int:
         if spec.process is None:
             raise Failure("config.json: process: required to exec with flags")
         process = ex.process_from_flags(spec.process, values)
-    if process.terminal or values["console_socket"]:
-        raise Failure("exec: terminals (-t, --console-socket, process.terminal) are not "
-                      "supported yet")
+    detach = values["detach"]
+    from pyruntime import console
+
+    console.check(process.terminal, values["console_socket"], not detach)
     plan = ex.exec_plan(spec, process, values["preserve_fds"])
 
-    detach = values["detach"]
     forward = None
     if not detach:
         from pyruntime.verbs.run import FORWARDED, _Forwarder
@@ -44,20 +44,34 @@ def main(g: Globals, values: dict) -> int:
         forward = _Forwarder()
         for sig in FORWARDED:
             signal.signal(sig, forward)
-    pid = ex.spawn_process(state, plan)
-    if values["pid_file"]:
-        from pyruntime.container import write_pid_file
+    tty = console.open_console(plan.terminal, values["console_socket"])
+    pid, master = 0, -1
+    try:
+        plan.console_fd = tty.send_fd
+        pid = ex.spawn_process(state, plan)
+        master = tty.receive_master()  # sent before READY: -1 unless we relay it
+        if values["pid_file"]:
+            from pyruntime.container import write_pid_file
 
-        try:
             write_pid_file(values["pid_file"], pid)
-        except BaseException:
+    except BaseException:
+        if master >= 0:
+            os.close(master)
+        if pid:
             _kill(pid)
-            raise
+        raise
+    finally:
+        tty.close()
     if forward is None:
         return 0
     forward.pid = pid
     for sig in forward.pending:
         os.kill(pid, sig)
+    if master >= 0:  # -t without a console socket: relay the terminal here, as run does
+        try:
+            console.relay(master, pid)
+        finally:
+            os.close(master)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code

@@ -1,0 +1,123 @@
+"""Helpers shared by the client suites (integration/containerd, integration/podman).
+
+Run by `make integration` (integration/run.sh), never by `make test`. Root only.
+
+- The runtime under test: $PYRUNTIME_INTEGRATION_RUNTIME (split like a shell line; e.g.
+  "runc" to check the suite itself against runc), default <repo>/.venv/bin/pyruntime.
+- Clients get a wrapper script, named `pyruntime`, that appends the argv it was given to a
+  log (build/integration/<client>-argv.log, kept for reading) and execs the runtime,
+  with `--root DIR` put first when a suite asks for it (podman never passes --root, and
+  tests never use /run/pyruntime).
+- The image: busybox-static from the host as an OCI archive, built offline
+  (integration/common/busybox_image.py), once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import busybox_image
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "build" / "integration"
+
+IMAGE = busybox_image.DEFAULT_NAME
+
+
+def runtime_command() -> list[str]:
+    other = os.environ.get("PYRUNTIME_INTEGRATION_RUNTIME")
+    if other:
+        return shlex.split(other)
+    return [str(REPO / ".venv" / "bin" / "pyruntime")]
+
+
+def make_wrapper(directory: Path, argv_log: Path, root: Path | None = None) -> Path:
+    """A `pyruntime` script in `directory` that logs its argv and execs the runtime."""
+    directory.mkdir(parents=True, exist_ok=True)
+    argv_log.parent.mkdir(parents=True, exist_ok=True)
+    target = shlex.join(runtime_command() + (["--root", str(root)] if root else []))
+    path = directory / "pyruntime"
+    path.write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$*\" >> {shlex.quote(str(argv_log))}\n"
+        f'exec {target} "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
+def run(argv: list[str], timeout: float = 90, check: bool = False,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a client command; stdout and stderr captured as text."""
+    __tracebackhide__ = True
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                                input=input,
+                                stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"timed out after {timeout}s: {shlex.join(argv)}") from e
+    if check and result.returncode != 0:
+        raise AssertionError(describe(result))
+    return result
+
+
+def in_terminal(argv: list[str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run argv with a pseudo-terminal as its stdio (util-linux script), exit code kept."""
+    return run(["script", "-qec", shlex.join(argv), "/dev/null"], timeout=timeout)
+
+
+def describe(result: subprocess.CompletedProcess[str]) -> str:
+    return (f"$ {shlex.join(result.args)}\nexit {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout}--- stderr ---\n{result.stderr}")
+
+
+def runtime_has_verb(verb: str) -> bool:
+    """Whether the runtime under test knows `verb` (`RUNTIME VERB --help` succeeds)."""
+    r = subprocess.run([*runtime_command(), verb, "--help"], capture_output=True, timeout=30)
+    return r.returncode == 0
+
+
+def parent_name(pid: int) -> str:
+    """The comm of pid's parent."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+    return Path(f"/proc/{ppid}/comm").read_text().strip()
+
+
+def pids_mentioning(text: str) -> list[int]:
+    """Processes whose command line contains `text` (a private temp path of ours)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            pids.append(int(name))
+    return pids
+
+
+def unmount_under(directory: Path) -> None:
+    """Detach every mount below `directory` (ours: a private temp dir), deepest first."""
+    prefix = str(directory).rstrip("/") + "/"
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(prefix):
+                points.append(point)
+    for point in sorted(set(points), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def remove_tree(directory: Path) -> None:
+    unmount_under(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+

@@ -1,0 +1,299 @@
+"""containerd 1.6 driving pyruntime through its runc shim (io.containerd.runc.v2).
+
+A private containerd (its own root, state, sockets under a temp dir; CRI plugin off) is
+started for the module and killed by pid at the end; the busybox image is imported with
+`ctr images import`; every container runs with `ctr run --runc-binary WRAPPER
+--runc-root DIR`, so pyruntime's state lives in the temp dir too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from clients import (
+    BUILD,
+    IMAGE,
+    describe,
+    in_terminal,
+    make_wrapper,
+    parent_name,
+    pids_mentioning,
+    remove_tree,
+    run,
+    runtime_has_verb,
+)
+
+NAMESPACE = "pyrt-it"
+ARGV_LOG = BUILD / "containerd-argv.log"
+
+CONFIG = """version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+  level = "info"
+
+[metrics]
+  address = ""
+"""
+
+
+class Containerd:
+    def __init__(self, directory: Path, wrapper: Path) -> None:
+        self.dir = directory
+        self.wrapper = wrapper
+        self.runc_root = directory / "runc-root"
+        self.address = str(directory / "containerd.sock")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def ctr(self, *args: str, timeout: float = 90,
+            check: bool = False) -> subprocess.CompletedProcess[str]:
+        __tracebackhide__ = True
+        return run(["ctr", "--address", self.address, "--namespace", NAMESPACE, *args],
+                   timeout=timeout, check=check)
+
+    def ctr_argv(self, *args: str) -> list[str]:
+        return ["ctr", "--address", self.address, "--namespace", NAMESPACE, *args]
+
+    def run_args(self, *flags: str) -> list[str]:
+        """`ctr run` flags that select pyruntime (through the argv-logging wrapper)."""
+        return ["run", "--runc-binary", str(self.wrapper), "--runc-root", str(self.runc_root),
+                *flags]
+
+    def state_dir(self, cid: str) -> Path:
+        """pyruntime's state dir for a container (--root is runc-root/<namespace>)."""
+        return self.runc_root / NAMESPACE / cid
+
+    def task_status(self, cid: str) -> str:
+        for line in self.ctr("task", "ls", check=True).stdout.splitlines()[1:]:
+            fields = line.split()
+            if fields and fields[0] == cid:
+                return fields[2]
+        return ""
+
+    def task_pid(self, cid: str) -> int:
+        for line in self.ctr("task", "ls", check=True).stdout.splitlines()[1:]:
+            fields = line.split()
+            if fields and fields[0] == cid:
+                return int(fields[1])
+        raise AssertionError(f"no task {cid}")
+
+    def wait_status(self, cid: str, status: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while self.task_status(cid) != status:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"task {cid}: {self.task_status(cid)!r}, not {status!r}")
+            time.sleep(0.1)
+
+    def remove(self, cid: str) -> None:
+        """Kill, delete and remove a container, whatever state it is in."""
+        self.ctr("task", "kill", "--signal", "KILL", cid, timeout=30)
+        deadline = time.monotonic() + 15
+        while self.task_status(cid) not in ("", "STOPPED") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.ctr("task", "delete", "--force", cid, timeout=30)
+        self.ctr("container", "rm", cid, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def containerd(busybox_archive: Path):
+    if shutil.which("containerd") is None or shutil.which("ctr") is None:
+        pytest.fail("containerd is not installed (integration/run.sh installs it)")
+    directory = Path(tempfile.mkdtemp(prefix="pyrt-ctd-", dir="/tmp"))
+    (directory / "config.toml").write_text(CONFIG.format(d=directory))
+    ARGV_LOG.unlink(missing_ok=True)
+    c = Containerd(directory, make_wrapper(directory / "bin", ARGV_LOG))
+    log = open(directory / "containerd.log", "wb")
+    c.proc = subprocess.Popen(["containerd", "--config", str(directory / "config.toml")],
+                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while c.ctr("version", timeout=10).returncode != 0:
+            if c.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("containerd did not start:\n"
+                                     + (directory / "containerd.log").read_text()[-3000:])
+            time.sleep(0.2)
+        c.ctr("images", "import", str(busybox_archive), check=True, timeout=120)
+        yield c
+    finally:
+        _stop(c)
+        log.close()
+        shutil.copy(directory / "containerd.log", BUILD / "containerd.log")
+        remove_tree(directory)
+
+
+def _stop(c: Containerd) -> None:
+    if c.proc is not None and c.proc.poll() is None:
+        ids = c.ctr("container", "ls", "--quiet", timeout=30).stdout.split()
+        for cid in ids:
+            c.remove(cid)
+        c.proc.send_signal(signal.SIGTERM)
+        try:
+            c.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
+    # shims of this containerd (their command line names our socket) and anything else
+    # still running from our temp dir
+    for pid in pids_mentioning(str(c.dir)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def sleeper(containerd: Containerd):
+    """A detached container running `sleep 1000`, removed afterwards."""
+    cid = new_id("sleeper")
+    containerd.ctr(*containerd.run_args("-d"), IMAGE, cid, "sleep", "1000", check=True)
+    yield cid
+    containerd.remove(cid)
+
+
+# -- ctr run ---------------------------------------------------------------------------------
+
+def test_run_output_and_exit_code(containerd: Containerd) -> None:
+    cid = new_id("run")
+    r = containerd.ctr(*containerd.run_args("--rm"), IMAGE, cid,
+                       "sh", "-c", "echo hello from $(hostname); echo to-stderr >&2; exit 3")
+    assert r.returncode == 3, describe(r)
+    assert r.stdout.startswith("hello from "), describe(r)
+    assert "to-stderr" in r.stderr
+    assert not containerd.state_dir(cid).exists(), "pyruntime state left after --rm"
+
+
+def test_run_with_terminal(containerd: Containerd) -> None:
+    cid = new_id("tty")
+    r = in_terminal(containerd.ctr_argv(*containerd.run_args("--rm", "-t"), IMAGE, cid,
+                                        "sh", "-c", "tty; exit 4"))
+    assert r.returncode == 4, describe(r)
+    assert "/dev/pts/0" in r.stdout, describe(r)
+
+
+def test_init_outlives_create_under_the_shim(containerd: Containerd, sleeper: str) -> None:
+    pid = containerd.task_pid(sleeper)
+    assert parent_name(pid).startswith("containerd-shim"), parent_name(pid)
+    assert containerd.task_status(sleeper) == "RUNNING"
+
+
+def test_failed_create_shows_the_runtimes_message(containerd: Containerd) -> None:
+    cid = new_id("fail")
+    r = containerd.ctr(*containerd.run_args("--rm"), IMAGE, cid, "/bin/no-such-binary")
+    assert r.returncode != 0
+    assert "OCI runtime create failed" in r.stderr, describe(r)
+    assert "/bin/no-such-binary" in r.stderr, describe(r)
+    assert "no such file" in r.stderr.lower(), describe(r)
+    assert not containerd.state_dir(cid).exists()
+    assert cid not in containerd.ctr("container", "ls", "--quiet").stdout.split()
+
+
+# -- ctr task ----------------------------------------------------------------------------------
+
+def test_task_exec(containerd: Containerd, sleeper: str) -> None:
+    r = containerd.ctr("task", "exec", "--exec-id", "e1", sleeper, "sh", "-c",
+                       "echo exec-out; [ $(readlink /proc/1/ns/pid) = $(readlink "
+                       "/proc/self/ns/pid) ] && echo same-pidns; exit 5")
+    assert r.returncode == 5, describe(r)
+    assert r.stdout.split() == ["exec-out", "same-pidns"], describe(r)
+
+
+def test_task_exec_with_terminal(containerd: Containerd, sleeper: str) -> None:
+    r = in_terminal(containerd.ctr_argv("task", "exec", "-t", "--exec-id", "e2", sleeper,
+                                        "sh", "-c", "tty; exit 6"))
+    assert r.returncode == 6, describe(r)
+    assert "/dev/pts/" in r.stdout, describe(r)
+
+
+def test_task_exec_missing_binary(containerd: Containerd, sleeper: str) -> None:
+    r = containerd.ctr("task", "exec", "--exec-id", "e3", sleeper, "no-such-binary")
+    assert r.returncode != 0
+    assert "no-such-binary" in r.stderr and "not found" in r.stderr, describe(r)
+    assert containerd.task_status(sleeper) == "RUNNING"
+
+
+def test_task_ps(containerd: Containerd, sleeper: str) -> None:
+    if not runtime_has_verb("ps"):
+        pytest.skip("the runtime has no `ps` verb yet (issue 4)")
+    pid = containerd.task_pid(sleeper)
+    r = containerd.ctr("task", "ps", sleeper, check=True)
+    assert str(pid) in r.stdout.split(), describe(r)
+
+
+def test_task_pause_resume(containerd: Containerd, sleeper: str) -> None:
+    if not runtime_has_verb("pause"):
+        pytest.skip("the runtime has no `pause` verb yet (issue 4)")
+    containerd.ctr("task", "pause", sleeper, check=True)
+    containerd.wait_status(sleeper, "PAUSED")
+    r = containerd.ctr("task", "exec", "--exec-id", "ep", sleeper, "true", timeout=30)
+    assert r.returncode != 0, "exec into a paused container must fail"
+    containerd.ctr("task", "resume", sleeper, check=True)
+    containerd.wait_status(sleeper, "RUNNING")
+    r = containerd.ctr("task", "exec", "--exec-id", "er", sleeper, "true")
+    assert r.returncode == 0, describe(r)
+
+
+def test_task_kill_and_delete(containerd: Containerd) -> None:
+    cid = new_id("kill")
+    containerd.ctr(*containerd.run_args("-d"), IMAGE, cid, "sh", "-c",
+                   "trap 'exit 42' TERM; while :; do sleep 0.1; done", check=True)
+    try:
+        assert containerd.state_dir(cid).is_dir()
+        containerd.ctr("task", "kill", "--signal", "TERM", cid, check=True)
+        containerd.wait_status(cid, "STOPPED")
+        r = containerd.ctr("task", "delete", cid)
+        assert r.returncode == 0, describe(r)
+        assert "42" in r.stdout + r.stderr or r.stdout == "", describe(r)
+        assert not containerd.state_dir(cid).exists(), "delete left pyruntime's state"
+        r = containerd.ctr("container", "rm", cid)
+        assert r.returncode == 0, describe(r)
+    finally:
+        containerd.remove(cid)
+
+
+# -- what the shim sent ------------------------------------------------------------------------
+
+def test_argv_shapes(containerd: Containerd, sleeper: str) -> None:
+    containerd.ctr("task", "exec", "--exec-id", "argv", sleeper, "true", check=True)
+    lines = [line.split() for line in ARGV_LOG.read_text().splitlines()
+             if line.split() and line.split()[-1] == sleeper]
+    verbs = {}
+    for argv in lines:
+        assert argv[:2] == ["--root", str(containerd.runc_root / NAMESPACE)], argv
+        assert argv[2] == "--log" and argv[3].endswith(f"/{sleeper}/log.json"), argv
+        assert argv[4:6] == ["--log-format", "json"], argv
+        verbs.setdefault(argv[6], argv[7:])
+    assert verbs["create"][:2] == ["--bundle", str(Path(lines[0][3]).parent)]
+    assert "--pid-file" in verbs["create"]
+    assert "start" in verbs
+    assert verbs["exec"][0] == "--process" and "--detach" in verbs["exec"]
+    assert "--pid-file" in verbs["exec"]

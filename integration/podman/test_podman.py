@@ -1,0 +1,163 @@
+"""podman 4.3 (through conmon) driving pyruntime: `podman --runtime WRAPPER ...`.
+
+Everything podman keeps is private to a temp dir (--root, --runroot, --tmpdir), with the
+cgroupfs manager and file events (no systemd here). On this host a container also needs
+`--network none` and --ulimit values podman cannot raise (REFERENCE §7). podman never
+passes --root to the runtime, so the wrapper adds a private one (never /run/pyruntime).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from clients import (
+    BUILD,
+    IMAGE,
+    describe,
+    in_terminal,
+    make_wrapper,
+    pids_mentioning,
+    remove_tree,
+    run,
+)
+
+ARGV_LOG = BUILD / "podman-argv.log"
+RUN_FLAGS = ["--network", "none", "--ulimit", "nofile=1024:1024",
+             "--ulimit", "nproc=32768:32768"]
+
+
+class Podman:
+    def __init__(self, directory: Path, wrapper: Path, runtime_root: Path) -> None:
+        self.dir = directory
+        self.wrapper = wrapper
+        self.runtime_root = runtime_root
+
+    def argv(self, *args: str) -> list[str]:
+        d = self.dir
+        return ["podman", "--root", str(d / "root"), "--runroot", str(d / "runroot"),
+                "--tmpdir", str(d / "tmp"), "--cgroup-manager", "cgroupfs",
+                "--events-backend", "file", "--storage-driver", "overlay",
+                "--runtime", str(self.wrapper), *args]
+
+    def __call__(self, *args: str, timeout: float = 120,
+                 check: bool = False) -> subprocess.CompletedProcess[str]:
+        __tracebackhide__ = True
+        return run(self.argv(*args), timeout=timeout, check=check)
+
+    def container_id(self, name: str) -> str:
+        return self("inspect", "--format", "{{.Id}}", name, check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def podman(busybox_archive: Path):
+    if shutil.which("podman") is None or shutil.which("conmon") is None:
+        pytest.fail("podman is not installed (integration/run.sh installs it)")
+    directory = Path(tempfile.mkdtemp(prefix="pyrt-podman-", dir="/tmp"))
+    for sub in ("root", "runroot", "tmp"):
+        (directory / sub).mkdir()
+    ARGV_LOG.unlink(missing_ok=True)
+    runtime_root = directory / "runtime-root"
+    p = Podman(directory, make_wrapper(directory / "bin", ARGV_LOG, root=runtime_root),
+               runtime_root)
+    try:
+        p("load", "--input", str(busybox_archive), check=True)
+        yield p
+    finally:
+        p("rm", "--all", "--force", "--time", "0", timeout=120)
+        p("rmi", "--all", "--force", timeout=120)
+        for pid in pids_mentioning(str(directory)):  # conmon and whatever it left
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        remove_tree(directory)
+
+
+def new_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def sleeper(podman: Podman):
+    name = new_name("sleeper")
+    podman("run", "--detach", "--name", name, *RUN_FLAGS, IMAGE, "sleep", "1000", check=True)
+    yield name
+    podman("rm", "--force", "--time", "0", name)
+
+
+def test_run_rm_echo(podman: Podman) -> None:
+    r = podman("run", "--rm", *RUN_FLAGS, IMAGE, "echo", "hi")
+    assert (r.returncode, r.stdout) == (0, "hi\n"), describe(r)
+
+
+def test_run_exit_code(podman: Podman) -> None:
+    r = podman("run", "--rm", *RUN_FLAGS, IMAGE, "sh", "-c", "echo out; exit 3")
+    assert (r.returncode, r.stdout) == (3, "out\n"), describe(r)
+
+
+def test_run_with_terminal(podman: Podman) -> None:
+    r = in_terminal(podman.argv("run", "--rm", "-t", *RUN_FLAGS, IMAGE, "sh", "-c",
+                                "tty; exit 4"))
+    assert r.returncode == 4, describe(r)
+    assert "/dev/pts/0" in r.stdout, describe(r)
+
+
+def test_exec(podman: Podman, sleeper: str) -> None:
+    r = podman("exec", sleeper, "sh", "-c",
+               "echo exec-out; [ $(readlink /proc/1/ns/mnt) = $(readlink /proc/self/ns/mnt) ]"
+               " && echo same-mntns; exit 5")
+    assert r.returncode == 5, describe(r)
+    assert r.stdout.split() == ["exec-out", "same-mntns"], describe(r)
+
+
+def test_exec_with_terminal(podman: Podman, sleeper: str) -> None:
+    r = in_terminal(podman.argv("exec", "-t", sleeper, "sh", "-c", "tty; exit 6"))
+    assert r.returncode == 6, describe(r)
+    assert "/dev/pts/" in r.stdout, describe(r)
+
+
+def test_stop(podman: Podman) -> None:
+    name = new_name("stop")
+    podman("run", "--detach", "--name", name, *RUN_FLAGS, IMAGE, "sh", "-c",
+           "trap 'exit 42' TERM; while :; do sleep 0.1; done", check=True)
+    try:
+        cid = podman.container_id(name)
+        assert (podman.runtime_root / cid).is_dir()
+        start = time.monotonic()
+        podman("stop", "--time", "20", name, check=True)
+        assert time.monotonic() - start < 15, "SIGTERM did not stop it; podman waited"
+        r = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name,
+                   check=True)
+        assert r.stdout.split() == ["exited", "42"], describe(r)
+    finally:
+        podman("rm", "--force", "--time", "0", name)
+    assert not (podman.runtime_root / cid).exists(), "podman rm left pyruntime's state"
+
+
+def test_failed_create_shows_the_runtimes_message(podman: Podman) -> None:
+    r = podman("run", "--rm", *RUN_FLAGS, IMAGE, "/bin/no-such-binary")
+    assert r.returncode == 127, describe(r)  # podman: "command not found"
+    assert "/bin/no-such-binary" in r.stderr, describe(r)
+    assert "no such file" in r.stderr.lower(), describe(r)
+
+
+def test_argv_shapes(podman: Podman, sleeper: str) -> None:
+    podman("exec", sleeper, "true", check=True)
+    cid = podman.container_id(sleeper)
+    lines = [line.split() for line in ARGV_LOG.read_text().splitlines()
+             if line.split() and line.split()[-1] == cid]
+    verbs = {argv[0]: argv[1:] for argv in reversed(lines)}
+    # podman passes --log/--log-format only to runtimes named runc or crun, never --root
+    assert all(not argv[0].startswith("-") for argv in lines), lines
+    assert verbs["create"][0] == "--bundle" and "--pid-file" in verbs["create"]
+    assert "start" in verbs
+    assert "--process" in verbs["exec"] and "--detach" in verbs["exec"]
+    assert "--pid-file" in verbs["exec"]

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make integration`: the real clients driving pyruntime -- containerd 1.6 through its
+# runc shim (integration/containerd) and podman 4.3 through conmon (integration/podman).
+# Installs the Debian packages they need when missing. Root only. Arguments, if any, are
+# passed to pytest instead of the two suites (e.g. integration/podman -k exec).
+# Last line: "integration: N passed, M failed, K skipped". Kept in build/integration/:
+# the pytest log, the argv each client sent (<client>-argv.log), containerd's log.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "integration: needs root (it starts containerd and runs containers)" >&2
+    exit 1
+fi
+
+PACKAGES=(containerd podman conmon)
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' \
+        || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "integration: apt-get install ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+mkdir -p build/integration
+log=build/integration/pytest.log
+if [ "$#" -eq 0 ]; then
+    set -- integration/containerd integration/podman
+fi
+start=$SECONDS
+set +e
+.venv/bin/python -m pytest -p no:cacheprovider "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E '^=+ .*( in [0-9.]+s).* =+$' "$log" | tail -n1 || true)
+count() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
+passed=$(count passed)
+failed=$(( $(count failed) + $(count error) ))
+skipped=$(count skipped)
+if [ "$rc" -eq 5 ]; then echo "integration: pytest ran no test" >&2; rc=1; fi
+echo "integration: $passed passed, $failed failed, $skipped skipped ($((SECONDS - start)) s)"
+exit "$rc"
