@@ -14,7 +14,6 @@ time (pid reuse), and the container's cgroups (v2: clone3 CLONE_INTO_CGROUP).
 
 from __future__ import annotations
 
-import json
 import os
 
 from pyruntime.errors import Failure
@@ -57,8 +56,10 @@ def load_process_file(path: str) -> Process:
             raw = f.read()
     except OSError as e:
         raise Failure(f"--process {path}: {e.strerror}") from None
+    from pyruntime.jsonio import loads
+
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except ValueError as e:
         raise Failure(f"{PROCESS_FILE}: invalid JSON: {e}") from None
     try:
