@@ -125,7 +125,7 @@ def test_v2_writes() -> None:
         "unified": {"memory.high": "90"},
     }))
     assert out.writes == [
-        Write("", "cpu.weight", "39"), Write("", "cpu.max", "50000 100000"),
+        Write("", "cpu.weight", "39"), Write("", "cpu.max", "50000"),
         Write("", "cpu.max.burst", "10"), Write("", "cpuset.cpus", "0-1"),
         Write("", "memory.swap.max", "200"), Write("", "memory.max", "100"),
         Write("", "memory.low", "50"), Write("", "pids.max", "10"),

@@ -60,3 +60,13 @@ def setup(driver: Driver, resources: object, warn: object = None) -> None:
     except BaseException:
         driver.destroy()
         raise
+
+
+def of_container(state: object) -> Driver:
+    """The driver of a container's cgroups, for the verbs that need them."""
+    from pyruntime.errors import Failure
+
+    driver = from_record(state.data.get("cgroup"))  # type: ignore[attr-defined]
+    if driver is None:
+        raise Failure(f"container {state.id} has no cgroups of its own")  # type: ignore
+    return driver

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pyruntime.errors import Failure
 
+KEEP_QUOTA = "_"  # in a v2 cpu.max write: the quota the cgroup has now
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyruntime.spec.model import DeviceRule, Resources
-
-CPU_PERIOD_DEFAULT = 100_000
-
 
 class Write:
     """Write `value` to `filename` in the cgroup of `controller` ("" on v2: the one dir).
@@ -236,9 +235,13 @@ def convert_v2(res: Resources) -> Converted:
         if cpu.shares:
             out.add("", "cpu.weight", shares_to_weight(cpu.shares))
         if cpu.quota or cpu.period:
-            quota = cpu.quota or 0
-            period = cpu.period or CPU_PERIOD_DEFAULT
-            out.add("", "cpu.max", f"{'max' if quota <= 0 else quota} {period}")
+            # "QUOTA PERIOD"; "QUOTA" alone keeps the period; "_ PERIOD" (the period
+            # alone, from update) keeps the quota: the driver reads it back (KEEP_QUOTA)
+            if not cpu.quota:
+                quota = KEEP_QUOTA
+            else:
+                quota = "max" if cpu.quota < 0 else str(cpu.quota)
+            out.add("", "cpu.max", f"{quota} {cpu.period}" if cpu.period else quota)
         if cpu.burst is not None:
             out.add("", "cpu.max.burst", cpu.burst)
         if cpu.idle is not None:

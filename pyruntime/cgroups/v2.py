@@ -12,6 +12,7 @@ import os
 import select
 
 from pyruntime.cgroups.driver import Driver, OomWatch, read_pids, read_text, write_text
+from pyruntime.cgroups.resources import KEEP_QUOTA
 from pyruntime.errors import Failure
 
 TYPE_CHECKING = False
@@ -114,7 +115,11 @@ class V2(Driver):
             if controller in WANTED and controller not in enabled:
                 raise Failure(f"cgroup: cannot set {w.filename}: the {controller} controller "
                               f"is not enabled for {self.dir}")
-            self._write(self.dir, w.filename, w.value, w.optional, warnings)
+            value = w.value
+            if w.filename == "cpu.max" and value.startswith(KEEP_QUOTA + " "):
+                current = read_text(os.path.join(self.dir, "cpu.max")).split()[0]
+                value = current + value[len(KEEP_QUOTA):]
+            self._write(self.dir, w.filename, value, w.optional, warnings)
         return warnings
 
     # -- freezer ---------------------------------------------------------------------------

@@ -19,7 +19,14 @@ def main(g: Globals, values: dict) -> int:
     if values["all"]:
         if store.status(state) == "stopped":
             raise NotRunning(state.id)
-        for pid in _pid_namespace_members(state.pid):
+        if state.data.get("cgroup"):
+            # every process in the container's cgroup: v2 cgroup.kill for SIGKILL, else
+            # freeze, signal each, thaw (driver.kill_all)
+            from pyruntime.cgroups import of_container
+
+            of_container(state).kill_all(sig)
+            return 0
+        for pid in _pid_namespace_members(state.pid):  # a container without cgroups
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:

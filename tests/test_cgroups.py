@@ -1,0 +1,369 @@
+"""cgroups on real containers: limits visible and enforced, pause/resume, update, kill --all,
+ps, events, and nothing left in /sys/fs/cgroup afterwards.
+
+The container's cgroup is found from outside, through /proc/PID/cgroup of its init, so the
+same tests run against runc (PYRUNTIME_TEST_RUNTIME=runc). Tests of what only cgroup v2
+has are marked cgroupv2: they run in the v2 lane (make test-cgroupv2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pyruntime.cgroups.detect import UNIFIED, host
+from support import Runtime
+from support.cgroups import find_cgroups
+from support.config import DELETE
+
+pytestmark = pytest.mark.root
+
+SLEEP = ["sleep", "1000"]
+MiB = 1 << 20
+V2 = host().mode == UNIFIED
+only_v1 = pytest.mark.skipif(V2, reason="cgroup v1 files (this host's mode is unified)")
+
+
+def cgroup_dir(pid: int, controller: str) -> str:
+    """The directory of `pid`'s cgroup in the hierarchy carrying `controller` ("" on v2)."""
+    h = host()
+    hierarchy = h.v2 if V2 or not controller else h.controller(controller)
+    assert hierarchy is not None, f"no {controller} hierarchy"
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            if (V2 or not controller) and names == "":
+                return hierarchy.dir_of(path)
+            if not V2 and controller in names.split(","):
+                return hierarchy.dir_of(path)
+    raise AssertionError(f"pid {pid} has no {controller} cgroup")
+
+
+def read(pid: int, controller: str, name: str) -> str:
+    return Path(cgroup_dir(pid, controller), name).read_text().strip()
+
+
+def started(runtime: Runtime, bundle_dir: object, cid: str) -> int:
+    runtime.create(bundle_dir, cid)
+    runtime.start(cid)
+    return runtime.state(cid)["pid"]
+
+
+def wait_for(predicate, timeout: float = 10, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def resources(**r: object) -> dict:
+    return {"linux": {"resources": r}}
+
+
+# -- limits visible -------------------------------------------------------------------------
+
+def test_limits_are_in_the_cgroup_files(runtime: Runtime, bundle) -> None:
+    b = bundle(SLEEP, resources(
+        devices=[{"allow": False, "access": "rwm"}],
+        memory={"limit": 64 * MiB, "swap": 64 * MiB, "reservation": 32 * MiB},
+        cpu={"shares": 512, "quota": 50000, "period": 100000},
+        pids={"limit": 32},
+    ))
+    pid = started(runtime, b, "lim")
+    if V2:
+        assert read(pid, "", "memory.max") == str(64 * MiB)
+        assert read(pid, "", "memory.swap.max") == "0"
+        assert read(pid, "", "memory.low") == str(32 * MiB)
+        assert read(pid, "", "cpu.max") == "50000 100000"
+        assert read(pid, "", "cpu.weight") == "20"  # runc: 1 + (512-2)*9999/262142
+        assert read(pid, "", "pids.max") == "32"
+    else:
+        assert read(pid, "memory", "memory.limit_in_bytes") == str(64 * MiB)
+        assert read(pid, "memory", "memory.memsw.limit_in_bytes") == str(64 * MiB)
+        assert read(pid, "memory", "memory.soft_limit_in_bytes") == str(32 * MiB)
+        assert read(pid, "cpu", "cpu.shares") == "512"
+        assert read(pid, "cpu", "cpu.cfs_quota_us") == "50000"
+        assert read(pid, "cpu", "cpu.cfs_period_us") == "100000"
+        assert read(pid, "pids", "pids.max") == "32"
+        devices = read(pid, "devices", "devices.list").splitlines()
+        assert "a *:* rwm" not in devices and "c 1:3 rwm" in devices  # runc's default list
+    runtime.delete("lim", force=True)
+
+
+def test_default_cgroup_is_the_id_under_our_own(runtime: Runtime, bundle, test_token) -> None:
+    """No cgroupsPath: runc's default, the id as a relative path (nested under ours)."""
+    cid = f"pyrt-test-{test_token}-default"
+    b = bundle(SLEEP, {"linux": {"cgroupsPath": DELETE}})
+    pid = started(runtime, b, cid)
+    with open("/proc/self/cgroup") as f:
+        own = {names: path for _, names, path in
+               (line.rstrip("\n").split(":", 2) for line in f)}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            assert path == os.path.join(own[names], cid), line
+    runtime.delete(cid, force=True)
+    assert not find_cgroups(cid)
+
+
+# -- enforcement ----------------------------------------------------------------------------
+
+def _events(runtime: Runtime, cid: str) -> subprocess.Popen[str]:
+    return runtime.popen("events", "--interval", "1s", cid)
+
+
+def _read_events(proc: subprocess.Popen[str], want: str, timeout: float) -> list[dict]:
+    """Lines from a running `events` until one has type `want`."""
+    assert proc.stdout is not None
+    seen: list[dict] = []
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(proc.stdout, select.POLLIN)
+    while time.monotonic() < deadline:
+        if not poller.poll(100):
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(json.loads(line))
+        if seen[-1]["type"] == want:
+            return seen
+    raise AssertionError(f"no {want!r} event in {timeout} s; saw {seen}")
+
+
+def test_allocation_past_the_limit_is_oom_killed_and_reported(runtime: Runtime, bundle) -> None:
+    script = ("while [ ! -e /go ]; do sleep 0.05; done; "
+              "dd if=/dev/zero of=/dev/null bs=64M count=1; echo dd=$?; sleep 1000")
+    b = bundle(["sh", "-c", script],
+               resources(memory={"limit": 24 * MiB, "swap": 24 * MiB}))
+    started(runtime, b, "oom")
+    events = _events(runtime, "oom")
+    try:
+        time.sleep(0.3)  # let `events` register its OOM watch
+        (b.rootfs / "go").write_text("")
+        seen = _read_events(events, "oom", timeout=20)
+        assert seen[-1] == {"type": "oom", "id": "oom"}
+        wait_for(lambda: "dd=" in runtime.output("oom"), what="dd's exit status")
+        assert "dd=137" in runtime.output("oom")  # SIGKILL by the OOM killer
+        stats = json.loads(runtime.run("events", "--stats", "oom", check=True).stdout)
+        assert stats["type"] == "stats" and stats["data"]["memory"]["oom_kill"] >= 1
+    finally:
+        runtime.delete("oom", force=True)
+        events.wait(timeout=10)  # it ends with the container
+
+
+def test_fork_bomb_stops_at_the_pids_limit(runtime: Runtime, bundle) -> None:
+    bomb = "bomb() { bomb | bomb & }; bomb; sleep 1000"
+    b = bundle(["sh", "-c", bomb], resources(pids={"limit": 64}))
+    pid = started(runtime, b, "bomb")
+    controller = "" if V2 else "pids"
+
+    def at_limit() -> bool:
+        return int(read(pid, controller, "pids.current")) >= 60
+
+    wait_for(at_limit, timeout=20, what="the bomb to reach the limit")
+    time.sleep(1)
+    assert int(read(pid, controller, "pids.current")) <= 64
+    events = read(pid, controller, "pids.events") if V2 else read(pid, "pids", "pids.events")
+    assert int(events.split()[-1]) > 0  # "max N": forks refused
+    runtime.delete("bomb", force=True)  # kills all of them through the cgroup
+
+
+@only_v1
+def test_denied_device_cannot_be_opened(runtime: Runtime, bundle) -> None:
+    """/dev/kmsg (1:11) is not in runc's default allow list; opening it write-only
+    needs no capability, so only the device cgroup stands in the way."""
+    kmsg = {"path": "/dev/pyrt-kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o200}
+    script = "printf '' > /dev/pyrt-kmsg && echo opened"
+    denied = bundle(["sh", "-c", script], {"linux": {"devices": [kmsg]}}, name="denied")
+    r = runtime.run_bundle(denied, "denied", check=False)
+    assert "opened" not in r.stdout and "Operation not permitted" in r.stderr, r
+    allow = {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}
+    allowed = bundle(["sh", "-c", script], {"linux": {
+        "devices": [kmsg], "resources": {"devices": [{"allow": False, "access": "rwm"}, allow]},
+    }}, name="allowed")
+    r = runtime.run_bundle(allowed, "allowed", check=False)
+    assert "opened" in r.stdout, r
+
+
+# -- verbs ----------------------------------------------------------------------------------
+
+def test_pause_freezes_every_process_and_resume_thaws(runtime: Runtime, bundle) -> None:
+    counter = ("i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.02; done & "
+               "sleep 1000 & wait")
+    b = bundle(["sh", "-c", counter])
+    pid = started(runtime, b, "frz")
+    count = b.rootfs / "count"
+    wait_for(count.exists, what="the counter")
+    runtime.run("pause", "frz", check=True)
+    assert runtime.status("frz") == "paused"
+    if V2:
+        assert read(pid, "", "cgroup.freeze") == "1"
+    else:
+        assert read(pid, "freezer", "freezer.state") == "FROZEN"
+    before = count.read_text()
+    time.sleep(0.4)
+    assert count.read_text() == before  # nothing runs
+    r = runtime.run("pause", "frz")
+    assert r.returncode != 0 and "not running" in r.stderr
+    runtime.run("resume", "frz", check=True)
+    assert runtime.status("frz") == "running"
+    wait_for(lambda: count.read_text() != before, what="the counter to move again")
+    r = runtime.run("resume", "frz")
+    assert r.returncode != 0 and "not paused" in r.stderr
+    runtime.delete("frz", force=True)
+
+
+def test_delete_force_of_a_paused_container(runtime: Runtime, bundle) -> None:
+    started(runtime, bundle(["sh", "-c", "sleep 1000 & sleep 1000"]), "pz")
+    runtime.run("pause", "pz", check=True)
+    t = time.monotonic()
+    runtime.delete("pz", force=True)
+    assert time.monotonic() - t < 5
+    assert runtime.ids() == []
+
+
+def test_update_changes_limits_live(runtime: Runtime, bundle) -> None:
+    b = bundle(SLEEP, resources(memory={"limit": 64 * MiB}, pids={"limit": 32}))
+    pid = started(runtime, b, "upd")
+    runtime.run("update", "--memory", "128m", "--pids-limit", "50", "upd", check=True)
+    mem = ("", "memory.max") if V2 else ("memory", "memory.limit_in_bytes")
+    pids = ("" if V2 else "pids", "pids.max")
+    assert read(pid, *mem) == str(128 * MiB)
+    assert read(pid, *pids) == "50"
+    # containerd's form: LinuxResources JSON on stdin
+    body = json.dumps({"memory": {"limit": 100 * MiB}, "pids": {"limit": 20},
+                       "cpu": {"shares": 256}})
+    runtime.run("update", "--resources", "-", "upd", input=body, check=True)
+    assert read(pid, *mem) == str(100 * MiB)
+    assert read(pid, *pids) == "20"
+    if not V2:
+        assert read(pid, "cpu", "cpu.shares") == "256"
+    r = runtime.run("update", "--memory", "lots", "upd")
+    assert r.returncode != 0 and "invalid size" in r.stderr
+    runtime.delete("upd", force=True)
+    r = runtime.run("update", "--memory", "1g", "upd")
+    assert r.returncode != 0
+
+
+def test_kill_all_reaches_every_process_without_a_pid_namespace(runtime: Runtime,
+                                                                 bundle) -> None:
+    """With the host's pid namespace, only the cgroup says which processes are the
+    container's."""
+    b = bundle(["sh", "-c", "sleep 1001 & sleep 1002 & wait"])
+    b.config["linux"]["namespaces"] = [ns for ns in b.config["linux"]["namespaces"]
+                                       if ns["type"] != "pid"]
+    b.write()
+    pid = started(runtime, b, "ka")
+    procs = cgroup_dir(pid, "" if V2 else "pids") + "/cgroup.procs"
+    wait_for(lambda: len(Path(procs).read_text().split()) == 3, what="3 processes")
+    members = [int(p) for p in Path(procs).read_text().split()]
+    runtime.kill("ka", "TERM", "--all")
+    wait_for(lambda: all(_gone(p) for p in members), what="every process to exit")
+    runtime.delete("ka")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_kill_all_sigkill(runtime: Runtime, bundle) -> None:
+    pid = started(runtime, bundle(["sh", "-c", "sleep 1001 & sleep 1002 & wait"]), "ka9")
+    runtime.kill("ka9", "KILL", "--all")
+    wait_for(lambda: _gone(pid), what="the init to die")
+    runtime.wait_status("ka9", "stopped")
+    runtime.delete("ka9")
+
+
+def test_ps(runtime: Runtime, bundle) -> None:
+    pid = started(runtime, bundle(["sh", "-c", "sleep 1001 & sleep 1002 & wait"]), "ps")
+    procs = Path(cgroup_dir(pid, "" if V2 else "pids"), "cgroup.procs")
+    wait_for(lambda: len(procs.read_text().split()) == 3, what="3 processes")
+    listed = json.loads(runtime.run("ps", "--format", "json", "ps", check=True).stdout)
+    assert sorted(listed) == sorted(int(p) for p in procs.read_text().split())
+    assert pid in listed
+    table = runtime.run("ps", "ps", check=True).stdout.splitlines()
+    assert "PID" in table[0].split() and len(table) == 4
+    assert any("sleep 1002" in line for line in table)
+    runtime.delete("ps", force=True)
+
+
+def test_events_stats(runtime: Runtime, bundle) -> None:
+    b = bundle(SLEEP, resources(memory={"limit": 64 * MiB}, pids={"limit": 10}))
+    started(runtime, b, "ev")
+    event = json.loads(runtime.run("events", "--stats", "ev", check=True).stdout)
+    assert event["type"] == "stats" and event["id"] == "ev"
+    data = event["data"]
+    assert data["memory"]["usage"]["limit"] == 64 * MiB
+    assert data["pids"] == {"current": 1, "limit": 10}
+    assert data["cpu"]["usage"]["total"] > 0
+    # the stream: a stats line each interval, ends when the container does
+    proc = runtime.popen("events", "--interval", "200ms", "ev")
+    lines = _read_events(proc, "stats", timeout=5)
+    assert lines[-1]["data"]["pids"]["current"] == 1
+    runtime.kill("ev", "KILL")
+    proc.wait(timeout=10)
+    assert proc.returncode == 0
+    runtime.delete("ev")
+
+
+# -- nothing left ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["bad-resource", "bad-process", "nested-path"])
+def test_failed_create_leaves_no_cgroup(runtime: Runtime, bundle, test_token, case) -> None:
+    overrides: dict = {
+        "bad-resource": resources(cpu={"cpus": "999"}),  # no such CPU: the write fails
+        "bad-process": {"process": {"args": ["/no/such/program"]}},
+        "nested-path": {"linux": {"cgroupsPath": f"pyrt-test-{test_token}-n/a/b",
+                                  "resources": {"cpu": {"cpus": "999"}}}},
+    }[case]
+    b = bundle(SLEEP, overrides)
+    r = runtime.run("create", "--bundle", b, "bad")
+    assert r.returncode != 0
+    assert find_cgroups(test_token) == []
+    assert runtime.ids() == []
+
+
+def test_delete_removes_the_parents_it_made(runtime: Runtime, bundle, test_token) -> None:
+    path = f"pyrt-test-{test_token}-p/x/y"
+    pid = started(runtime, bundle(SLEEP, {"linux": {"cgroupsPath": path}}), "nest")
+    assert cgroup_dir(pid, "" if V2 else "memory").endswith(path)
+    runtime.delete("nest", force=True)
+    assert find_cgroups(test_token) == []
+
+
+# -- cgroup v2 only -------------------------------------------------------------------------
+
+@pytest.mark.cgroupv2
+def test_v2_init_starts_in_its_cgroup_and_unified_keys(runtime: Runtime, bundle) -> None:
+    b = bundle(["sh", "-c", "cat /proc/self/cgroup; sleep 1000"],
+               resources(unified={"memory.high": str(48 * MiB)}, memory={"limit": 64 * MiB,
+                                                                         "swap": 96 * MiB}))
+    pid = started(runtime, b, "v2")
+    assert read(pid, "", "memory.high") == str(48 * MiB)
+    assert read(pid, "", "memory.swap.max") == str(32 * MiB)  # swap - limit
+    wait_for(lambda: runtime.output("v2"), what="output")
+    assert runtime.output("v2").startswith("0::/")
+    runtime.delete("v2", force=True)
+
+
+@pytest.mark.cgroupv2
+def test_v2_unified_key_that_does_not_exist_fails(runtime: Runtime, bundle, test_token) -> None:
+    b = bundle(SLEEP, resources(unified={"memory.nosuchfile": "1"}))
+    r = runtime.run("create", "--bundle", b, "v2bad")
+    assert r.returncode != 0 and "memory.nosuchfile" in r.stderr
+    assert find_cgroups(test_token) == []
