@@ -24,7 +24,8 @@ def features() -> dict:
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(CAPABILITIES),
-            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False,
+            # v2: true once the v2 lane (make test-cgroupv2) proves it
+            "cgroup": {"v1": True, "v2": False, "systemd": False, "systemdUser": False,
                        "rdma": False},
             "seccomp": {"enabled": False},
             "apparmor": {"enabled": False},

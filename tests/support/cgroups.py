@@ -25,7 +25,7 @@ def find_cgroups(token: str, root: str = CGROUP_ROOT, max_depth: int = 6) -> lis
     for top, dirs, _files in os.walk(root):
         if top.count("/") - base >= max_depth:
             dirs[:] = []
-        if token in os.path.basename(top):
+        if token in top[len(root):]:  # the cgroup named with it, and those below it
             found.append(top)
     return found
 
