@@ -76,6 +76,43 @@ struct pyrt_rlimit {
     uint64_t hard;
 };
 
+/*
+ * seccomp: compiled in the caller (seccomp.c, libseccomp), loaded by init (seccomp_load.c).
+ * Python fills every value: actions are SCMP_ACT_* numbers with their data (errno, trace
+ * code), conditions of one rule are AND-ed (rules for the same name are OR-ed).
+ */
+struct pyrt_seccomp_arg {
+    uint32_t index;            /* syscall argument 0..5 */
+    uint32_t op;               /* enum scmp_compare: SCMP_CMP_NE 1 .. SCMP_CMP_MASKED_EQ 7 */
+    uint64_t value;            /* datum_a (the mask for MASKED_EQ) */
+    uint64_t value_two;        /* datum_b */
+};
+
+struct pyrt_seccomp_rule {
+    const char *name;          /* syscall name, resolved for the native architecture */
+    uint32_t action;           /* SCMP_ACT_* value */
+    const struct pyrt_seccomp_arg *args;
+    size_t n_args;             /* 0: unconditional */
+};
+
+struct pyrt_seccomp_profile {
+    uint32_t default_action;   /* SCMP_ACT_* value */
+    const char *const *archs;  /* libseccomp names ("x86_64", "x86", "x32"), besides the native */
+    size_t n_archs;
+    const struct pyrt_seccomp_rule *rules;
+    size_t n_rules;
+    int32_t optimize;          /* binary-tree syscall dispatch (long profiles, as runc) */
+    int32_t *unknown;          /* out, n_rules entries (may be NULL): 1 where the name is not a
+                                  syscall of the native architecture (the rule is skipped) */
+};
+
+struct pyrt_seccomp_result {
+    int32_t err;               /* errno (positive), 0: ok */
+    int32_t rule;              /* index of the rule libseccomp refused, -1: none */
+    int32_t n_unknown;         /* rules skipped for an unknown name */
+    char what[160];            /* the failed call */
+};
+
 struct pyrt_plan {
     /* namespaces */
     int32_t clone_flags;                 /* CLONE_NEW* to create */
@@ -150,6 +187,20 @@ struct pyrt_plan {
                                             one per hierarchy), or when the kernel refuses
                                             CLONE_INTO_CGROUP (v2) */
     size_t n_cgroup_procs;
+
+    /* seccomp (seccomp_load.c): after `start`; before the credentials without
+       no_new_privs (loading then needs CAP_SYS_ADMIN), else last before execve */
+    const uint8_t *seccomp_bpf;          /* struct sock_filter[] from pyrt_seccomp_compile; NULL:
+                                            no filter */
+    size_t seccomp_bpf_len;              /* bytes, a multiple of 8 */
+    uint32_t seccomp_flags;              /* SECCOMP_FILTER_FLAG_* for seccomp(2); NEW_LISTENER
+                                            when an action is NOTIFY */
+    const char *seccomp_listener;        /* NEW_LISTENER: AF_UNIX stream socket path, connected
+                                            before pivot_root; the listener fd goes to it */
+    const char *const *seccomp_state;    /* NEW_LISTENER: the container process state JSON in
+                                            pieces; init sends piece, pid, piece, pid, ... piece
+                                            (pid: init's pid in the caller's pid namespace) */
+    size_t n_seccomp_state;
 };
 
 /*
@@ -159,3 +210,14 @@ struct pyrt_plan {
  * cloned or died abnormally.  Never returns in the children.
  */
 int pyrt_spawn(const struct pyrt_plan *plan);
+
+/*
+ * seccomp.c, called by Python (not in a child): compile `profile` into BPF written to
+ * out_fd.  Returns 0 or -errno with `result` naming the failed call (and rule).
+ */
+int pyrt_seccomp_compile(const struct pyrt_seccomp_profile *profile, int out_fd,
+                         struct pyrt_seccomp_result *result);
+/* libseccomp's version and the kernel's seccomp API level: major, minor, micro, api. */
+void pyrt_seccomp_version(uint32_t out[4]);
+/* The native syscall number of `name`, or -1. */
+int pyrt_seccomp_resolve(const char *name);

@@ -48,7 +48,8 @@ static int before_ready(struct pyrt_ctx *c)
         if (c->fifo_fd < 0)
             return pyrt_fail(c->sync_fd, "exec fifo", errno, "open %s", p->exec_fifo);
     }
-    if (setup_rootfs(c) < 0 ||
+    if (pyrt_seccomp_prepare(c) < 0 || /* connects to a host path: before the rootfs */
+        setup_rootfs(c) < 0 ||
         pyrt_set_names(c) < 0 ||
         pyrt_loopback_up(c) < 0 ||
         pyrt_set_rlimits(c) < 0 ||
@@ -63,10 +64,16 @@ static int before_ready(struct pyrt_ctx *c)
 
 static int after_start(struct pyrt_ctx *c)
 {
+    int nnp = c->plan->no_new_privs;
+
+    /* seccomp: without no_new_privs loading needs CAP_SYS_ADMIN, so before the
+       credentials; with it, last, so it filters as little of ours as possible */
     if (pyrt_wait_fifo(c) < 0 ||
+        (!nnp && pyrt_load_seccomp(c) < 0) ||
         pyrt_set_creds(c) < 0 ||
         pyrt_enter_cwd(c) < 0 ||
-        pyrt_prepare_fds(c) < 0)
+        pyrt_prepare_fds(c) < 0 ||
+        (nnp && pyrt_load_seccomp(c) < 0))
         return -1;
     return 0;
 }
@@ -79,6 +86,7 @@ void pyrt_init(const struct pyrt_plan *p, int release_fd)
         .release_fd = release_fd,
         .fifo_fd = -1,
         .root_fd = -1,
+        .listener_fd = -1,
     };
 
     if (before_ready(&c) < 0)

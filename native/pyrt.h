@@ -29,6 +29,8 @@ struct pyrt_ctx {
     int fifo_fd;      /* init: exec fifo opened O_PATH, -1 if none */
     int root_fd;      /* init: O_PATH fd of the container root, -1 if none */
     char exe[4096];   /* init: argv[0] resolved against path_search */
+    int listener_fd;  /* init: socket to seccomp_listener, -1 if none (seccomp_load.c) */
+    pid_t host_pid;   /* init: its pid in the caller's pid namespace (seccomp_load.c) */
 };
 
 /* sync.c: messages to the caller */
@@ -89,6 +91,10 @@ void pyrt_exec(struct pyrt_ctx *c) __attribute__((noreturn));
 
 /* cgroup.c */
 int pyrt_join_cgroups(const struct pyrt_plan *p, int sync_fd);
+
+/* seccomp_load.c */
+int pyrt_seccomp_prepare(struct pyrt_ctx *c);
+int pyrt_load_seccomp(struct pyrt_ctx *c);
 
 /* init.c */
 void pyrt_init(const struct pyrt_plan *p, int release_fd) __attribute__((noreturn));

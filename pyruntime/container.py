@@ -33,7 +33,8 @@ def write_pid_file(path: str, pid: int) -> None:
 def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None = None,
            no_pivot: bool = False, preserve_fds: int = 0,
            warn: Callable[[str], None] | None = None, console_socket: str | None = None,
-           foreground: bool = False) -> ContainerState:
+           foreground: bool = False,
+           debug: Callable[[str], None] | None = None) -> ContainerState:
     """Set the container up; return once its init waits on the exec fifo.
 
     With process.terminal, the pty master goes to `console_socket`, or, in the
@@ -59,6 +60,12 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     from pyruntime import console
 
     console.check(spec.process.terminal, console_socket, foreground)
+    if plan.seccomp_profile is not None:  # compiled (or cached) before anything is made
+        from pyruntime import seccomp
+
+        seccomp.attach(plan, plan.seccomp_profile, container_id=container_id, bundle=bundle,
+                       oci_version=SPEC_VERSION, annotations=spec.annotations,
+                       debug=debug, warn=warn)
     store.reserve(container_id)
     init_pid = 0
     tty, master = console.Console(), -1

@@ -119,6 +119,13 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi obje
     p.sync_fd = sync_fd
     p.cgroup_fd = cgroup_fd
     p.cgroup_procs, p.n_cgroup_procs = strv(plan.cgroup_procs), len(plan.cgroup_procs)
+    if plan.seccomp_bpf:
+        bpf = ffi.new("uint8_t[]", plan.seccomp_bpf)
+        keep.append(bpf)
+        p.seccomp_bpf, p.seccomp_bpf_len = bpf, len(plan.seccomp_bpf)
+        p.seccomp_flags = plan.seccomp_flags
+        p.seccomp_listener = s(plan.seccomp_listener)
+        p.seccomp_state, p.n_seccomp_state = strv(plan.seccomp_state), len(plan.seccomp_state)
     return p
 
 

@@ -81,6 +81,11 @@ class Plan:
         self.preserve_fds = 0
         self.cgroup_procs: list[str] = []  # set by container.create once the cgroups exist
         self.cgroup_dir: str | None = None  # v2: init is cloned into it
+        self.seccomp_profile = None  # linux.seccomp translated (pyruntime/seccomp/profile.py)
+        self.seccomp_bpf: bytes | None = None  # compiled (pyruntime/seccomp), set by the verb
+        self.seccomp_flags = 0
+        self.seccomp_listener: str | None = None
+        self.seccomp_state: list[str] = []  # container process state JSON around the pid
 
 
 def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = False,
@@ -107,6 +112,10 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.hostname = spec.hostname or None
     plan.domainname = spec.domainname or None
     _process(spec, plan)
+    if spec.linux is not None and spec.linux.seccomp is not None:
+        from pyruntime.seccomp.profile import build_profile
+
+        plan.seccomp_profile = build_profile(spec.linux.seccomp)
     return plan
 
 

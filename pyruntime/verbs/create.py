@@ -18,6 +18,6 @@ def main(g: Globals, values: dict) -> int:
     check_supported(values)
     create(Store(g.root), values["container_id"], values["bundle"],
            pid_file=values["pid_file"], no_pivot=values["no_pivot"],
-           preserve_fds=values["preserve_fds"], warn=g.log.warning,
+           preserve_fds=values["preserve_fds"], warn=g.log.warning, debug=g.log.debug,
            console_socket=values["console_socket"])
     return 0

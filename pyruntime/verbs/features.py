@@ -27,13 +27,28 @@ def features() -> dict:
             # v2: true once the v2 lane (make test-cgroupv2) proves it
             "cgroup": {"v1": True, "v2": False, "systemd": False, "systemdUser": False,
                        "rdma": False},
-            "seccomp": {"enabled": False},
+            "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {"io.github.pyruntime.version": __version__},
+    }
+
+
+def _seccomp() -> dict:
+    """Each entry is exercised by tests/test_seccomp.py."""
+    from pyruntime.seccomp import profile as sp
+
+    flags = sorted(sp.FLAGS)
+    return {
+        "enabled": True,
+        "actions": sorted(sp.ACTIONS),
+        "operators": sorted(sp.OPERATORS),
+        "archs": ["SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],  # tested here
+        "knownFlags": flags,
+        "supportedFlags": flags,
     }
 
 

@@ -45,7 +45,7 @@ def main(g: Globals, values: dict) -> int:
             signal.signal(sig, forward)
     state = create(store, values["container_id"], values["bundle"],
                    pid_file=values["pid_file"], no_pivot=values["no_pivot"],
-                   preserve_fds=values["preserve_fds"], warn=g.log.warning,
+                   preserve_fds=values["preserve_fds"], warn=g.log.warning, debug=g.log.debug,
                    console_socket=values["console_socket"], foreground=not detach)
     master = getattr(state, "console_master", -1)
     try:
