@@ -172,6 +172,27 @@ struct pyrt_plan {
     uint16_t console_rows;               /* process.consoleSize; 0 and 0: leave */
     uint16_t console_cols;
 
+    /* process attributes (sched.c), set by init before READY */
+    int32_t set_personality;
+    uint32_t personality;                /* PER_LINUX / PER_LINUX32 | flags */
+    int32_t set_ioprio;
+    int32_t ioprio;                      /* class << 13 | level */
+    int32_t set_scheduler;               /* sched_setattr with the fields below */
+    uint32_t sched_policy;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_flags;
+    uint64_t sched_runtime;
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+    int32_t set_mempolicy;
+    int32_t mempolicy_mode;              /* MPOL_* | MPOL_F_* */
+    uint32_t mempolicy_maxnode;          /* bits in mempolicy_nodes; 0: NULL mask */
+    uint64_t mempolicy_nodes[16];
+    const char *timens_offsets;          /* "monotonic S N\nboottime S N\n": stage1 unshares a
+                                            time namespace, writes them, init starts in it
+                                            (timens.c); NULL: none */
+
     /* lifecycle */
     const char *exec_fifo;               /* host path; opened O_PATH before pivot_root; NULL: exec
                                             right after READY */

@@ -78,6 +78,12 @@ int pyrt_set_oom_score_adj(struct pyrt_ctx *c);
 /* console.c: process.terminal */
 int pyrt_setup_console(struct pyrt_ctx *c);
 
+/* sched.c: personality, ioprio, scheduler, memory policy */
+int pyrt_set_sched_attrs(struct pyrt_ctx *c);
+
+/* timens.c: stage1, before cloning init */
+int pyrt_setup_timens(const struct pyrt_plan *p, int sync_fd);
+
 /* creds.c: groups, ids, capabilities, umask, no_new_privs */
 int pyrt_set_creds(struct pyrt_ctx *c);
 

@@ -110,6 +110,8 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
         _exit(1);
     if (pyrt_join_namespaces(p, fd) < 0)
         _exit(1);
+    if (pyrt_setup_timens(p, fd) < 0)
+        _exit(1);
     if (pipe2(release, O_CLOEXEC) < 0) {
         pyrt_fail(fd, "stage1", errno, "pipe2");
         _exit(1);

@@ -45,7 +45,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     is left.
     """
     from pyruntime import cgroups
-    from pyruntime.plan.build import build_plan
+    from pyruntime.plan.build import add_listen_fds, build_plan
     from pyruntime.spec.load import load_bundle_config
 
     store.dir(container_id)  # checks the id before anything else
@@ -57,6 +57,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id)
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
                       cgroup_dirs=cgroups.mount_dirs(cgroup))
+    add_listen_fds(plan, os.environ, os.getpid())
     from pyruntime import console
 
     console.check(spec.process.terminal, console_socket, foreground)

@@ -114,6 +114,18 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi obje
     p.oom_score_adj = plan.oom_score_adj or 0
     p.console_fd = plan.console_fd
     p.console_rows, p.console_cols = plan.console_size
+    p.set_personality, p.personality = plan.personality is not None, plan.personality or 0
+    p.set_ioprio, p.ioprio = plan.ioprio is not None, plan.ioprio or 0
+    if plan.scheduler is not None:
+        p.set_scheduler = 1
+        (p.sched_policy, p.sched_nice, p.sched_priority, p.sched_flags, p.sched_runtime,
+         p.sched_deadline, p.sched_period) = plan.scheduler
+    if plan.mempolicy is not None:
+        p.set_mempolicy, (p.mempolicy_mode, nodes) = 1, plan.mempolicy
+        for n in nodes:
+            p.mempolicy_nodes[n // 64] |= 1 << (n % 64)
+        p.mempolicy_maxnode = 1025 if nodes else 0  # bits + 1, as numactl passes it
+    p.timens_offsets = s(plan.timens_offsets)
     p.exec_fifo = s(plan.exec_fifo)
     p.preserve_fds = plan.preserve_fds
     p.sync_fd = sync_fd

@@ -76,6 +76,11 @@ class Plan:
         self.terminal = False  # process.terminal: init makes a pty (native/console.c)
         self.console_size = (0, 0)  # rows, cols
         self.console_fd = -1  # set by container.create: the connected console socket
+        self.personality: int | None = None  # plan/sched.py -> native/sched.c
+        self.ioprio: int | None = None
+        self.scheduler: tuple[int, ...] | None = None  # policy nice prio flags rt dl period
+        self.mempolicy: tuple[int, list[int]] | None = None  # mode|flags, nodes
+        self.timens_offsets: str | None = None  # native/timens.c
         self.exec_fifo = ""
         self.root_uid_gid: tuple[int, int] | None = None  # host ids of the container's root
         self.preserve_fds = 0
@@ -112,11 +117,31 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.hostname = spec.hostname or None
     plan.domainname = spec.domainname or None
     _process(spec, plan)
+    from pyruntime.plan.sched import plan_sched
+
+    plan_sched(spec, plan)
     if spec.linux is not None and spec.linux.seccomp is not None:
         from pyruntime.seccomp.profile import build_profile
 
         plan.seccomp_profile = build_profile(spec.linux.seccomp)
     return plan
+
+
+def add_listen_fds(plan: Plan, environ: dict[str, str], pid: int) -> None:
+    """Socket activation, as runc does it: only when the runtime itself was activated
+    (LISTEN_FDS set and LISTEN_PID its own pid), its listen fds (3 ..) go first, the
+    --preserve-fds ones after them, and the process gets LISTEN_FDS=N and LISTEN_PID=1.
+    --preserve-fds alone sets neither."""
+    try:
+        if int(environ.get("LISTEN_PID", "")) != pid:
+            return
+        n = int(environ.get("LISTEN_FDS", ""))
+    except ValueError:
+        return
+    if n <= 0:
+        return
+    plan.envp += [f"LISTEN_FDS={n}", "LISTEN_PID=1"]
+    plan.preserve_fds += n
 
 
 def _namespaces(spec: Spec, plan: Plan) -> bool:
