@@ -48,7 +48,8 @@ static int before_ready(struct pyrt_ctx *c)
         if (c->fifo_fd < 0)
             return pyrt_fail(c->sync_fd, "exec fifo", errno, "open %s", p->exec_fifo);
     }
-    if (pyrt_seccomp_prepare(c) < 0 || /* connects to a host path: before the rootfs */
+    if (pyrt_note_runtime_exe(c) < 0 ||
+        pyrt_seccomp_prepare(c) < 0 || /* connects to a host path: before the rootfs */
         setup_rootfs(c) < 0 ||
         pyrt_set_names(c) < 0 ||
         pyrt_loopback_up(c) < 0 ||
@@ -74,6 +75,7 @@ static int after_start(struct pyrt_ctx *c)
         pyrt_set_creds(c) < 0 ||
         pyrt_enter_cwd(c) < 0 ||
         pyrt_prepare_fds(c) < 0 ||
+        pyrt_refuse_runtime_exe(c) < 0 ||
         (nnp && pyrt_load_seccomp(c) < 0))
         return -1;
     return 0;

@@ -31,6 +31,9 @@ struct pyrt_ctx {
     char exe[4096];   /* init: argv[0] resolved against path_search */
     int listener_fd;  /* init: socket to seccomp_listener, -1 if none (seccomp_load.c) */
     pid_t host_pid;   /* init: its pid in the caller's pid namespace (seccomp_load.c) */
+    dev_t self_dev;   /* init: identity of the runtime's executable (exesafe.c) */
+    ino_t self_ino;
+    int self_known;
 };
 
 /* sync.c: messages to the caller */
@@ -97,6 +100,10 @@ void pyrt_exec(struct pyrt_ctx *c) __attribute__((noreturn));
 
 /* cgroup.c */
 int pyrt_join_cgroups(const struct pyrt_plan *p, int sync_fd);
+
+/* exesafe.c: never execute the runtime's own binary (CVE-2019-5736) */
+int pyrt_note_runtime_exe(struct pyrt_ctx *c);
+int pyrt_refuse_runtime_exe(struct pyrt_ctx *c);
 
 /* seccomp_load.c */
 int pyrt_seccomp_prepare(struct pyrt_ctx *c);
