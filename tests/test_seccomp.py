@@ -421,3 +421,14 @@ def test_filter_covers_the_init_only_without_no_new_privs(runtime: Runtime, bund
     else:
         assert res.returncode != 0
         assert "setgroups" in res.stderr and os.strerror(errno.EXDEV) in res.stderr
+
+
+def test_exec_process_gets_the_containers_filter(runtime: Runtime, bundle) -> None:
+    b = bundle(["sleep", "30"], profile(rule(MKDIR, "SCMP_ACT_ERRNO", errnoRet=errno.EXDEV)))
+    runtime.create(b, "sc1")
+    runtime.start("sc1")
+    res = runtime.run("exec", "sc1", "sh", "-c",
+                      "mkdir /tmp/y; echo rc=$?; grep Seccomp: /proc/self/status")
+    assert "rc=1" in res.stdout and os.strerror(errno.EXDEV) in res.stderr, res.stderr
+    assert re.search(r"Seccomp:\s+2", res.stdout)
+    runtime.delete("sc1", force=True)

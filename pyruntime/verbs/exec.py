@@ -36,6 +36,13 @@ def main(g: Globals, values: dict) -> int:
 
     console.check(process.terminal, values["console_socket"], not detach)
     plan = ex.exec_plan(spec, process, values["preserve_fds"])
+    if spec.linux is not None and spec.linux.seccomp is not None:  # as runc: the container's
+        from pyruntime import SPEC_VERSION, seccomp  # filter applies to exec'd processes too
+        from pyruntime.seccomp.profile import build_profile
+
+        seccomp.attach(plan, build_profile(spec.linux.seccomp), container_id=state.id,
+                       bundle=state.data.get("bundle", ""), oci_version=SPEC_VERSION,
+                       annotations=spec.annotations, debug=g.log.debug, warn=g.log.warning)
 
     forward = None
     if not detach:

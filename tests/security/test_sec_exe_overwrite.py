@@ -73,3 +73,13 @@ def test_the_fake_loader_does_report(runtime: Runtime, bundle, ldso_binary) -> N
     res = runtime.run_bundle(b, "x1", check=False)
     assert "interpreter of: /bin/dyn" in res.stdout, res.stdout + res.stderr
     assert "open_path: ok" in res.stdout
+
+
+def test_after_execve_nothing_of_the_runtime_is_mapped(runtime: Runtime, bundle,
+                                                       with_probe) -> None:
+    b = with_probe(bundle(["sh", "-c", "probe exe 1; cat /proc/1/maps /proc/self/maps"]))
+    res = runtime.run_bundle(b, "x1")
+    assert "readlink: ok /bin/busybox" in res.stdout, res.stdout
+    assert host_identity() not in res.stdout
+    assert "python" not in res.stdout and "pyruntime" not in res.stdout and "_native" not in \
+        res.stdout
