@@ -58,6 +58,11 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
                       cgroup_dirs=cgroups.mount_dirs(cgroup))
     add_listen_fds(plan, os.environ, os.getpid())
+    net_moves: list[tuple[str, str]] = []
+    if linux is not None and linux.net_devices:
+        from pyruntime import netdev
+
+        net_moves = netdev.check(spec, plan.clone_flags)
     from pyruntime import console
 
     console.check(spec.process.terminal, console_socket, foreground)
@@ -85,6 +90,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         plan.console_fd = tty.send_fd
         init_pid = spawn(plan)
         master = tty.receive_master()
+        if net_moves:  # the init waits on the fifo: the interfaces are there before start
+            netdev.move(init_pid, net_moves)
         from pyruntime.procfs import stat_fields
 
         fields = stat_fields(init_pid)
