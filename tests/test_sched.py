@@ -89,11 +89,15 @@ def test_realtime_scheduler_here(runtime: Runtime, bundle) -> None:
     ("MPOL_INTERLEAVE", [], "interleave:0"),
     ("MPOL_PREFERRED", [], "prefer:0"),
     ("MPOL_BIND", ["MPOL_F_STATIC_NODES"], "bind=static:0"),
+    ("MPOL_INTERLEAVE", ["MPOL_F_RELATIVE_NODES"], "interleave=relative:0"),
+    ("MPOL_LOCAL", [], "local"),
+    ("MPOL_DEFAULT", [], "default"),
 ])
 def test_memory_policy(runtime: Runtime, bundle, mode: str, flags: list[str],
                        shown: str) -> None:
+    nodes = "" if mode in ("MPOL_LOCAL", "MPOL_DEFAULT") else "0"
     out = run(runtime, bundle, "grep heap /proc/self/numa_maps",
-              {"linux": {"memoryPolicy": {"mode": mode, "nodes": "0", "flags": flags}}})
+              {"linux": {"memoryPolicy": {"mode": mode, "nodes": nodes, "flags": flags}}})
     assert out.split()[1] == shown, out
 
 

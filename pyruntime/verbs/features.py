@@ -31,6 +31,11 @@ def features() -> dict:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
+            "netDevices": {"enabled": True},
+            # the modes and flags tests/test_sched.py sees in /proc/self/numa_maps
+            "memoryPolicy": {"modes": ["MPOL_BIND", "MPOL_DEFAULT", "MPOL_INTERLEAVE",
+                                       "MPOL_LOCAL", "MPOL_PREFERRED"],
+                             "flags": ["MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {"io.github.pyruntime.version": __version__},
