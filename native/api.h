@@ -31,7 +31,12 @@ struct pyrt_msg {
 enum pyrt_msg_type {
     PYRT_MSG_PID = 1,    /* stage1 -> caller: init was cloned, .pid set */
     PYRT_MSG_READY = 2,  /* init -> caller: setup done, now waiting on exec_fifo */
-    PYRT_MSG_ERROR = 3   /* stage1 or init -> caller: setup failed; sender exits */
+    PYRT_MSG_ERROR = 3,  /* stage1 or init -> caller: setup failed; sender exits */
+    PYRT_MSG_HOOKS = 4,  /* init -> caller (plan.hooks_pause): namespaces and mounts ready,
+                            before pivot_root; init waits for CONTINUE (hooks.c) */
+    PYRT_MSG_CONTINUE = 5 /* caller -> init, answering HOOKS: .pid is init's pid as the
+                            caller sees it; the packet goes on with the state JSON that
+                            startContainer hooks get on stdin (at most 64 KiB) */
 };
 
 enum pyrt_dest_kind {
@@ -52,6 +57,26 @@ struct pyrt_mount {
     unsigned long propagation; /* MS_SHARED/MS_PRIVATE/MS_SLAVE/MS_UNBINDABLE(|MS_REC), 0: none */
     const char *data;          /* filesystem option string, NULL allowed */
     int32_t dest_kind;         /* enum pyrt_dest_kind */
+    uint64_t rec_attr_set;     /* MOUNT_ATTR_* set with mount_setattr(AT_RECURSIVE) last (rro...) */
+    uint64_t rec_attr_clr;     /* MOUNT_ATTR_* cleared likewise (rrw...) */
+    int32_t idmap_tree_fd;     /* idmapped bind: the detached, idmapped tree the caller made
+                                  (pyrt_idmapped_tree: the caller owns the filesystem's user
+                                  namespace, a container root does not); init attaches it at
+                                  the destination (move_mount) and closes it.  -1: none.
+                                  Set it always: 0 is an fd */
+    int32_t tmpcopyup;         /* tmpfs: copy what it covers into it */
+};
+
+struct pyrt_hook {
+    const char *path;            /* absolute */
+    const char *const *argv;     /* NULL-terminated; argv[0] as given */
+    const char *const *envp;     /* NULL-terminated */
+    int32_t timeout;             /* seconds; 0: none */
+};
+
+struct pyrt_sysctl {
+    const char *path;            /* below /proc/sys, e.g. "net/ipv4/ip_forward" */
+    const char *value;
 };
 
 struct pyrt_device {
@@ -209,6 +234,15 @@ struct pyrt_plan {
                                             CLONE_INTO_CGROUP (v2) */
     size_t n_cgroup_procs;
 
+    /* hooks (hooks.c) and sysctl (sysctl.c) */
+    int32_t hooks_pause;                 /* send HOOKS before pivot_root, wait for CONTINUE */
+    const struct pyrt_hook *start_hooks; /* startContainer: run by init after start, before
+                                            execve, in the container, with the caller's state
+                                            JSON on stdin */
+    size_t n_start_hooks;
+    const struct pyrt_sysctl *sysctls;   /* written after pivot_root via a private procfs */
+    size_t n_sysctls;
+
     /* seccomp (seccomp_load.c): after `start`; before the credentials without
        no_new_privs (loading then needs CAP_SYS_ADMIN), else last before execve */
     const uint8_t *seccomp_bpf;          /* struct sock_filter[] from pyrt_seccomp_compile; NULL:
@@ -231,6 +265,28 @@ struct pyrt_plan {
  * cloned or died abnormally.  Never returns in the children.
  */
 int pyrt_spawn(const struct pyrt_plan *plan);
+
+/*
+ * A user namespace with these maps (/proc/PID/{uid,gid}_map text), for
+ * idmapped mounts.  Returns an O_RDONLY|O_CLOEXEC fd of it, or -errno.
+ */
+int pyrt_userns_fd(const char *uid_map, const char *gid_map);
+
+/*
+ * Clone the tree at `source` (every mount below it too if `recursive`) detached, and
+ * idmap it (every mount of it if `idmap_recursive`) with the user namespace userns_fd.
+ * Returns an O_CLOEXEC fd of the tree for pyrt_mount.idmap_tree_fd, or -errno.
+ */
+int pyrt_idmapped_tree(const char *source, int32_t recursive, int32_t idmap_recursive,
+                       int32_t userns_fd);
+
+/*
+ * Run one hook in the namespaces of process target_pid that ns_flags names
+ * (CLONE_NEW*), as a child of the caller, with the given stdio.  Returns the
+ * hook's pid once it has exec'd (the caller waits for it), or -errno.
+ */
+int pyrt_hook_spawn(int32_t target_pid, int32_t ns_flags, const struct pyrt_hook *h,
+                    int32_t stdin_fd, int32_t stdout_fd, int32_t stderr_fd);
 
 /*
  * seccomp.c, called by Python (not in a child): compile `profile` into BPF written to

@@ -21,6 +21,7 @@ static int setup_rootfs(struct pyrt_ctx *c)
         pyrt_do_mounts(c) < 0 ||
         pyrt_make_devices(c) < 0 ||
         pyrt_make_symlinks(c) < 0 ||
+        pyrt_hooks_pause(c) < 0 || /* prestart, createRuntime, createContainer */
         pyrt_pivot_root(c) < 0 ||
         pyrt_root_propagation_post(c) < 0 ||
         pyrt_mask_paths(c) < 0 ||
@@ -52,6 +53,7 @@ static int before_ready(struct pyrt_ctx *c)
         pyrt_seccomp_prepare(c) < 0 || /* connects to a host path: before the rootfs */
         setup_rootfs(c) < 0 ||
         pyrt_set_names(c) < 0 ||
+        pyrt_set_sysctls(c) < 0 ||
         pyrt_loopback_up(c) < 0 ||
         pyrt_set_rlimits(c) < 0 ||
         pyrt_set_oom_score_adj(c) < 0 ||
@@ -74,6 +76,7 @@ static int after_start(struct pyrt_ctx *c)
         (!nnp && pyrt_load_seccomp(c) < 0) ||
         pyrt_set_creds(c) < 0 ||
         pyrt_enter_cwd(c) < 0 ||
+        pyrt_run_start_hooks(c) < 0 ||
         pyrt_prepare_fds(c) < 0 ||
         pyrt_refuse_runtime_exe(c) < 0 ||
         (nnp && pyrt_load_seccomp(c) < 0))

@@ -1,7 +1,9 @@
 /*
  * mounts.c - the config's mounts, in order, onto destinations resolved inside
  * the rootfs (safepath.c).  Bind mounts take a second, remount pass for their
- * attribute flags; propagation is applied last, to the new mount.
+ * attribute flags; propagation and recursive attributes (mount_setattr) are
+ * applied last, to the new mount.  Idmapped binds and tmpcopyup: mountattr.c,
+ * copyup.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +46,26 @@ static int remount_bind(struct pyrt_ctx *c, const struct pyrt_mount *m, int tfd)
     return 0;
 }
 
+/* tmpcopyup: under_fd still names the directory the new tmpfs now covers. */
+static int copy_up(struct pyrt_ctx *c, const struct pyrt_mount *m, int under_fd, uint64_t resolve)
+{
+    char np[PYRT_FDPATH_LEN];
+    int nfd, dfd, rc = 0;
+
+    nfd = pyrt_open_in_root(c->root_fd, m->destination, resolve);
+    if (nfd < 0)
+        return pyrt_fail(c->sync_fd, "mount", errno, "tmpcopyup: reopen %s", m->destination);
+    pyrt_fdpath(np, nfd);
+    dfd = open(np, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    close(nfd);
+    if (dfd < 0)
+        return pyrt_fail(c->sync_fd, "mount", errno, "tmpcopyup: open %s", m->destination);
+    if (pyrt_copy_up(under_fd, dfd) < 0)
+        rc = pyrt_fail(c->sync_fd, "mount", errno, "tmpcopyup: copy into %s", m->destination);
+    close(dfd);
+    return rc;
+}
+
 static int do_mount(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t resolve)
 {
     char sp[PYRT_FDPATH_LEN], tp[PYRT_FDPATH_LEN];
@@ -51,7 +73,7 @@ static int do_mount(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t res
     int bind = (m->flags & MS_BIND) != 0;
     int sfd = -1, tfd, rc = 0, err;
 
-    if (bind) {
+    if (bind && m->idmap_tree_fd < 0) {
         sfd = open(m->source, O_PATH | O_CLOEXEC);
         if (sfd < 0)
             return pyrt_fail(c->sync_fd, "mount", errno, "bind source %s for %s",
@@ -69,7 +91,11 @@ static int do_mount(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t res
         return pyrt_fail(c->sync_fd, "mount", err, "destination %s", m->destination);
     }
     pyrt_fdpath(tp, tfd);
-    if (bind) {
+    if (bind && m->idmap_tree_fd >= 0) {
+        if (pyrt_attach_tree(m->idmap_tree_fd, tfd) < 0)
+            rc = pyrt_fail(c->sync_fd, "mount", errno, "idmapped bind %s on %s",
+                           m->source, m->destination);
+    } else if (bind) {
         pyrt_fdpath(sp, sfd);
         if (mount(sp, tp, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
             rc = pyrt_fail(c->sync_fd, "mount", errno, "bind %s on %s", m->source, m->destination);
@@ -77,6 +103,8 @@ static int do_mount(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t res
     } else if (mount(m->source, tp, fstype, m->flags, m->data) < 0) {
         rc = pyrt_fail(c->sync_fd, "mount", errno, "%s on %s (%s)",
                        m->source ? m->source : "none", m->destination, fstype);
+    } else if (m->tmpcopyup) {
+        rc = copy_up(c, m, tfd, resolve);
     }
     close(tfd);
     return rc;
@@ -91,7 +119,7 @@ static int mount_one(struct pyrt_ctx *c, const struct pyrt_mount *m)
 
     if (do_mount(c, m, resolve) < 0)
         return -1;
-    if (!bind_attrs && !m->propagation)
+    if (!bind_attrs && !m->propagation && !m->rec_attr_set && !m->rec_attr_clr)
         return 0;
     /* Re-open: the fd used above names the directory under the new mount. */
     tfd = pyrt_open_in_root(c->root_fd, m->destination, resolve);
@@ -103,6 +131,12 @@ static int mount_one(struct pyrt_ctx *c, const struct pyrt_mount *m)
     if (rc == 0 && m->propagation && mount(NULL, tp, NULL, m->propagation, NULL) < 0)
         rc = pyrt_fail(c->sync_fd, "mount", errno, "set propagation %#lx on %s",
                        m->propagation, m->destination);
+    if (rc == 0 && (m->rec_attr_set || m->rec_attr_clr) &&
+        pyrt_setattr(tfd, 1, m->rec_attr_set, m->rec_attr_clr, -1) < 0)
+        rc = pyrt_fail(c->sync_fd, "mount", errno,
+                       "recursive attributes (set %#llx, clear %#llx) on %s",
+                       (unsigned long long)m->rec_attr_set, (unsigned long long)m->rec_attr_clr,
+                       m->destination);
     close(tfd);
     return rc;
 }
@@ -111,8 +145,13 @@ int pyrt_do_mounts(struct pyrt_ctx *c)
 {
     size_t i;
 
+    int rc = 0;
+
+    for (i = 0; rc == 0 && i < c->plan->n_mounts; i++)
+        rc = mount_one(c, &c->plan->mounts[i]);
+    /* attached or not, the trees are not for the container */
     for (i = 0; i < c->plan->n_mounts; i++)
-        if (mount_one(c, &c->plan->mounts[i]) < 0)
-            return -1;
-    return 0;
+        if (c->plan->mounts[i].idmap_tree_fd >= 0)
+            close(c->plan->mounts[i].idmap_tree_fd);
+    return rc;
 }

@@ -109,6 +109,22 @@ int pyrt_refuse_runtime_exe(struct pyrt_ctx *c);
 int pyrt_seccomp_prepare(struct pyrt_ctx *c);
 int pyrt_load_seccomp(struct pyrt_ctx *c);
 
+/* hooks.c */
+int pyrt_hooks_pause(struct pyrt_ctx *c);
+int pyrt_run_start_hooks(struct pyrt_ctx *c);
+
+/* sysctl.c */
+int pyrt_set_sysctls(struct pyrt_ctx *c);
+
+/* mountattr.c, copyup.c */
+int pyrt_setattr(int fd, int recursive, uint64_t set, uint64_t clr, int userns_fd);
+int pyrt_attach_tree(int tree_fd, int tfd);
+int pyrt_copy_up(int src_fd, int dst_fd);
+
+/* exesafe.c: never execute the runtime's own binary (CVE-2019-5736) */
+int pyrt_note_runtime_exe(struct pyrt_ctx *c);
+int pyrt_refuse_runtime_exe(struct pyrt_ctx *c);
+
 /* init.c */
 void pyrt_init(const struct pyrt_plan *p, int release_fd) __attribute__((noreturn));
 

@@ -66,6 +66,13 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     from pyruntime import console
 
     console.check(spec.process.terminal, console_socket, foreground)
+    on_hooks, hook_records = None, {}
+    if spec.hooks is not None:
+        from pyruntime import hooks
+
+        hook_records = hooks.to_record(spec.hooks)
+        on_hooks = hooks.create_time_runner(hook_records, container_id, bundle,
+                                            spec.annotations)
     if plan.seccomp_profile is not None:  # compiled (or cached) before anything is made
         from pyruntime import seccomp
 
@@ -75,7 +82,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     store.reserve(container_id)
     init_pid = 0
     tty, master = console.Console(), -1
-    made_cgroups = False
+    made_cgroups = spawning = False
     try:
         cgroups.setup(cgroup, linux.resources if linux else None, warn)
         made_cgroups = True
@@ -88,7 +95,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
 
         tty = console.open_console(plan.terminal, console_socket)
         plan.console_fd = tty.send_fd
-        init_pid = spawn(plan)
+        spawning = True
+        init_pid = spawn(plan, on_hooks=on_hooks)
         master = tty.receive_master()
         if net_moves:  # the init waits on the fifo: the interfaces are there before start
             netdev.move(init_pid, net_moves)
@@ -108,6 +116,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             "annotations": spec.annotations,
             "oci_version": spec.oci_version,
             "cgroup": cgroup.to_record(),
+            "hooks": hook_records,
         })
         store.save(state)
         if pid_file:
@@ -122,6 +131,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         if made_cgroups:
             cgroup.destroy()
         store.remove(container_id)
+        if spawning and hook_records.get("poststop"):  # as runc: a failed create is deleted
+            _poststop(hook_records, container_id, bundle, spec.annotations, warn)
         raise
     finally:
         tty.close()
@@ -135,7 +146,17 @@ def _kill_init(pid: int) -> None:
         pass
 
 
-def start(store: Store, state: ContainerState) -> None:
+def _poststop(records: dict, container_id: str, bundle: str, annotations: dict,
+              warn: Callable[[str], None] | None) -> None:
+    from pyruntime import hooks
+
+    hooks.run_logged(records, "poststop",
+                     hooks.state_for_hooks(container_id, "stopped", 0, bundle, annotations),
+                     warn)
+
+
+def start(store: Store, state: ContainerState,
+          warn: Callable[[str], None] | None = None) -> None:
     """Release the init waiting on the exec fifo; return once it has exec'd the process.
 
     The init keeps the fifo's write end open until execve closes it: EOF with no data
@@ -163,6 +184,13 @@ def start(store: Store, state: ContainerState) -> None:
         from pyruntime.spawn import parse_error
 
         raise parse_error(data)
+    records = state.data.get("hooks") or {}
+    if records.get("poststart"):  # failures are only logged (runtime-spec)
+        from pyruntime import hooks
+
+        hooks.run_logged(records, "poststart", hooks.state_for_hooks(
+            state.id, "running", state.pid, state.data.get("bundle", ""),
+            state.data.get("annotations")), warn)
 
 
 def _read_until_eof(fd: int, pidfd: int, select) -> bytes | None:  # noqa: ANN001
@@ -243,7 +271,8 @@ def kill_and_wait(state: ContainerState) -> None:
         os.close(pidfd)
 
 
-def destroy(store: Store, state: ContainerState) -> None:
+def destroy(store: Store, state: ContainerState,
+            warn: Callable[[str], None] | None = None) -> None:
     """Kill whatever is left of the container, remove its cgroups, then its state.
 
     If a cgroup cannot be removed, the state stays, so that a later delete can retry.
@@ -260,6 +289,10 @@ def destroy(store: Store, state: ContainerState) -> None:
     if cgroup is not None:
         cgroup.destroy()
     store.remove(state.id)
+    records = state.data.get("hooks") or {}
+    if records.get("poststop"):  # after the container is gone; failures are only logged
+        _poststop(records, state.id, state.data.get("bundle", ""),
+                  state.data.get("annotations") or {}, warn)
 
 
 def state_json(store: Store, state: ContainerState) -> dict:

@@ -1,7 +1,9 @@
 """Hand the plan to the native code and follow the init through setup over the sync socket.
 
 Messages (native/api.h, struct pyrt_msg): PID from stage1, then READY or ERROR from the
-init. An ERROR becomes one Failure line naming the step, the object and the errno.
+init; with create-time hooks, HOOKS from the init first, answered with CONTINUE once
+`on_hooks` has run them. An ERROR becomes one Failure line naming the step, the object
+and the errno.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pyruntime.plan.build import Plan
 
 MSG_SIZE = 512
 _MSG = struct.Struct("=iii64s436s")
-MSG_PID, MSG_READY, MSG_ERROR = 1, 2, 3
+MSG_PID, MSG_READY, MSG_ERROR, MSG_HOOKS, MSG_CONTINUE = 1, 2, 3, 4, 5
+HOOK_STATE_MAX = 65536
+MS_REC = 16384
 
 
 class SetupError(Failure):
@@ -64,6 +68,15 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi obje
         c.source, c.destination, c.fstype = s(m.source), s(m.destination), s(m.fstype)
         c.flags, c.propagation, c.data = m.flags, m.propagation, s(m.data)
         c.dest_kind = 1 if m.is_file else 0
+        c.rec_attr_set, c.rec_attr_clr = m.rec_attr_set, m.rec_attr_clr
+        c.idmap_tree_fd = m.idmap_fd  # made by _open_idmaps, -1 if none
+        c.tmpcopyup = int(m.tmpcopyup)
+
+    def fill_hook(c, h):  # noqa: ANN001, ANN202
+        c.path, c.argv, c.envp, c.timeout = s(h[0]), strv(h[1]), strv(h[2]), h[3]
+
+    def fill_sysctl(c, item):  # noqa: ANN001, ANN202
+        c.path, c.value = s(item[0]), s(item[1])
 
     def fill_device(c, d):  # noqa: ANN001, ANN202
         c.path, c.mode, c.major, c.minor = s(d.path), d.mode, d.major, d.minor
@@ -131,6 +144,9 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi obje
     p.sync_fd = sync_fd
     p.cgroup_fd = cgroup_fd
     p.cgroup_procs, p.n_cgroup_procs = strv(plan.cgroup_procs), len(plan.cgroup_procs)
+    p.hooks_pause = int(plan.hooks_pause)
+    p.start_hooks, p.n_start_hooks = array("struct pyrt_hook", plan.start_hooks, fill_hook)
+    p.sysctls, p.n_sysctls = array("struct pyrt_sysctl", plan.sysctls, fill_sysctl)
     if plan.seccomp_bpf:
         bpf = ffi.new("uint8_t[]", plan.seccomp_bpf)
         keep.append(bpf)
@@ -160,7 +176,47 @@ def parse_error(data: bytes) -> Failure:
     return SetupError(step, err, text)
 
 
-def spawn(plan: Plan, until_exec: bool = False) -> int:
+def _open_idmaps(plan: Plan, lib) -> None:  # noqa: ANN001 - the cffi lib
+    """The detached, idmapped tree of each idmapped bind (MountStep.idmap_fd), made here:
+    idmapping needs rights over the filesystem's user namespace that a container's root
+    lacks. The init attaches and closes its copies; _close_idmaps closes ours."""
+    for m in plan.mounts:
+        if m.idmap is None:
+            continue
+        userns = lib.pyrt_userns_fd(m.idmap[0].encode(), m.idmap[1].encode())
+        if userns < 0:
+            _close_idmaps(plan)
+            raise Failure(f"mount {m.destination}: user namespace for the idmapped mount: "
+                          f"{os.strerror(-userns)}")
+        try:
+            tree = lib.pyrt_idmapped_tree(m.source.encode(), int(bool(m.flags & MS_REC)),
+                                          int(m.idmap_recursive), userns)
+        finally:
+            os.close(userns)
+        if tree < 0:
+            _close_idmaps(plan)
+            raise Failure(f"mount: idmapped bind {m.source} on {m.destination}: "
+                          f"{os.strerror(-tree)}")
+        m.idmap_fd = tree
+
+
+def _close_idmaps(plan: Plan) -> None:
+    for m in plan.mounts:
+        if m.idmap_fd >= 0:
+            os.close(m.idmap_fd)
+            m.idmap_fd = -1
+
+
+def _continue(fd: int, init_pid: int, on_hooks) -> None:  # noqa: ANN001
+    """HOOKS from the init: run the create-time hooks, then let it go on (CONTINUE carries
+    its pid and the state JSON for startContainer hooks)."""
+    state = on_hooks(init_pid) if on_hooks is not None else b""
+    if len(state) > HOOK_STATE_MAX:
+        raise Failure(f"hooks: the state JSON is over {HOOK_STATE_MAX} bytes")
+    os.write(fd, _MSG.pack(MSG_CONTINUE, init_pid, 0, b"", b"") + state)
+
+
+def spawn(plan: Plan, until_exec: bool = False, on_hooks=None) -> int:  # noqa: ANN001
     """Start the init; return its pid once it reports READY (it then waits on the fifo).
 
     until_exec (a plan without an exec fifo, e.g. `exec`): go on reading until the init's
@@ -178,11 +234,13 @@ def spawn(plan: Plan, until_exec: bool = False) -> int:
     try:
         cgroup_fd = -1
         try:
+            _open_idmaps(plan, lib)
             if plan.cgroup_dir:  # v2: init is cloned into it (CLONE_INTO_CGROUP)
                 cgroup_fd = os.open(plan.cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             rc = lib.pyrt_spawn(_to_c(ffi, plan, child_fd, keep, cgroup_fd))
         finally:
             os.close(child_fd)
+            _close_idmaps(plan)
             if cgroup_fd >= 0:
                 os.close(cgroup_fd)
         while True:
@@ -196,6 +254,8 @@ def spawn(plan: Plan, until_exec: bool = False) -> int:
             kind, pid, err, step, text = msg
             if kind == MSG_PID:
                 init_pid = pid
+            elif kind == MSG_HOOKS:
+                _continue(parent_fd, init_pid, on_hooks)
             elif kind == MSG_READY:
                 if not until_exec:
                     return init_pid

@@ -12,6 +12,7 @@ import stat
 
 from pyruntime.errors import Failure
 from pyruntime.plan import linux_consts as k
+from pyruntime.plan import mount_extras
 from pyruntime.plan.devices import DeviceNode, plan_devices
 from pyruntime.plan.mount_options import PROPAGATION_OPTIONS, parse_options
 from pyruntime.spec.model import Spec
@@ -22,7 +23,9 @@ DEFAULT_UMASK = 0o022
 class MountStep:
     """One mount(2) (plus its remount and propagation change) for the native code."""
 
-    __slots__ = ("source", "destination", "fstype", "flags", "propagation", "data", "is_file")
+    __slots__ = ("source", "destination", "fstype", "flags", "propagation", "data", "is_file",
+                 "rec_attr_set", "rec_attr_clr", "idmap", "idmap_recursive", "tmpcopyup",
+                 "idmap_fd")
 
     def __init__(self, source: str | None, destination: str, fstype: str | None, flags: int,
                  propagation: int, data: str | None, is_file: bool) -> None:
@@ -33,6 +36,12 @@ class MountStep:
         self.propagation = propagation
         self.data = data
         self.is_file = is_file
+        self.rec_attr_set = 0  # MOUNT_ATTR_* via mount_setattr(AT_RECURSIVE): rro, ...
+        self.rec_attr_clr = 0
+        self.idmap: tuple[str, str] | None = None  # (uid_map, gid_map) text of an idmapped bind
+        self.idmap_recursive = False
+        self.tmpcopyup = False
+        self.idmap_fd = -1  # spawn.py: the detached idmapped tree, while spawning
 
 
 class Plan:
@@ -86,6 +95,9 @@ class Plan:
         self.preserve_fds = 0
         self.cgroup_procs: list[str] = []  # set by container.create once the cgroups exist
         self.cgroup_dir: str | None = None  # v2: init is cloned into it
+        self.hooks_pause = False  # create-time hooks: init pauses before pivot_root
+        self.start_hooks: list[tuple[str, list[str], list[str], int]] = []  # startContainer
+        self.sysctls: list[tuple[str, str]] = []  # (path below /proc/sys, value)
         self.seccomp_profile = None  # linux.seccomp translated (pyruntime/seccomp/profile.py)
         self.seccomp_bpf: bytes | None = None  # compiled (pyruntime/seccomp), set by the verb
         self.seccomp_flags = 0
@@ -117,6 +129,13 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.hostname = spec.hostname or None
     plan.domainname = spec.domainname or None
     _process(spec, plan)
+    from pyruntime.plan.sysctl import plan_sysctls
+
+    plan.sysctls = plan_sysctls(spec)
+    if spec.hooks is not None:
+        from pyruntime.hooks import plan_hooks
+
+        plan.hooks_pause, plan.start_hooks = plan_hooks(spec.hooks)
     from pyruntime.plan.sched import plan_sched
 
     plan_sched(spec, plan)
@@ -208,8 +227,10 @@ def _mount(spec: Spec, i: int, bundle: str,
             st = os.stat(source)
         except OSError as e:
             raise Failure(f"{where}.source: {source}: {e.strerror}") from None
-        return [MountStep(source, m.destination, None, opts.flags | k.MS_BIND,
-                          opts.propagation, opts.data, not stat.S_ISDIR(st.st_mode))]
+        step = MountStep(source, m.destination, None, opts.flags | k.MS_BIND,
+                         opts.propagation, opts.data, not stat.S_ISDIR(st.st_mode))
+        mount_extras.finish(step, spec, i, opts, True)
+        return [step]
     if not m.type:
         raise Failure(f"{where}.type: required unless the mount is a bind mount")
     if m.type == "cgroup":
@@ -218,8 +239,11 @@ def _mount(spec: Spec, i: int, bundle: str,
         return [MountStep(src, dst, fstype, flags, 0, data, False)
                 for src, dst, fstype, flags, data in expand(m.destination, opts.flags,
                                                                  cgroup_dirs)]
-    return [MountStep(m.source or m.type, m.destination, m.type, opts.flags, opts.propagation,
-                      opts.data, False)]
+    data = mount_extras.overlay_data(opts.data, bundle) if m.type == "overlay" else opts.data
+    step = MountStep(m.source or m.type, m.destination, m.type, opts.flags, opts.propagation,
+                     data, False)
+    mount_extras.finish(step, spec, i, opts, False)
+    return [step]
 
 
 def _caps(names: list[str] | None, field: str) -> int:

@@ -51,15 +51,47 @@ PROPAGATION_OPTIONS: dict[str, int] = {
 }
 
 
+# recursive attributes, applied with mount_setattr(AT_RECURSIVE) after mounting (as runc):
+# option -> (clear?, MOUNT_ATTR_*)
+RECURSIVE_OPTIONS: dict[str, tuple[bool, int]] = {
+    "rro": (False, k.MOUNT_ATTR_RDONLY),
+    "rrw": (True, k.MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, k.MOUNT_ATTR_NOSUID),
+    "rsuid": (True, k.MOUNT_ATTR_NOSUID),
+    "rnodev": (False, k.MOUNT_ATTR_NODEV),
+    "rdev": (True, k.MOUNT_ATTR_NODEV),
+    "rnoexec": (False, k.MOUNT_ATTR_NOEXEC),
+    "rexec": (True, k.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, k.MOUNT_ATTR_NODIRATIME),
+    "rdiratime": (True, k.MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (False, k.MOUNT_ATTR_RELATIME),
+    "rnorelatime": (True, k.MOUNT_ATTR_RELATIME),
+    "rnoatime": (False, k.MOUNT_ATTR_NOATIME),
+    "ratime": (True, k.MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, k.MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (True, k.MOUNT_ATTR_STRICTATIME),
+    "rnosymfollow": (False, k.MOUNT_ATTR_NOSYMFOLLOW),
+    "rsymfollow": (True, k.MOUNT_ATTR_NOSYMFOLLOW),
+}
+_ATIME_MODES = {"rrelatime", "rnoatime", "rstrictatime"}
+
+# runtime extensions, not mount(2) flags: tmpfs copy-up, idmapped binds
+EXTENSION_OPTIONS = ("tmpcopyup", "idmap", "ridmap")
+
+
 class ParsedOptions:
     """The result of reading one mount's options."""
 
-    __slots__ = ("flags", "propagation", "data")
+    __slots__ = ("flags", "propagation", "data", "rec_set", "rec_clr", "extensions")
 
-    def __init__(self, flags: int, propagation: int, data: str | None) -> None:
+    def __init__(self, flags: int, propagation: int, data: str | None, rec_set: int = 0,
+                 rec_clr: int = 0, extensions: frozenset[str] = frozenset()) -> None:
         self.flags = flags
         self.propagation = propagation
         self.data = data
+        self.rec_set = rec_set
+        self.rec_clr = rec_clr
+        self.extensions = extensions
 
 
 def parse_options(options: list[str]) -> ParsedOptions:
@@ -69,6 +101,8 @@ def parse_options(options: list[str]) -> ParsedOptions:
     """
     flags = 0
     propagation = 0
+    rec_set = rec_clr = 0
+    extensions: set[str] = set()
     data: list[str] = []
     for opt in options:
         known = FLAG_OPTIONS.get(opt)
@@ -77,6 +111,21 @@ def parse_options(options: list[str]) -> ParsedOptions:
             flags = flags & ~flag if clear else flags | flag
         elif opt in PROPAGATION_OPTIONS:
             propagation = PROPAGATION_OPTIONS[opt]
+        elif opt in RECURSIVE_OPTIONS:
+            clear, attr = RECURSIVE_OPTIONS[opt]
+            if clear and attr & k.MOUNT_ATTR__ATIME:  # the kernel clears the atime
+                rec_clr |= k.MOUNT_ATTR__ATIME          # mode as a whole: back to relatime
+                rec_set &= ~k.MOUNT_ATTR__ATIME
+            elif clear:
+                rec_clr, rec_set = rec_clr | attr, rec_set & ~attr
+            else:
+                rec_set, rec_clr = rec_set | attr, rec_clr & ~attr
+                if opt in _ATIME_MODES:  # an atime mode replaces the others
+                    rec_clr |= k.MOUNT_ATTR__ATIME
+                    rec_set = (rec_set & ~k.MOUNT_ATTR__ATIME) | attr
+        elif opt in EXTENSION_OPTIONS:
+            extensions.add(opt)
         else:
             data.append(opt)
-    return ParsedOptions(flags, propagation, ",".join(data) or None)
+    return ParsedOptions(flags, propagation, ",".join(data) or None, rec_set, rec_clr,
+                         frozenset(extensions))

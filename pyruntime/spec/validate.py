@@ -60,6 +60,48 @@ def validate(spec: Spec) -> None:
     for i, m in enumerate(spec.mounts):
         if not m.destination.startswith("/"):
             raise _fail(f"mounts[{i}].destination", f"must be an absolute path: {m.destination!r}")
+    _hooks(spec)
+    _lsm(spec)
+
+
+def _hooks(spec: Spec) -> None:
+    if spec.hooks is None:
+        return
+    from pyruntime.hooks import KINDS
+
+    for kind in KINDS:
+        for i, hook in enumerate(getattr(spec.hooks, _snake(kind))):
+            where = f"hooks.{kind}[{i}]"
+            if not hook.path.startswith("/"):
+                raise _fail(f"{where}.path", f"must be an absolute path: {hook.path!r}")
+            if hook.timeout is not None and hook.timeout <= 0:
+                raise _fail(f"{where}.timeout", "must be greater than zero")
+            for j, e in enumerate(hook.env):
+                if "=" not in e:
+                    raise _fail(f"{where}.env[{j}]", f"expected KEY=VALUE, got {e!r}")
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def _lsm(spec: Spec) -> None:
+    """This runtime applies no LSM labels: refuse a config that asks for one rather than
+    run the container unconfined."""
+    import os
+
+    p = spec.process
+    asks = [("process.apparmorProfile", p.apparmor_profile if p else None, "AppArmor",
+             "/sys/kernel/security/apparmor"),
+            ("process.selinuxLabel", p.selinux_label if p else None, "SELinux",
+             "/sys/fs/selinux/enforce"),
+            ("linux.mountLabel", spec.linux.mount_label if spec.linux else None, "SELinux",
+             "/sys/fs/selinux/enforce")]
+    for field, value, lsm, marker in asks:
+        if value:
+            why = ("is not supported by pyruntime" if os.path.exists(marker)
+                   else "is not enabled on this host")
+            raise _fail(field, f"{lsm} {why}; remove the field to run without it")
 
 
 def _version(version: str) -> None:

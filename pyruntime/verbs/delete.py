@@ -14,5 +14,5 @@ def main(g: Globals, values: dict) -> int:
     status = store.status(state)
     if status in ("running", "paused") and not values["force"]:
         raise Failure(f"cannot delete container {state.id} that is not stopped: {status}")
-    destroy(store, state)
+    destroy(store, state, warn=g.log.warning)
     return 0

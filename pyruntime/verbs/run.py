@@ -49,11 +49,11 @@ def main(g: Globals, values: dict) -> int:
                    console_socket=values["console_socket"], foreground=not detach)
     master = getattr(state, "console_master", -1)
     try:
-        start(store, state)
+        start(store, state, warn=g.log.warning)
     except BaseException:
         if master >= 0:
             os.close(master)
-        destroy(store, state)
+        destroy(store, state, warn=g.log.warning)
         raise
     if detach:
         return 0
@@ -69,6 +69,6 @@ def main(g: Globals, values: dict) -> int:
             os.close(master)
     _, status = os.waitpid(state.pid, 0)
     if not values["keep"]:
-        destroy(store, state)
+        destroy(store, state, warn=g.log.warning)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code

@@ -9,5 +9,5 @@ from pyruntime.state import Store
 
 def main(g: Globals, values: dict) -> int:
     store = Store(g.root)
-    start(store, store.load(values["container_id"]))
+    start(store, store.load(values["container_id"]), warn=g.log.warning)
     return 0
