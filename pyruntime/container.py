@@ -33,7 +33,7 @@ def write_pid_file(path: str, pid: int) -> None:
 def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None = None,
            no_pivot: bool = False, preserve_fds: int = 0,
            warn: Callable[[str], None] | None = None, console_socket: str | None = None,
-           foreground: bool = False,
+           foreground: bool = False, extra: dict | None = None,
            debug: Callable[[str], None] | None = None) -> ContainerState:
     """Set the container up; return once its init waits on the exec fifo.
 
@@ -116,6 +116,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             "annotations": spec.annotations,
             "oci_version": spec.oci_version,
             "cgroup": cgroup.to_record(),
+            **(extra or {}),  # e.g. "image_bundle" (run --image): destroy removes it
             "hooks": hook_records,
         })
         store.save(state)
@@ -275,7 +276,8 @@ def destroy(store: Store, state: ContainerState,
             warn: Callable[[str], None] | None = None) -> None:
     """Kill whatever is left of the container, remove its cgroups, then its state.
 
-    If a cgroup cannot be removed, the state stays, so that a later delete can retry.
+    If a cgroup cannot be removed (or an image bundle unmounted), the state stays, so
+    that a later delete can retry.
     """
     from pyruntime.cgroups import from_record
 
@@ -288,6 +290,10 @@ def destroy(store: Store, state: ContainerState,
     kill_and_wait(state)
     if cgroup is not None:
         cgroup.destroy()
+    if state.data.get("image_bundle"):  # run --image: unmount, drop the upper layer
+        from pyruntime.image.commands import delete_bundle
+
+        delete_bundle(state.data["image_bundle"], remove_dir=True)
     store.remove(state.id)
     records = state.data.get("hooks") or {}
     if records.get("poststop"):  # after the container is gone; failures are only logged

@@ -15,6 +15,7 @@ from pyruntime.procfs import is_alive
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
+IMAGES_DIR = "images"  # <root>/images: the image store and image bundles, not a container
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_REST = _ID_FIRST | frozenset("_.+-")
 
@@ -63,6 +64,8 @@ class Store:
     def reserve(self, container_id: str) -> str:
         """Make the container's directory; fail if the id is taken."""
         path = self.dir(container_id)
+        if container_id == IMAGES_DIR:
+            raise Failure(f"container id {container_id!r} is reserved (the image store)")
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
             os.mkdir(path, 0o711)
@@ -115,7 +118,7 @@ class Store:
     def ids(self) -> list[str]:
         try:
             return sorted(n for n in os.listdir(self.root)
-                          if os.path.isdir(os.path.join(self.root, n)))
+                          if n != IMAGES_DIR and os.path.isdir(os.path.join(self.root, n)))
         except FileNotFoundError:
             return []
 

@@ -41,12 +41,38 @@ AGREEING = [
     ["exec", "-t", "--cwd", "/tmp", "-e", "A=1", "--env", "B=2", "-u", "1:2", "--cap",
      "CAP_CHOWN", "c", "sh", "-c", "echo --not-an-option"],
     ["exec", "c", "ls", "-l"],
+    # images: two-word verbs, and run --image (the trailing args keep a "--" after the id:
+    # both parsers leave it, the run verb drops one leading "--")
+    ["--root", "/r", "image", "load", "oci:/tmp/lay:v1"],
+    ["image", "load", "--name", "x", "oci-archive:/tmp/a.tar:v1"],
+    ["image", "ls"],
+    ["image", "ls", "-q"],
+    ["image", "ls", "--format", "json"],
+    ["image", "inspect", "img"],
+    ["image", "inspect", "--format", "json", "img"],
+    ["image", "inspect", "-f", "json", "img"],
+    ["image", "bundle", "img", "/b"],
+    ["image", "bundle", "--mount", "img", "/b", "--", "sh", "-c", "echo hi"],
+    ["image", "unbundle", "/b"],
+    ["image", "rm", "img"],
+    ["image", "prune"],
+    ["run", "--image", "img", "--rm", "c1", "--", "cat", "/etc/f"],
+    ["run", "--image", "img", "c1"],
+    ["run", "--image=img", "-d", "c1", "sh", "-c", "x"],
+    ["run", "--image", "img", "c1", "ls", "-l", "--rm"],
+    ["run", "--image", "img", "--", "c1", "true"],
+    ["run", "--image", "img", "c1", "--", "--", "x"],
 ]
 
 DECLINED = [
     [], ["--help"], ["state", "--help"], ["--version"], ["nosuchverb"], ["state"],
     ["state", "a", "b"], ["--log-format", "yaml", "state", "x"], ["kill", "--nope", "x"],
     ["create", "--preserve-fds", "x", "c"], ["--root"],
+    ["image"], ["image", "--help"], ["image", "load", "--help"], ["image", "nope"],
+    ["image", "load"], ["image", "inspect"], ["image", "inspect", "--format", "yaml", "x"],
+    ["image", "ls", "extra"], ["image", "bundle", "img"], ["run", "--image"],
+    ["image", "rm", "--nope", "x"], ["image", "inspect", "-f=json", "img"],
+    ["list", "-f=json"],
 ]
 
 
@@ -72,3 +98,17 @@ def test_every_verb_handler_imports() -> None:
         module_name, func = verb.handler.split(":")
         module = __import__(module_name, fromlist=[func])
         assert callable(getattr(module, func))
+
+
+def test_image_group_help_lists_its_verbs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_with_click(["image", "--help"]) == 0
+    out = capsys.readouterr().out
+    for verb in ("load", "ls", "inspect", "bundle", "unbundle", "rm", "prune"):
+        assert f"  {verb} " in out
+
+
+def test_run_args_keep_the_double_dash() -> None:
+    parsed = lean.parse(["run", "--image", "img", "--rm", "c1", "--", "cat", "/etc/f"])
+    assert parsed is not None
+    assert parsed.values["args"] == ["--", "cat", "/etc/f"]
+    assert parsed.values["image"] == "img" and parsed.values["rm"] is True

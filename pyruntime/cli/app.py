@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from pyruntime import SPEC_VERSION, __version__
-from pyruntime.cli.table import GLOBAL_OPTIONS, VERBS, Arg, Opt, Verb
+from pyruntime.cli.table import GLOBAL_OPTIONS, GROUPS, VERBS, Arg, Opt, Verb
 
 
 def _option(opt: Opt) -> click.Option:
@@ -43,7 +43,7 @@ def _command(verb: Verb, sink: dict) -> click.Command:
         sink["values"] = values
 
     return click.Command(
-        verb.name, callback=callback, help=verb.help,
+        verb.name.rpartition(" ")[2], callback=callback, help=verb.help,
         params=[_option(o) for o in verb.options] + [_argument(a) for a in verb.args],
         context_settings={"allow_interspersed_args": False, "help_option_names": ["-h", "--help"]},
     )
@@ -64,8 +64,13 @@ def build_app(sink: dict) -> click.Group:
     group.params.append(click.Option(
         ["-v", "--version"], is_flag=True, expose_value=False, is_eager=True,
         callback=_print_version, help="print the version"))
+    groups = {name: click.Group(name, help=text, context_settings=group.context_settings)
+              for name, text in GROUPS.items()}
+    for name, sub in groups.items():
+        group.add_command(sub, name)
     for verb in VERBS.values():
-        group.add_command(_command(verb, sink))
+        first, _, _ = verb.name.rpartition(" ")
+        (groups[first] if first else group).add_command(_command(verb, sink))
     return group
 
 

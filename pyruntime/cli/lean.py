@@ -1,14 +1,14 @@
 """A small argv parser for the table, with no click: the per-container hot path.
 
-It handles exactly the shapes clients send (global options, verb, `--opt value`,
-`--opt=value`, short options, `--`), options before positionals as runc's CLI has them.
-Anything else (help, a mistake) returns None, and main.py hands argv to click, which
-prints the usage error a person expects.
+It handles exactly the shapes clients send (global options, verb or "group verb",
+`--opt value`, `--opt=value`, short options, `--`), options before positionals as runc's
+CLI has them. Anything else (help, a mistake) returns None, and main.py hands argv to
+click, which prints the usage error a person expects.
 """
 
 from __future__ import annotations
 
-from pyruntime.cli.table import GLOBAL_OPTIONS, VERBS, Opt, Verb
+from pyruntime.cli.table import GLOBAL_OPTIONS, GROUPS, VERBS, Opt, Verb
 
 
 class Parsed:
@@ -33,7 +33,8 @@ _HELP = frozenset(("-h", "--help", "--version", "-v"))
 def _take(argv: list[str], i: int, index: dict[str, Opt], values: dict) -> int | None:
     """Consume the option at argv[i]; return the next index, or None if it is not ours."""
     token = argv[i]
-    name, eq, inline = token.partition("=")
+    # "--opt=value"; a short option's "-f=x" means the value "=x" to click: decline it
+    name, eq, inline = token.partition("=") if token.startswith("--") else (token, "", "")
     opt = index.get(name)
     if opt is None:
         return None
@@ -73,9 +74,15 @@ def parse(argv: list[str]) -> Parsed | None:
         if nxt is None:
             return None
         i = nxt
-    if i >= len(argv) or argv[i] not in VERBS:
+    if i >= len(argv):
         return None
-    verb = VERBS[argv[i]]
+    name = argv[i]
+    if name in GROUPS and i + 1 < len(argv):  # a two-word verb: "image load"
+        i += 1
+        name = f"{name} {argv[i]}"
+    if name not in VERBS:
+        return None
+    verb = VERBS[name]
     i += 1
     index = _index(verb.options)
     values: dict = {opt.dest: list(opt.default) if opt.kind == "multi" else opt.default

@@ -77,7 +77,9 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
         Opt("--no-new-keyring", "flag", help="do not create a new session keyring"),
         Opt("--preserve-fds", "int", default=0, help="pass N extra fds (from 3) to the init"),
         Opt("--keep", "flag", help="do not delete the container after it exits"),
-    ), (_ID,)),
+        Opt("--image", help="run a loaded image (by name) instead of --bundle"),
+        Opt("--rm", "flag", help="delete the container and its image bundle when it exits"),
+    ), (_ID, Arg("args", "*"))),
     Verb("exec", "pyruntime.verbs.exec:main", "run a process in a running container", (
         _CONSOLE, _PID_FILE,
         Opt("-p --process", help="process.json (runtime-spec process); replaces the flags"),
@@ -140,4 +142,30 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
         Opt("--stats", "flag", help="print the stats once and exit"),
         Opt("--interval", default="5s", help="time between stats lines (e.g. 5s, 500ms)"),
     ), (_ID,)),
+    # two-word verbs: "GROUP SUB" (GROUPS below); only these import pyruntime.image
+    Verb("image load", "pyruntime.verbs.image:load",
+         "load an image: oci:DIR[:TAG] or oci-archive:FILE[:TAG]", (
+             Opt("--name", help="the name to give it (default: its tag)"),
+         ), (Arg("reference"),)),
+    Verb("image ls", "pyruntime.verbs.image:ls", "list the loaded images", (
+        Opt("-f --format", default="table", choices=("table", "json"), help="output format"),
+        Opt("-q --quiet", "flag", help="print only the names"),
+    )),
+    Verb("image inspect", "pyruntime.verbs.image:inspect",
+         "per-layer sizes, changes and wasted bytes of an image", (
+             Opt("-f --format", default="text", choices=("text", "json"), help="output format"),
+         ), (Arg("name"),)),
+    Verb("image bundle", "pyruntime.verbs.image:bundle",
+         "write an OCI bundle (overlay rootfs) for an image", (
+             Opt("--mount", "flag", help="also mount the overlay on DIR/rootfs"),
+         ), (Arg("name"), Arg("dir"), Arg("args", "*"))),
+    Verb("image unbundle", "pyruntime.verbs.image:unbundle",
+         "unmount a bundle made by `image bundle` and remove it with its upper layer", (),
+         (Arg("dir"),)),
+    Verb("image rm", "pyruntime.verbs.image:rm", "forget an image (prune frees its layers)",
+         (), (Arg("name"),)),
+    Verb("image prune", "pyruntime.verbs.image:prune", "remove layers that no image uses"),
 )}
+
+# the first word of the two-word verbs, with its help
+GROUPS: dict[str, str] = {"image": "load, list, inspect and prune OCI images"}

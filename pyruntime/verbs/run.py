@@ -8,7 +8,8 @@ import signal
 
 from pyruntime.cli.main import Globals
 from pyruntime.container import create, destroy, start
-from pyruntime.state import Store
+from pyruntime.errors import Failure
+from pyruntime.state import IMAGES_DIR, Store
 from pyruntime.verbs.create import check_supported
 
 FORWARDED = (
@@ -43,10 +44,19 @@ def main(g: Globals, values: dict) -> int:
     if not detach:
         for sig in FORWARDED:
             signal.signal(sig, forward)
-    state = create(store, values["container_id"], values["bundle"],
-                   pid_file=values["pid_file"], no_pivot=values["no_pivot"],
-                   preserve_fds=values["preserve_fds"], warn=g.log.warning, debug=g.log.debug,
-                   console_socket=values["console_socket"], foreground=not detach)
+    bundle, extra = _image_bundle(g, store, values)
+    try:
+        state = create(store, values["container_id"], bundle,
+                       pid_file=values["pid_file"], no_pivot=values["no_pivot"],
+                       preserve_fds=values["preserve_fds"], warn=g.log.warning,
+                       debug=g.log.debug, console_socket=values["console_socket"],
+                       foreground=not detach, extra=extra)
+    except BaseException:
+        if extra:  # from here on, destroy() removes the image bundle
+            from pyruntime.verbs.image import discard_run_bundle
+
+            discard_run_bundle(bundle)
+        raise
     master = getattr(state, "console_master", -1)
     try:
         start(store, state, warn=g.log.warning)
@@ -72,3 +82,29 @@ def main(g: Globals, values: dict) -> int:
         destroy(store, state, warn=g.log.warning)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def _image_bundle(g: Globals, store: Store, values: dict) -> tuple[str, dict | None]:
+    """`run --image NAME [--rm] ID [-- ARGS...]`: the bundle dir to create from, and what
+    state.json records so that delete (or this run, on exit) removes the bundle."""
+    args = values["args"][1:] if values["args"][:1] == ["--"] else values["args"]
+    if values["rm"] and values["keep"]:
+        raise Failure("run: --rm and --keep exclude each other")
+    if values["rm"] and values["detach"]:
+        raise Failure("run: --rm needs the foreground; `delete` removes a detached container")
+    if not values["image"]:
+        if args:
+            raise Failure("run: a command after the id needs --image "
+                          "(a bundle's config.json names the process)")
+        return values["bundle"], None
+    if values["bundle"] != ".":
+        raise Failure("run: --image and --bundle exclude each other")
+    cid = values["container_id"]
+    if cid == IMAGES_DIR:
+        raise Failure(f"container id {cid!r} is reserved (the image store)")
+    if os.path.lexists(store.dir(cid)):  # checks the id, before anything is made
+        raise Failure(f"container with id exists: {cid}")
+    from pyruntime.verbs.image import make_run_bundle
+
+    bundle = make_run_bundle(g.root, cid, values["image"], args or None)
+    return bundle, {"image_bundle": bundle}

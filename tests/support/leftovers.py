@@ -156,7 +156,13 @@ def find_leftovers(
 ) -> Leftovers:
     left = Leftovers()
     if state_root is not None and state_root.is_dir():
-        left.state_dirs = sorted(p.name for p in state_root.iterdir() if p.is_dir())
+        # <root>/images is the image store (layers may stay); a container's image bundle
+        # (<root>/images/containers/<id>, from `run --image`) must go with the container
+        bundles = state_root / "images" / "containers"
+        left.state_dirs = sorted(
+            [p.name for p in state_root.iterdir() if p.is_dir() and p.name != "images"]
+            + [f"images/containers/{p.name}" for p in
+               (bundles.iterdir() if bundles.is_dir() else ())])
     left.mounts = find_mounts(path)
     left.processes = find_processes(path, token)
     if pidns_before is not None:

@@ -174,10 +174,11 @@ class Runtime:
         return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
     def state_dirs(self) -> list[str]:
-        """Names of the directories under the state root (one per container)."""
+        """Names of the directories under the state root (one per container); not
+        ``images`` (the image store, with the bundles of `run --image` containers)."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != "images")
 
 
 def describe(result: subprocess.CompletedProcess[str]) -> str:

@@ -1,0 +1,273 @@
+"""Issue 8 through the real CLI: `image load|ls|inspect|bundle|unbundle|rm|prune` and
+`run --image NAME [--rm] ID [-- ARGS...]` (overlay2 rootfs over the shared layers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support.leftovers import TOKEN_VAR  # noqa: E402
+from support.oci_builder import (  # noqa: E402
+    BIG,
+    F,
+    LayoutBuilder,
+    busybox_layer,
+    sample_layers,
+    write_archive,
+)
+from support.runtime import Runtime, describe  # noqa: E402
+
+pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
+
+# what sample_layers() ships in vain, counted by hand (see tests/test_image_inspect.py):
+# layer 0 loses /data/big, /etc/conf v1, /opq/a, /opq/sub/b, the /hl2 inode, /gone/{x,y};
+# layer 1 loses /etc/conf v2 and /tmpfile; /hl/orig's inode still shows as /hl/link.
+WASTE = [BIG + 100 + 500 + 700 + 300 + 10 + 20, 150 + 2000, 0]
+
+
+def build(tmp_path: Path, runtime: Runtime, tag: str = "sample", layers=None,
+          name: str | None = None) -> LayoutBuilder:
+    """An OCI layout holding one tagged image; its containers carry the test's token."""
+    b = LayoutBuilder(tmp_path / (name or f"layout-{tag}"))
+    config = {"Cmd": ["/bin/sh"], "Env": [f"{TOKEN_VAR}={runtime.token}"]}
+    img = b.image(layers if layers is not None else sample_layers(), config=config)
+    b.tag(img.descriptor, tag)
+    return b
+
+
+def ok(runtime: Runtime, *args: str, timeout: float = 60) -> str:
+    return runtime.run(*args, check=True, timeout=timeout).stdout
+
+
+def fails(runtime: Runtime, *args: str) -> str:
+    """Run a verb that must fail with exactly one line on stderr; return that line."""
+    __tracebackhide__ = True
+    result = runtime.run(*args, timeout=60)
+    assert result.returncode != 0, describe(result)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pyruntime: "), describe(result)
+    return lines[0]
+
+
+def layer_dirs(runtime: Runtime) -> dict[str, int]:
+    """Stored layers: hex id -> inode of its directory."""
+    d = runtime.root / "images" / "layers" / "sha256"
+    return {p.name: p.stat().st_ino for p in d.iterdir()} if d.is_dir() else {}
+
+
+def bundle_dir(runtime: Runtime, cid: str) -> Path:
+    return runtime.root / "images" / "containers" / cid
+
+
+def mounts_under(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if str(path) in line]
+
+
+def assert_no_trace(runtime: Runtime, cid: str) -> None:
+    __tracebackhide__ = True
+    assert not bundle_dir(runtime, cid).exists()
+    assert not (runtime.root / cid).exists()
+    assert mounts_under(runtime.root) == []
+    assert runtime.ids() == []
+
+
+def test_load_layout_and_archive_ls(tmp_path: Path, runtime: Runtime) -> None:
+    b = build(tmp_path, runtime)
+    assert ok(runtime, "image", "load", f"oci:{b.path}:sample") == "sample\n"
+    layers = layer_dirs(runtime)
+    assert len(layers) == 3
+    archive = tmp_path / "sample.tar"
+    write_archive(b.path, archive)
+    out = ok(runtime, "image", "load", "--name", "again", f"oci-archive:{archive}:sample")
+    assert out == "again\n"
+    assert layer_dirs(runtime) == layers  # the same layers: nothing unpacked again
+    assert ok(runtime, "image", "ls", "-q") == "again\nsample\n"
+    rows = json.loads(ok(runtime, "image", "ls", "--format", "json"))
+    assert [(r["name"], r["layers"]) for r in rows] == [("again", 3), ("sample", 3)]
+    table = ok(runtime, "image", "ls").splitlines()
+    assert table[0].split()[:3] == ["NAME", "LAYERS", "SIZE"]
+    assert [line.split()[0] for line in table[1:]] == ["again", "sample"]
+    assert runtime.ids() == []  # the image store is not a container
+
+
+def test_inspect_json_and_text(tmp_path: Path, runtime: Runtime) -> None:
+    b = build(tmp_path, runtime)
+    ok(runtime, "image", "load", f"oci:{b.path}:sample")
+    report = json.loads(ok(runtime, "image", "inspect", "--format", "json", "sample"))
+    assert [layer["wasted_bytes"] for layer in report["layers"]] == WASTE
+    assert report["wasted_bytes"] == sum(WASTE)
+    assert len(report["layers"]) == 3
+    text = ok(runtime, "image", "inspect", "sample")
+    assert "Wasted bytes:" in text and f"({sum(WASTE)})" in text
+    assert "/data/big" in text
+    assert "no image named" in fails(runtime, "image", "inspect", "nosuch")
+
+
+def test_run_image_shows_the_overlay_view(tmp_path: Path, runtime: Runtime) -> None:
+    ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
+    out = ok(runtime, "run", "--image", "sample", "--rm", "c1", "--",
+             "sh", "-c", "cat /etc/conf; echo; ls /data; ls /opq; cat /data/big || echo gone")
+    assert out.splitlines() == ["3" * 200, "keep", "new", "gone"]
+    assert_no_trace(runtime, "c1")
+    assert len(layer_dirs(runtime)) == 3  # shared layers stay
+
+
+def test_default_command_and_exit_status(tmp_path: Path, runtime: Runtime) -> None:
+    layers = [busybox_layer([F("hello", b"from the image\n")])]
+    b = LayoutBuilder(tmp_path / "lay")
+    img = b.image(layers, config={"Entrypoint": ["/bin/sh", "-c"],
+                                  "Cmd": ["cat /hello; exit 3"],
+                                  "Env": [f"{TOKEN_VAR}={runtime.token}"]})
+    b.tag(img.descriptor, "hello")
+    ok(runtime, "image", "load", f"oci:{b.path}:hello")
+    result = runtime.run("run", "--image", "hello", "c1", timeout=60)
+    assert result.returncode == 3, describe(result)
+    assert result.stdout == "from the image\n"
+    # ARGS replace Cmd; the Entrypoint stays
+    assert ok(runtime, "run", "--image", "hello", "c2", "--", "echo args") == "args\n"
+    assert_no_trace(runtime, "c1")
+    assert_no_trace(runtime, "c2")
+
+
+def test_second_container_unpacks_nothing(tmp_path: Path, runtime: Runtime) -> None:
+    ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
+    before = layer_dirs(runtime)
+    out = ok(runtime, "run", "--image", "sample", "--rm", "c1", "--",
+             "sh", "-c", "echo changed > /etc/conf; cat /etc/conf")
+    assert out == "changed\n"
+    assert layer_dirs(runtime) == before
+    out = ok(runtime, "run", "--image", "sample", "--rm", "c2", "--", "cat", "/etc/conf")
+    assert out == "3" * 200  # c1 wrote to its own upper layer only
+    assert layer_dirs(runtime) == before  # same layer dirs, same inodes
+    assert not any(p.name.startswith("tmp") for p in (runtime.root / "images" / "tmp").iterdir())
+
+
+def test_detached_run_then_delete(tmp_path: Path, runtime: Runtime) -> None:
+    ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
+    ok(runtime, "run", "--image", "sample", "-d", "c1", "--", "/bin/busybox", "sh", "-c",
+       "echo hi > /written; exec /bin/busybox sleep 60")
+    runtime.wait_status("c1", "running")
+    d = bundle_dir(runtime, "c1")
+    assert runtime.ids() == ["c1"]
+    state = json.loads((runtime.root / "c1" / "state.json").read_text())
+    assert state["image_bundle"] == str(d)
+    assert runtime.state("c1")["bundle"] == str(d)
+    assert any(f" {d}/rootfs " in line for line in mounts_under(d))
+    for _ in range(100):
+        if (d / "upper" / "written").exists():
+            break
+        time.sleep(0.05)
+    assert (d / "upper" / "written").read_text() == "hi\n"
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["process"]["args"][:2] == ["/bin/busybox", "sh"]
+    assert "with id exists" in fails(runtime, "run", "--image", "sample", "-d", "c1")
+    assert d.is_dir()
+    runtime.delete("c1", force=True)
+    assert_no_trace(runtime, "c1")
+    assert len(layer_dirs(runtime)) == 3
+
+
+def test_keep_then_delete(tmp_path: Path, runtime: Runtime) -> None:
+    ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
+    ok(runtime, "run", "--image", "sample", "--keep", "c1", "--", "true")
+    assert runtime.status("c1") == "stopped"
+    assert bundle_dir(runtime, "c1").is_dir()
+    runtime.delete("c1")
+    assert_no_trace(runtime, "c1")
+
+
+def test_rm_then_prune(tmp_path: Path, runtime: Runtime) -> None:
+    sample = build(tmp_path, runtime)
+    # "small" shares sample's base layer (same members, same bytes: same diff_id)
+    small = build(tmp_path, runtime, "small", [sample_layers()[0], [F("small", b"s")]])
+    ok(runtime, "image", "load", f"oci:{sample.path}:sample")
+    ok(runtime, "image", "load", f"oci:{small.path}:small")
+    assert len(layer_dirs(runtime)) == 4
+    assert ok(runtime, "image", "prune") == ""  # every layer is used
+    ok(runtime, "run", "--image", "sample", "-d", "c1", "--", "/bin/busybox", "sleep", "60")
+    ok(runtime, "image", "rm", "sample")
+    assert ok(runtime, "image", "ls", "-q") == "small\n"
+    assert ok(runtime, "image", "prune") == ""  # c1's overlay still uses sample's layers
+    runtime.delete("c1", force=True)
+    removed = ok(runtime, "image", "prune").split()
+    assert len(removed) == 2 and all(r.startswith("sha256:") for r in removed)
+    left = layer_dirs(runtime)
+    assert len(left) == 2 and not {r.partition(":")[2] for r in removed} & set(left)
+    assert ok(runtime, "run", "--image", "small", "--rm", "c3", "--", "cat", "/small") == "s"
+    assert "no image named" in fails(runtime, "image", "rm", "sample")
+
+
+def test_hostile_archive_leaves_nothing(tmp_path: Path, runtime: Runtime) -> None:
+    b = LayoutBuilder(tmp_path / "bad")
+    img = b.image([busybox_layer(), [F("../../escaped", b"x")]])
+    b.tag(img.descriptor, "bad")
+    archive = tmp_path / "bad.tar"
+    write_archive(b.path, archive)
+    line = fails(runtime, "image", "load", f"oci-archive:{archive}:bad")
+    assert "escaped" in line or ".." in line
+    assert ok(runtime, "image", "ls", "-q") == ""
+    assert layer_dirs(runtime) == {}  # not even the (whole, verified) base layer
+    assert list((runtime.root / "images" / "tmp").iterdir()) == []
+    assert not (runtime.root / "escaped").exists() and not (tmp_path / "escaped").exists()
+    assert "oci:DIR" in fails(runtime, "image", "load", f"docker://{archive}")
+
+
+def test_run_image_failures_leave_nothing(tmp_path: Path, runtime: Runtime) -> None:
+    assert "no image named" in fails(runtime, "run", "--image", "nosuch", "c1")
+    assert_no_trace(runtime, "c1")
+    ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
+    # fails after the overlay is mounted and the init is made: exec of a missing program
+    fails(runtime, "run", "--image", "sample", "--rm", "c1", "--", "/no/such/program")
+    assert_no_trace(runtime, "c1")
+    fails(runtime, "run", "--image", "sample", "-d", "c1", "--", "/no/such/program")
+    assert_no_trace(runtime, "c1")
+    assert "reserved" in fails(runtime, "run", "--image", "sample", "images")
+    assert "exclude" in fails(runtime, "run", "--image", "sample", "--rm", "--keep", "c1")
+    assert "foreground" in fails(runtime, "run", "--image", "sample", "--rm", "-d", "c1")
+    assert "exclude" in fails(runtime, "run", "--image", "sample", "--bundle", "/x", "c1")
+    assert "--image" in fails(runtime, "run", "c1", "--", "true")
+    assert_no_trace(runtime, "c1")
+    assert (runtime.root / "images" / "containers").is_dir()
+
+
+def test_images_is_not_a_container_id(tmp_path: Path, runtime: Runtime, bundle) -> None:
+    b = bundle()
+    assert "reserved" in fails(runtime, "create", "--bundle", str(b), "images")
+    assert "does not exist" in fails(runtime, "state", "images")
+
+
+def test_image_bundle_and_unbundle(tmp_path: Path, runtime: Runtime) -> None:
+    ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
+    d = tmp_path / "mybundle"
+    assert ok(runtime, "image", "bundle", "sample", str(d), "--", "cat", "/etc/conf") \
+        == f"{d}\n"
+    assert json.loads((d / "config.json").read_text())["process"]["args"] == \
+        ["cat", "/etc/conf"]
+    assert mounts_under(d) == []  # without --mount
+    assert "already holds a bundle" in fails(runtime, "image", "bundle", "sample", str(d))
+    ok(runtime, "image", "unbundle", str(d))
+    assert not d.exists()
+    ok(runtime, "image", "bundle", "--mount", "sample", str(d), "--", "cat", "/etc/conf")
+    assert mounts_under(d)
+    assert ok(runtime, "run", "--bundle", str(d), "c1") == "3" * 200
+    ok(runtime, "image", "unbundle", str(d))
+    assert not d.exists() and mounts_under(d) == []
+    assert "no bundle.json" in fails(runtime, "image", "unbundle", str(tmp_path))
+
+
+@pytest.mark.parametrize("argv", [["state", "nope"], ["list"], ["run", "--bundle", "/x", "c"]])
+def test_hot_verbs_do_not_import_the_image_code(tmp_path: Path, argv: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pyruntime", "--root", str(tmp_path), *argv],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+    )
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert not {"pyruntime.image", "tarfile", "gzip", "pyruntime.verbs.image"} & imported
