@@ -237,9 +237,9 @@ def signal_init(store: Store, state: ContainerState, sig: int) -> None:
     try:
         if not is_alive(state.pid, state.start_time):  # the pid was reused before the open
             raise NotRunning(state.id)
-        import signal
+        import _signal  # not signal, which imports enum
 
-        signal.pidfd_send_signal(pidfd, sig)
+        _signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         raise NotRunning(state.id) from None
     finally:
@@ -259,10 +259,10 @@ def kill_and_wait(state: ContainerState) -> None:
     try:
         if not is_alive(state.pid, state.start_time):
             return
+        import _signal
         import select
-        import signal
 
-        signal.pidfd_send_signal(pidfd, 9)
+        _signal.pidfd_send_signal(pidfd, 9)
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         poller.poll(10_000)

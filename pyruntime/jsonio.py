@@ -37,7 +37,12 @@ _string = _json.encode_basestring_ascii
 
 def loads(data: bytes | str) -> object:
     """json.loads for UTF-8 text (a BOM allowed in bytes, as json.loads allows it)."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes | bytearray) else data
+    if isinstance(data, bytes | bytearray):
+        text = data.decode()  # not "utf-8-sig": that codec is one more module to import
+        if text.startswith("\ufeff"):
+            text = text[1:]
+    else:
+        text = data
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _scan(text, start)

@@ -7,12 +7,12 @@ from /proc.
 
 from __future__ import annotations
 
-import json
 import sys
 
 from pyruntime.cgroups import of_container
 from pyruntime.cli.main import Globals
 from pyruntime.errors import Failure, NotRunning
+from pyruntime.jsonio import dumps
 from pyruntime.state import Store
 
 
@@ -25,7 +25,7 @@ def main(g: Globals, values: dict) -> int:
     if values["format"] == "json":
         if values["ps_args"]:
             raise Failure("ps: ps arguments need --format table")
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(dumps(pids) + "\n")
         return 0
     sys.stdout.write(_table(pids, values["ps_args"] or ["-ef"]))
     return 0
