@@ -139,7 +139,7 @@ def _read_events(proc: subprocess.Popen[str], want: str, timeout: float) -> list
         seen.append(json.loads(line))
         if seen[-1]["type"] == want:
             return seen
-    raise AssertionError(f"no {want!r} event in {timeout} s; saw {seen}")
+    raise AssertionError(f"no {want!r} event in {timeout} s; saw {[e['type'] for e in seen]}")
 
 
 def test_allocation_past_the_limit_is_oom_killed_and_reported(runtime: Runtime, bundle) -> None:
@@ -150,7 +150,7 @@ def test_allocation_past_the_limit_is_oom_killed_and_reported(runtime: Runtime, 
     started(runtime, b, "oom")
     events = _events(runtime, "oom")
     try:
-        time.sleep(0.3)  # let `events` register its OOM watch
+        _read_events(events, "stats", timeout=60)  # its OOM watch is set before the 1st line
         (b.rootfs / "go").write_text("")
         seen = _read_events(events, "oom", timeout=20)
         assert seen[-1] == {"type": "oom", "id": "oom"}

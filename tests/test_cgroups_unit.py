@@ -135,6 +135,11 @@ def test_v2_writes() -> None:
     assert not out.warnings
 
 
+def test_v2_swap_equal_to_limit_means_no_swap() -> None:
+    out = convert_v2(res({"memory": {"limit": 100, "swap": 100}}))
+    assert out.writes == [Write("", "memory.swap.max", "0"), Write("", "memory.max", "100")]
+
+
 def test_v2_unlimited_and_warnings() -> None:
     out = convert_v2(res({"memory": {"limit": -1, "kernel": 5, "disableOOMKiller": True},
                           "pids": {"limit": -1}, "cpu": {"quota": -1, "period": 1000}}))

@@ -256,7 +256,7 @@ def convert_v2(res: Resources) -> Converted:
         swap_max = swap_to_v2(swap, limit)
         # swap first: lowering memory.max never depends on it, and a failure here leaves
         # the memory limit unchanged
-        if swap_max:
+        if swap_max or swap > 0:  # swap == limit: no swap at all ("0"), as runc
             out.add("", "memory.swap.max", _max(swap_max), optional=swap_max == -1)
         if limit:
             out.add("", "memory.max", _max(limit))
@@ -291,6 +291,9 @@ def convert_v2(res: Resources) -> Converted:
         out.add("", f"hugetlb.{_hugepage_size(h.page_size)}.max", h.limit)
     for device, r in res.rdma.items():
         out.add("", "rdma.max", _rdma_line(device, r))
+    if res.devices:
+        out.warnings.append("linux.resources.devices: not enforced on cgroup v2 yet (the "
+                            "eBPF device filter is not implemented)")
     for key in sorted(res.unified):
         if "/" in key or key in ("", ".", "..") or key.startswith("cgroup."):
             raise Failure(f"linux.resources.unified: {key!r}: not a cgroup resource file")
