@@ -18,9 +18,13 @@ PY=.venv/bin/python
 for tool in hyperfine runc crun unshare busybox; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found (make setup)" >&2; exit 1; }
 done
+[ -x /usr/bin/time ] || { echo "bench: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench: needs root" >&2; exit 1; }
 
 mkdir -p build/bench
+# Byte-code up to date, as an installed package has it (PYTHONDONTWRITEBYTECODE may be set
+# here, and files others just edited would otherwise be compiled on every call).
+"$PY" -m compileall -q -j0 pyruntime >/dev/null
 : >build/bench/empty-controllers
 export BENCH_REPO="$PWD"
 exec unshare --mount --propagation private -- sh -c '
