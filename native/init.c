@@ -24,8 +24,8 @@ static int setup_rootfs(struct pyrt_ctx *c)
         pyrt_hooks_pause(c) < 0 || /* prestart, createRuntime, createContainer */
         pyrt_pivot_root(c) < 0 ||
         pyrt_root_propagation_post(c) < 0 ||
-        pyrt_mask_paths(c) < 0 ||
-        pyrt_readonly_paths(c) < 0)
+        pyrt_readonly_paths(c) < 0 || /* then masked: runc's order, visible in mountinfo */
+        pyrt_mask_paths(c) < 0)
         return -1;
     if (p->readonly_root && pyrt_readonly_root(c) < 0)
         return -1;

@@ -56,10 +56,20 @@ def default_spec(rootless: bool = False) -> dict:
     if rootless:
         import os
 
-        spec["linux"]["namespaces"] = [{"type": t} for t in
-                                       ("pid", "ipc", "uts", "mount", "user")]
-        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
-        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
-        spec["linux"].pop("resources")
-        spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+        linux = spec["linux"]
+        spec["linux"] = {  # runc's key order
+            "uidMappings": [{"containerID": 0, "hostID": os.getuid(), "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": os.getgid(), "size": 1}],
+            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")],
+            "maskedPaths": linux["maskedPaths"],
+            "readonlyPaths": linux["readonlyPaths"],
+        }
+        # as `runc spec --rootless`: gid 5 is not mapped, and sysfs cannot be mounted
+        # without a network namespace of the container's own, so the host's /sys is bound
+        for m in spec["mounts"]:
+            if m["destination"] == "/dev/pts":
+                m["options"].remove("gid=5")
+            elif m["destination"] == "/sys":
+                m.update(type="none", source="/sys",
+                         options=["rbind", "nosuid", "noexec", "nodev", "ro"])
     return spec

@@ -13,14 +13,21 @@ from pyruntime.cli.main import Globals
 
 
 def features() -> dict:
+    from pyruntime.hooks import KINDS
     from pyruntime.plan.linux_consts import CAPABILITIES
-    from pyruntime.plan.mount_options import FLAG_OPTIONS, PROPAGATION_OPTIONS
+    from pyruntime.plan.mount_options import (
+        EXTENSION_OPTIONS,
+        FLAG_OPTIONS,
+        PROPAGATION_OPTIONS,
+        RECURSIVE_OPTIONS,
+    )
 
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,
-        "hooks": [],
-        "mountOptions": sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS)),
+        "hooks": list(KINDS),  # tests/test_hooks.py
+        "mountOptions": sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS)  # tests/
+                               | set(RECURSIVE_OPTIONS) | set(EXTENSION_OPTIONS)),  # test_mount*
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(CAPABILITIES),
@@ -36,7 +43,7 @@ def features() -> dict:
             "memoryPolicy": {"modes": ["MPOL_BIND", "MPOL_DEFAULT", "MPOL_INTERLEAVE",
                                        "MPOL_LOCAL", "MPOL_PREFERRED"],
                              "flags": ["MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},  # tests/test_mount_options.py
         },
         "annotations": {"io.github.pyruntime.version": __version__},
     }
