@@ -1,13 +1,13 @@
 """runtime-spec hooks (config.md#posix-platform-hooks), as runc runs them.
 
-| hook            | when                                     | where (namespaces)   | who runs it      |
-|-----------------|------------------------------------------|----------------------|------------------|
-| prestart        | create: init paused before pivot_root    | the runtime's        | `create`, here   |
-| createRuntime   | same, after prestart                     | the runtime's        | `create`, here   |
-| createContainer | same, after createRuntime                | the container's      | `create`, native |
-| startContainer  | start: after the fifo, before execve     | in the container     | the init (C)     |
-| poststart       | `start` once the user's program runs     | the runtime's        | `start`          |
-| poststop        | `delete` (and `run` at the end)          | the runtime's        | `delete`         |
+| hook            | when                                  | namespaces      | run by           |
+|-----------------|---------------------------------------|-----------------|------------------|
+| prestart        | create: init paused before pivot_root | the runtime's   | `create`, here   |
+| createRuntime   | same, after prestart                  | the runtime's   | `create`, here   |
+| createContainer | same, after createRuntime             | the container's | `create`, native |
+| startContainer  | start: after the fifo, before execve   | the container's | the init (C)     |
+| poststart       | `start`, once the user's program runs | the runtime's   | `start`          |
+| poststop        | `delete` (and `run` at the end)       | the runtime's   | `delete`         |
 
 Each hook gets the state JSON on stdin; args/env are exactly the config's (argv[0] is
 args[0], or the path when args is empty); `timeout` seconds kills it. A failing create-
@@ -17,10 +17,9 @@ The hooks are recorded in state.json at create, so start and delete can run thei
 
 from __future__ import annotations
 
-import json
 import os
 
-from pyruntime import SPEC_VERSION
+from pyruntime import SPEC_VERSION, jsonio
 from pyruntime.errors import Failure
 
 TYPE_CHECKING = False
@@ -89,7 +88,7 @@ def run(records: dict[str, list[dict]], kind: str, state: dict, *,
 
     ns_of: run them in the namespaces of that pid (createContainer), not the runtime's.
     """
-    data = json.dumps(state, separators=(",", ":")).encode()
+    data = jsonio.dumps(state).encode()
     for i, hook in enumerate(records.get(kind, [])):
         where = f"{kind} hook {i} ({hook['path']})"
         if ns_of is None:
@@ -101,7 +100,7 @@ def run(records: dict[str, list[dict]], kind: str, state: dict, *,
 def run_logged(records: dict[str, list[dict]], kind: str, state: dict,
                warn: Callable[[str], None] | None) -> None:
     """poststart / poststop: every hook runs; failures are only logged."""
-    data = json.dumps(state, separators=(",", ":")).encode()
+    data = jsonio.dumps(state).encode()
     for i, hook in enumerate(records.get(kind, [])):
         try:
             _run_here(hook, data, f"{kind} hook {i} ({hook['path']})")
@@ -264,6 +263,6 @@ def create_time_runner(records: dict[str, list[dict]], container_id: str, bundle
         run(records, "createRuntime", creating)
         run(records, "createContainer", creating, ns_of=pid)
         created = state_for_hooks(container_id, "created", pid, bundle, annotations)
-        return json.dumps(created, separators=(",", ":")).encode()
+        return jsonio.dumps(created).encode()
 
     return on_hooks
