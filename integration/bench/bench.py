@@ -108,6 +108,20 @@ class Cgroups:
                     break
                 self.missing.append(d)
 
+    def make_base(self) -> None:
+        """Make the base in every hierarchy before any runtime runs, so that no runtime
+        counts it as its own (one would try to remove it on delete while others use it)."""
+        for point, _ in self.mounts:
+            parts = self.base.strip("/").split("/")
+            for i in range(1, len(parts) + 1):
+                d = os.path.join(point, *parts[:i])
+                if not os.path.isdir(d):
+                    os.mkdir(d)
+                for name in ("cpuset.cpus", "cpuset.mems"):  # v1 cpuset: empty until filled
+                    f = os.path.join(d, name)
+                    if os.path.exists(f) and not Path(f).read_text().strip():
+                        Path(f).write_text(Path(os.path.dirname(d), name).read_text())
+
     def path(self, cid: str) -> str:
         return f"{self.base}/{cid}"
 
@@ -163,6 +177,7 @@ class Cgroups:
 class Bench:
     def __init__(self) -> None:
         self.cg = Cgroups()
+        self.cg.make_base()
         self.work = Path(f"/run/pyrt-bench-{os.getpid()}")
         self.work.mkdir(mode=0o700)
         self.bundles = self.work / "bundles"
@@ -245,6 +260,9 @@ def hyperfine(name: str, commands: dict[str, str], runs: int = RUNS,
             "median": statistics.median(times), "mean": statistics.fmean(times),
             "stddev": statistics.stdev(times) if len(times) > 1 else 0.0,
             "min": min(times), "max": max(times), "runs": len(times),
+            # CPU time (user + system, mean over runs, the runtime's children included):
+            # steadier than wall time when the machine is busy with other work
+            "cpu": (r["user"] + r["system"]) * 1000,
         }
     return out
 
@@ -449,11 +467,14 @@ def markdown(results: dict) -> str:
     for key in "abcd":
         if key in s:
             r = s[key]["results"]
-            med = {rt: r[rt]["median"] for rt in RUNTIMES if rt in r}
-            cells = [f"{med[rt]:.1f} ms" if rt in med else "-" for rt in RUNTIMES]
-            lines.append(f"| {TITLES[key]} (median) | " + " | ".join(cells) + " | "
-                         f"{ratio(med.get('pyruntime'), med.get('runc'))} | "
-                         f"{ratio(med.get('pyruntime'), med.get('crun'))} |")
+            for field, what in (("median", "wall, median"), ("cpu", "CPU, mean")):
+                med = {rt: r[rt][field] for rt in RUNTIMES if field in r.get(rt, {})}
+                if not med:
+                    continue
+                cells = [f"{med[rt]:.1f} ms" if rt in med else "-" for rt in RUNTIMES]
+                lines.append(f"| {TITLES[key]} ({what}) | " + " | ".join(cells) + " | "
+                             f"{ratio(med.get('pyruntime'), med.get('runc'))} | "
+                             f"{ratio(med.get('pyruntime'), med.get('crun'))} |")
     if "e" in s:
         r = s["e"]["results"]
         for field, title in (("create_maxrss_kib", "(e) peak RSS of `create`"),
@@ -490,7 +511,25 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary() -> int:
+    """Print the table again from results.json (adding CPU times from hyperfine's exports)."""
+    results = json.loads((OUT / "results.json").read_text())
+    for key, scenario in results.get("scenarios", {}).items():
+        export = OUT / f"hyperfine-{key}.json"
+        if key in "abcd" and export.exists():
+            for r in json.loads(export.read_text())["results"]:
+                scenario["results"].get(r["command"], {}).setdefault(
+                    "cpu", (r["user"] + r["system"]) * 1000)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (OUT / "results.md").write_text(table)
+    print(table)
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--summary"]:
+        return summary()
     chosen = "".join(argv).replace(" ", "") or SCENARIOS
     if set(chosen) - set(SCENARIOS):
         print(f"usage: run.sh [{' '.join(SCENARIOS)}]...", file=sys.stderr)

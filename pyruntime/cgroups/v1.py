@@ -64,7 +64,9 @@ class V1(Driver):
         for d in reversed(missing):
             try:
                 os.mkdir(d, 0o755)
-            except FileExistsError:
+            except FileExistsError:  # another create made it just now and may not have
+                if cpuset:  # filled its cpus/mems yet: no task could join below it
+                    _copy_cpuset_from_parent(d)
                 continue
             except OSError as e:
                 raise Failure(f"cgroup: mkdir {d}: {e.strerror}") from None
