@@ -550,9 +550,10 @@ def main(argv: list[str]) -> int:
                 continue
             try:
                 results["scenarios"][key] = globals()[f"scenario_{key}"](bench)
-            except (subprocess.CalledProcessError, RuntimeError) as e:
+            except (subprocess.SubprocessError, RuntimeError, OSError) as e:
                 print(f"bench: ({key}) failed: {e}", file=sys.stderr)
                 failed.append(key)
+            results_path.write_text(json.dumps(results, indent=2) + "\n")  # as we go
             bench.cleanup()
             bench = Bench()
     finally:
