@@ -232,10 +232,16 @@ def quiet(argv: list[str], timeout: float = 60) -> int:
 
 
 def checked(argv: list[str]) -> None:
-    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True, timeout=60)
-    if r.returncode:
-        raise RuntimeError(f"{shlex.join(argv)}: exit {r.returncode}: {r.stderr.strip()}")
+    import tempfile
+
+    # stderr to a file, not a pipe: a created container's init holds the runtime's stdio
+    # open until it starts, so reading a pipe to EOF would wait for the container
+    with tempfile.TemporaryFile("w+") as err:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=err, timeout=60)
+        if r.returncode:
+            err.seek(0)
+            raise RuntimeError(f"{shlex.join(argv)}: exit {r.returncode}: {err.read().strip()}")
 
 
 # ---------------------------------------------------------------------------------------
