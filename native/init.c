@@ -44,11 +44,6 @@ static int before_ready(struct pyrt_ctx *c)
         return -1;
     if (maps && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_DUMPABLE)");
-    if (p->exec_fifo) {
-        c->fifo_fd = open(p->exec_fifo, O_PATH | O_CLOEXEC);
-        if (c->fifo_fd < 0)
-            return pyrt_fail(c->sync_fd, "exec fifo", errno, "open %s", p->exec_fifo);
-    }
     if (pyrt_note_runtime_exe(c) < 0 ||
         pyrt_seccomp_prepare(c) < 0 || /* connects to a host path: before the rootfs */
         setup_rootfs(c) < 0 ||
@@ -84,13 +79,13 @@ static int after_start(struct pyrt_ctx *c)
     return 0;
 }
 
-void pyrt_init(const struct pyrt_plan *p, int release_fd)
+void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd)
 {
     struct pyrt_ctx c = {
         .plan = p,
         .sync_fd = p->sync_fd,
         .release_fd = release_fd,
-        .fifo_fd = -1,
+        .fifo_fd = fifo_fd, /* opened by stage1 as the host root: see spawn.c */
         .root_fd = -1,
         .listener_fd = -1,
     };

@@ -51,10 +51,19 @@ int pyrt_join_namespaces(const struct pyrt_plan *p, int sync_fd)
         }
     }
     n = i;
-    for (i = 0; rc == 0 && i < n; i++)
+    for (i = 0; rc == 0 && i < n; i++) {
         if (setns(fds[i], p->joins[i].type) < 0)
             rc = pyrt_fail(sync_fd, "setns", errno, "join %s namespace %s",
                            ns_name(p->joins[i].type), p->joins[i].path);
+        /*
+         * In a joined user namespace our host ids may be unmapped: become its
+         * root (as runc does) so the init's files get real owners, not EOVERFLOW.
+         */
+        else if (p->joins[i].type == CLONE_NEWUSER &&
+                 (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+            rc = pyrt_fail(sync_fd, "setns", errno, "become root in the user namespace %s",
+                           p->joins[i].path);
+    }
     for (i = 0; i < n; i++)
         close(fds[i]);
     return rc;

@@ -126,6 +126,6 @@ int pyrt_note_runtime_exe(struct pyrt_ctx *c);
 int pyrt_refuse_runtime_exe(struct pyrt_ctx *c);
 
 /* init.c */
-void pyrt_init(const struct pyrt_plan *p, int release_fd) __attribute__((noreturn));
+void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd) __attribute__((noreturn));
 
 #endif

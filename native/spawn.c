@@ -85,6 +85,7 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     int maps = p->uid_map != NULL || p->gid_map != NULL;
     int release[2];
     int proc_fd;
+    int fifo_fd = -1;
     pid_t pid;
     char go = '1';
 
@@ -104,6 +105,19 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     if (proc_fd < 0) {
         pyrt_fail(fd, "stage1", errno, "open /proc");
         _exit(1);
+    }
+    /*
+     * The exec fifo lives in the runtime's state dir, which the container's root
+     * (a mapped uid, in a user namespace) may not be able to traverse: open it
+     * O_PATH here, as the caller's user and before joining anything; init
+     * inherits the fd and reopens it for writing through /proc/self/fd.
+     */
+    if (p->exec_fifo) {
+        fifo_fd = open(p->exec_fifo, O_PATH | O_CLOEXEC);
+        if (fifo_fd < 0) {
+            pyrt_fail(fd, "exec fifo", errno, "open %s", p->exec_fifo);
+            _exit(1);
+        }
     }
     /* v1: into the container's cgroups before any setns (v2: at clone, below) */
     if (p->cgroup_fd < 0 && pyrt_join_cgroups(p, fd) < 0)
@@ -127,7 +141,7 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     if (pid == 0) {
         close(release[1]);
         close(proc_fd);
-        pyrt_init(p, release[0]);
+        pyrt_init(p, release[0], fifo_fd);
     }
     close(release[0]);
 

@@ -118,17 +118,20 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
         raise Failure(f"config.json: root.path: {rootfs}: no such directory")
     plan.rootfs = os.path.realpath(rootfs)
     plan.readonly_root = spec.root.readonly
-    new_userns = _namespaces(spec, plan)
+    in_userns = _namespaces(spec, plan)
     _propagation(spec, plan)
     plan.mounts = [step for i in range(len(spec.mounts))
                    for step in _mount(spec, i, bundle, cgroup_dirs)]
-    plan.devices, plan.symlinks = plan_devices(spec, new_userns)
+    plan.devices, plan.symlinks = plan_devices(spec, in_userns)
     if spec.linux is not None:
         plan.masked_paths = list(spec.linux.masked_paths)
         plan.readonly_paths = list(spec.linux.readonly_paths)
     plan.hostname = spec.hostname or None
     plan.domainname = spec.domainname or None
     _process(spec, plan)
+    from pyruntime.plan.sched import plan_sched
+
+    plan_sched(spec, plan)
     from pyruntime.plan.sysctl import plan_sysctls
 
     plan.sysctls = plan_sysctls(spec)
@@ -136,9 +139,6 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
         from pyruntime.hooks import plan_hooks
 
         plan.hooks_pause, plan.start_hooks = plan_hooks(spec.hooks)
-    from pyruntime.plan.sched import plan_sched
-
-    plan_sched(spec, plan)
     if spec.linux is not None and spec.linux.seccomp is not None:
         from pyruntime.seccomp.profile import build_profile
 
@@ -164,7 +164,7 @@ def add_listen_fds(plan: Plan, environ: dict[str, str], pid: int) -> None:
 
 
 def _namespaces(spec: Spec, plan: Plan) -> bool:
-    """Set clone flags and joins; return whether a new user namespace is made."""
+    """Set clone flags and joins; return whether the container is in a user namespace."""
     linux = spec.linux
     if linux is None:
         return False
@@ -189,7 +189,8 @@ def _namespaces(spec: Spec, plan: Plan) -> bool:
         plan.root_uid_gid = (_host_id(linux.uid_mappings, 0, "linux.uidMappings"),
                              _host_id(linux.gid_mappings, 0, "linux.gidMappings"))
     plan.loopback_up = bool(plan.clone_flags & k.CLONE_NEWNET)
-    return new_userns
+    # mknod is refused in any user namespace but the host's, new or joined
+    return new_userns or any(flag == k.CLONE_NEWUSER for flag, _ in plan.joins)
 
 
 def _host_id(maps: list, container_id: int, field: str) -> int:
