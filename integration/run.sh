@@ -13,6 +13,8 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
+[ -x .venv/bin/python ] || { echo "integration: run 'make setup' first" >&2; exit 1; }
+
 PACKAGES=(containerd podman conmon)
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -169,15 +169,20 @@ def start(store: Store, state: ContainerState,
     fifo = os.path.join(store.dir(state.id), FIFO_NAME)
     import select
 
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # the pidfd first: opening the fifo releases the init, and a short program can be
+    # done and reaped by its parent (conmon, the shim) before a later pidfd_open (ESRCH)
     try:
         pidfd = os.pidfd_open(state.pid)
+    except ProcessLookupError:
+        raise Failure(f"cannot start container {state.id}: its init exited") from None
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             data = _read_until_eof(fd, pidfd, select)
         finally:
-            os.close(pidfd)
+            os.close(fd)
     finally:
-        os.close(fd)
+        os.close(pidfd)
     os.unlink(fifo)
     if data is None:
         raise Failure(f"cannot start container {state.id}: its init exited")

@@ -77,7 +77,8 @@ def describe(result: subprocess.CompletedProcess[str]) -> str:
 
 def runtime_has_verb(verb: str) -> bool:
     """Whether the runtime under test knows `verb` (`RUNTIME VERB --help` succeeds)."""
-    r = subprocess.run([*runtime_command(), verb, "--help"], capture_output=True, timeout=30)
+    r = subprocess.run([*runtime_command(), verb, "--help"], capture_output=True, timeout=30,
+                       cwd="/")
     return r.returncode == 0
 
 
@@ -114,6 +115,35 @@ def unmount_under(directory: Path) -> None:
                 points.append(point)
     for point in sorted(set(points), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+CGROUP_MOUNT = Path("/sys/fs/cgroup")
+
+
+def cgroup_dirs_named(name: str) -> set[Path]:
+    """Directories called `name` in every cgroup hierarchy, down to four levels (the parent
+    cgroups clients ask for: containerd's /<namespace>/<id>, podman's libpod_parent/...).
+    Cgroups come and go while this walks (other tests): vanished ones are skipped."""
+    found = set()
+    base = str(CGROUP_MOUNT)
+    for top, dirs, _files in os.walk(base):
+        depth = top[len(base):].count("/")
+        if os.path.basename(top) == name and depth >= 1:
+            found.add(Path(top))
+        if depth >= 5:
+            dirs[:] = []
+    return found
+
+
+def remove_cgroups(dirs: set[Path]) -> None:
+    """rmdir these cgroups and their (empty) children, deepest first; busy ones stay."""
+    for top in dirs:
+        below = [Path(t) for t, _d, _f in os.walk(top)]
+        for d in sorted([*below, top], key=lambda p: len(p.parts), reverse=True):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
 
 
 def remove_tree(directory: Path) -> None:

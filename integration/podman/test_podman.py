@@ -21,10 +21,12 @@ import pytest
 from clients import (
     BUILD,
     IMAGE,
+    cgroup_dirs_named,
     describe,
     in_terminal,
     make_wrapper,
     pids_mentioning,
+    remove_cgroups,
     remove_tree,
     run,
 )
@@ -60,6 +62,7 @@ class Podman:
 def podman(busybox_archive: Path):
     if shutil.which("podman") is None or shutil.which("conmon") is None:
         pytest.fail("podman is not installed (integration/run.sh installs it)")
+    cgroups_before = cgroup_dirs_named("libpod_parent")  # podman's cgroupfs parent
     directory = Path(tempfile.mkdtemp(prefix="pyrt-podman-", dir="/tmp"))
     for sub in ("root", "runroot", "tmp"):
         (directory / sub).mkdir()
@@ -79,6 +82,7 @@ def podman(busybox_archive: Path):
             except ProcessLookupError:
                 pass
         remove_tree(directory)
+        remove_cgroups(cgroup_dirs_named("libpod_parent") - cgroups_before)
 
 
 def new_name(prefix: str) -> str:
@@ -119,7 +123,8 @@ def test_exec(podman: Podman, sleeper: str) -> None:
 
 
 def test_exec_with_terminal(podman: Podman, sleeper: str) -> None:
-    r = in_terminal(podman.argv("exec", "-t", sleeper, "sh", "-c", "tty; exit 6"))
+    # the sleep: see integration/containerd test_task_exec_with_terminal
+    r = in_terminal(podman.argv("exec", "-t", sleeper, "sh", "-c", "tty; sleep 0.5; exit 6"))
     assert r.returncode == 6, describe(r)
     assert "/dev/pts/" in r.stdout, describe(r)
 
