@@ -165,7 +165,7 @@ def test_allocation_past_the_limit_is_oom_killed_and_reported(runtime: Runtime, 
         assert int(counts["oom_kill"]) >= 1
     finally:
         runtime.delete("oom", force=True)
-        events.wait(timeout=10)  # it ends with the container
+        events.communicate(timeout=30)  # it ends with the container
 
 
 def test_fork_bomb_stops_at_the_pids_limit(runtime: Runtime, bundle) -> None:
@@ -324,9 +324,10 @@ def test_events_stats(runtime: Runtime, bundle) -> None:
     runtime.kill("ev", "KILL")
     if using_other_runtime():  # runc's stream goes on after the container is gone
         proc.kill()
-        proc.wait()
+        proc.communicate()
     else:
-        assert proc.wait(timeout=10) == 0
+        proc.communicate(timeout=30)  # drain: a full pipe would block it
+        assert proc.returncode == 0
     runtime.delete("ev")
 
 
