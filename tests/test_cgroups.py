@@ -19,7 +19,7 @@ import pytest
 
 from pyruntime.cgroups.detect import UNIFIED, host
 from support import Runtime, using_other_runtime
-from support.cgroups import find_cgroups
+from support.cgroups import find_cgroups, remove_cgroups
 from support.config import DELETE
 
 SLEEP = ["sleep", "1000"]
@@ -356,6 +356,23 @@ def test_delete_removes_the_parents_it_made(runtime: Runtime, bundle, test_token
     assert cgroup_dir(pid, "" if V2 else "memory").endswith(path)
     runtime.delete("nest", force=True)
     assert find_cgroups(test_token) == []
+
+
+@pytest.mark.pyruntime_only
+def test_shared_parent_stays_while_another_container_uses_it(runtime: Runtime, bundle,
+                                                              test_token) -> None:
+    base = f"pyrt-test-{test_token}-shared"
+    started(runtime, bundle(SLEEP, {"linux": {"cgroupsPath": f"{base}/one"}}, name="b1"), "one")
+    pid = started(runtime, bundle(SLEEP, {"linux": {"cgroupsPath": f"{base}/two"}}, name="b2"),
+                  "two")
+    runtime.delete("one", force=True)  # made the parent, which "two" still sits in
+    assert cgroup_dir(pid, "" if V2 else "memory").endswith(f"{base}/two")
+    runtime.delete("two", force=True)
+    # "two" did not make the parent, so it leaves it (as runc leaves every parent): the
+    # client that shares a parent between containers removes it
+    left = find_cgroups(base)
+    assert left and all(p.endswith(base) for p in left)
+    remove_cgroups(left)
 
 
 # -- cgroup v2 only -------------------------------------------------------------------------

@@ -147,7 +147,10 @@ class Driver:
             pass
         deadline = time.monotonic() + RMDIR_TIMEOUT
         left = []
+        leaves = set(self.paths.values())
         for d in sorted(self.created, key=lambda p: p.count("/"), reverse=True):
+            if d not in leaves and _has_children(d):
+                continue  # a parent this create made, now shared with another container
             if not _rmdir_retry(d, deadline, self):
                 left.append(d)
         self.created = left
@@ -192,6 +195,13 @@ class OomWatch:
             os.close(self.fd)
         except OSError:
             pass
+
+
+def _has_children(path: str) -> bool:
+    try:
+        return any(e.is_dir(follow_symlinks=False) for e in os.scandir(path))
+    except FileNotFoundError:
+        return False
 
 
 def _rmdir_retry(path: str, deadline: float, driver: Driver) -> bool:
