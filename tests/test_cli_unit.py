@@ -88,6 +88,20 @@ def test_error_is_logged_as_json(runtime: Runtime, tmp_path: Path, form: str) ->
     rfc3339(errors[-1]["time"])
 
 
+@pytest.mark.pyruntime_only
+@pytest.mark.parametrize("argv", [["no-such-verb", "c1"], ["kill", "--no-such-flag", "c1"]])
+def test_usage_error_is_logged_as_json(runtime: Runtime, tmp_path: Path,
+                                       argv: list[str]) -> None:
+    # containerd reads a failed verb's message from the log ("unable to retrieve OCI
+    # runtime error" otherwise), e.g. for a verb this runtime lacks
+    log = tmp_path / "log.json"
+    result = runtime.run("--debug", "--log", log, "--log-format=json", *argv)
+    assert result.returncode != 0
+    errors = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["level"] for e in errors] == ["error"]
+    assert errors[0]["msg"] in result.stderr
+
+
 def test_list_empty(runtime: Runtime) -> None:
     assert runtime.run("list", "--quiet", check=True).stdout.strip() == ""
     out = runtime.run("list", "--format", "json", check=True).stdout

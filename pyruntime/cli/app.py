@@ -92,12 +92,35 @@ def parse_with_click(argv: list[str]) -> tuple[dict, Verb, dict] | int:
         import sys
 
         sys.stderr.write(f"pyruntime: {e.format_message()}\n")  # one line, like every error
+        _log_usage_error(argv, e.format_message())
         return e.exit_code
     except click.exceptions.Abort:
         return 1
     if "verb" not in sink:
         return 0  # help was printed
     return sink["globals"], sink["verb"], sink["values"]
+
+
+def _log_usage_error(argv: list[str], message: str) -> None:
+    """A usage error goes to the --log file too: containerd reads a failed verb's message
+    there (e.g. a verb this runtime lacks), and says "unable to retrieve OCI runtime error"
+    without it."""
+    takes_value = {n for o in GLOBAL_OPTIONS if o.kind != "flag" for n in o.names}
+    values: dict = {"log": None, "log_format": "text"}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # global options come before the verb
+        name, eq, inline = argv[i].partition("=")
+        value = inline if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+        if name in ("--log", "--log-format"):
+            values[name[2:].replace("-", "_")] = value
+        i += 1 if eq or name not in takes_value else 2
+    if values["log"]:
+        from pyruntime.logs import Log
+
+        try:
+            Log(values["log"], values["log_format"] or "text").error(message)
+        except OSError:
+            pass
 
 
 def run_click(argv: list[str]) -> int:
