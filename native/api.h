@@ -298,3 +298,15 @@ int pyrt_seccomp_compile(const struct pyrt_seccomp_profile *profile, int out_fd,
 void pyrt_seccomp_version(uint32_t out[4]);
 /* The native syscall number of `name`, or -1. */
 int pyrt_seccomp_resolve(const char *name);
+
+/*
+ * bpfdev.c, called by Python (not in a child): load the BPF_PROG_TYPE_CGROUP_DEVICE
+ * program `insns` (struct bpf_insn[], len bytes, from pyruntime/cgroups/devicefilter.py)
+ * and attach it to the cgroup directory cgroup_fd (BPF_F_ALLOW_MULTI), then detach the
+ * device programs attached there before.  Returns 0 or -errno; `log` (may be NULL) then
+ * holds the verifier's log or the failed bpf(2) command.
+ */
+int pyrt_attach_device_filter(int32_t cgroup_fd, const uint8_t *insns, size_t len,
+                              const char *license, char *log, size_t loglen);
+/* How many device programs are attached to the cgroup directory cgroup_fd, or -errno. */
+int pyrt_device_filter_count(int32_t cgroup_fd);

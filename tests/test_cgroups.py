@@ -185,10 +185,10 @@ def test_fork_bomb_stops_at_the_pids_limit(runtime: Runtime, bundle) -> None:
     runtime.delete("bomb", force=True)  # kills all of them through the cgroup
 
 
-@only_v1
 def test_denied_device_cannot_be_opened(runtime: Runtime, bundle) -> None:
     """/dev/kmsg (1:11) is not in runc's default allow list; opening it write-only
-    needs no capability, so only the device cgroup stands in the way."""
+    needs no capability, so only the device cgroup (v2: the eBPF filter) stands in the
+    way."""
     kmsg = {"path": "/dev/pyrt-kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o200}
     script = "printf '' > /dev/pyrt-kmsg && echo opened"
     denied = bundle(["sh", "-c", script], {"linux": {"devices": [kmsg]}}, name="denied")
@@ -396,3 +396,18 @@ def test_v2_unified_key_that_does_not_exist_fails(runtime: Runtime, bundle, test
     r = runtime.run("create", "--bundle", b, "v2bad")
     assert r.returncode != 0 and "memory.nosuchfile" in r.stderr
     assert find_cgroups(test_token) == []
+
+
+@pytest.mark.cgroupv2
+def test_v2_one_device_filter_stays_through_update(runtime: Runtime, bundle) -> None:
+    from pyruntime._native import lib
+
+    pid = started(runtime, bundle(SLEEP, resources(pids={"limit": 32})), "v2dev")
+    fd = os.open(cgroup_dir(pid, ""), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert lib.pyrt_device_filter_count(fd) == 1
+        runtime.run("update", "--pids-limit", "40", "v2dev", check=True)
+        assert lib.pyrt_device_filter_count(fd) == 1
+    finally:
+        os.close(fd)
+    runtime.delete("v2dev", force=True)

@@ -88,17 +88,43 @@ def _max(value: int) -> str:
     return "max" if value < 0 else str(value)
 
 
-def device_rule_text(rule: DeviceRule) -> str:
-    """The v1 devices.allow/deny line for one rule: "c 1:3 rwm", "a *:* rwm"."""
+class DeviceEntry:
+    """One device rule, checked and normalized: major/minor -1 is any, access a subset
+    of "rwm". What v1's devices.allow/deny lines and v2's eBPF filter are both made of."""
+
+    __slots__ = ("allow", "type", "major", "minor", "access")
+
+    def __init__(self, allow: bool, kind: str, major: int, minor: int, access: str) -> None:
+        self.allow, self.type, self.major, self.minor, self.access = (
+            allow, kind, major, minor, access)
+
+    def text(self) -> str:
+        """The v1 devices.allow/deny line: "c 1:3 rwm", "a *:* rwm"."""
+        major = "*" if self.major < 0 else str(self.major)
+        minor = "*" if self.minor < 0 else str(self.minor)
+        return f"{self.type} {major}:{minor} {self.access}"
+
+    def __repr__(self) -> str:
+        return f"DeviceEntry({'allow' if self.allow else 'deny'} {self.text()})"
+
+
+def device_entry(rule: DeviceRule) -> DeviceEntry:
     kind = rule.type or "a"
     if kind not in ("a", "b", "c"):
         raise Failure(f"linux.resources.devices: invalid device type {kind!r}")
-    major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
-    minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
+    major = -1 if rule.major is None or rule.major < 0 else rule.major
+    minor = -1 if rule.minor is None or rule.minor < 0 else rule.minor
+    if major > 0x7FFFFFFF or minor > 0x7FFFFFFF:
+        raise Failure(f"linux.resources.devices: invalid device number {major}:{minor}")
     access = rule.access or "rwm"
-    if not access or set(access) - set("rwm"):
+    if set(access) - set("rwm"):
         raise Failure(f"linux.resources.devices: invalid access {access!r}")
-    return f"{kind} {major}:{minor} {access}"
+    return DeviceEntry(rule.allow, kind, major, minor, access)
+
+
+def device_rule_text(rule: DeviceRule) -> str:
+    """The v1 devices.allow/deny line for one rule: "c 1:3 rwm", "a *:* rwm"."""
+    return device_entry(rule).text()
 
 
 # runc 1.1's specconv.AllowedDevices, appended after the spec's rules (as runc does): the
@@ -111,14 +137,17 @@ DEFAULT_ALLOWED_DEVICES = (
 )
 
 
+def device_entries(rules: list[DeviceRule], *, defaults: bool = True) -> list[DeviceEntry]:
+    """The spec's rules, then runc's defaults: the list both v1 and v2 enforce."""
+    out = [device_entry(r) for r in rules]
+    if defaults:
+        out.extend(DeviceEntry(True, *d) for d in DEFAULT_ALLOWED_DEVICES)
+    return out
+
+
 def device_rules(rules: list[DeviceRule], *, defaults: bool = True) -> list[tuple[bool, str]]:
     """(allow, "type major:minor access") in order: the spec's rules, then runc's defaults."""
-    out = [(r.allow, device_rule_text(r)) for r in rules]
-    if defaults:
-        for kind, major, minor, access in DEFAULT_ALLOWED_DEVICES:
-            out.append((True, f"{kind} {'*' if major < 0 else major}:"
-                              f"{'*' if minor < 0 else minor} {access}"))
-    return out
+    return [(e.allow, e.text()) for e in device_entries(rules, defaults=defaults)]
 
 
 def _hugepage_size(page_size: str) -> str:
@@ -291,9 +320,6 @@ def convert_v2(res: Resources) -> Converted:
         out.add("", f"hugetlb.{_hugepage_size(h.page_size)}.max", h.limit)
     for device, r in res.rdma.items():
         out.add("", "rdma.max", _rdma_line(device, r))
-    if res.devices:
-        out.warnings.append("linux.resources.devices: not enforced on cgroup v2 yet (the "
-                            "eBPF device filter is not implemented)")
     for key in sorted(res.unified):
         if "/" in key or key in ("", ".", "..") or key.startswith("cgroup."):
             raise Failure(f"linux.resources.unified: {key!r}: not a cgroup resource file")

@@ -3,7 +3,8 @@
 Each ancestor of the container's cgroup (below the mount's top, which is never
 touched) gets the controllers the container needs in cgroup.subtree_control, as runc
 and crun do; the init is cloned straight into the cgroup (clone3 CLONE_INTO_CGROUP,
-native/spawn.c) or written to cgroup.procs before it runs.
+native/spawn.c) or written to cgroup.procs before it runs. Device rules become an eBPF
+program attached to the directory before that (devicefilter.py), v2's devices controller.
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ class V2(Driver):
                 current = read_text(os.path.join(self.dir, "cpu.max")).split()[0]
                 value = current + value[len(KEEP_QUOTA):]
             self._write(self.dir, w.filename, value, w.optional, warnings)
+        if initial:  # as v1: devices are set at create only (update leaves them)
+            from pyruntime.cgroups.devicefilter import attach
+            from pyruntime.cgroups.resources import device_entries
+
+            attach(self.dir, device_entries(res.devices))
         return warnings
 
     # -- freezer ---------------------------------------------------------------------------
