@@ -13,10 +13,13 @@ import subprocess
 import pytest
 
 from pyruntime.cgroups import devicefilter as df
+from pyruntime.cgroups.detect import UNIFIED, host
 from pyruntime.cgroups.resources import DeviceEntry, device_entries
 from pyruntime.spec.model import Resources
 from pyruntime.spec.record import decode
 
+# on a unified host (the v2 lane) the kernel tests are cgroupv2 tests too
+in_v2_lane = pytest.mark.cgroupv2 if host().mode == UNIFIED else (lambda f: f)
 R, W, M = df.BPF_DEVCG_ACC_READ, df.BPF_DEVCG_ACC_WRITE, df.BPF_DEVCG_ACC_MKNOD
 CHAR, BLOCK = df.BPF_DEVCG_DEV_CHAR, df.BPF_DEVCG_DEV_BLOCK
 
@@ -181,8 +184,6 @@ def test_rules_before_the_last_wildcard_are_dropped() -> None:
 # -- the kernel (root) ------------------------------------------------------------------------
 
 def _cgroup2_dir(name: str) -> str:
-    from pyruntime.cgroups.detect import host
-
     h = host().v2
     if h is None:
         pytest.skip("no cgroup2 hierarchy on this host")
@@ -209,6 +210,7 @@ def _in_cgroup(directory: str) -> str:
 
 
 @pytest.mark.root
+@in_v2_lane
 def test_kernel_enforces_the_filter_and_replaces_it(test_token: str) -> None:
     from pyruntime._native import lib
 
@@ -232,6 +234,7 @@ def test_kernel_enforces_the_filter_and_replaces_it(test_token: str) -> None:
 
 
 @pytest.mark.root
+@in_v2_lane
 def test_a_refused_program_names_the_verifier(test_token: str) -> None:
     from pyruntime.errors import Failure
 
