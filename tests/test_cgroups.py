@@ -200,6 +200,11 @@ def test_denied_device_cannot_be_opened(runtime: Runtime, bundle) -> None:
     }}, name="allowed")
     r = runtime.run_bundle(allowed, "allowed", check=False)
     assert "opened" in r.stdout, r
+    # no rules at all: runc's defaults only, from deny-all (runc 1.1 on v1 and v2)
+    none = bundle(["sh", "-c", script], {"linux": {
+        "devices": [kmsg], "resources": {"devices": []}}}, name="none")
+    r = runtime.run_bundle(none, "none", check=False)
+    assert "opened" not in r.stdout and "Operation not permitted" in r.stderr, r
 
 
 # -- verbs ----------------------------------------------------------------------------------

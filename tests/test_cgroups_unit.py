@@ -204,3 +204,24 @@ def test_device_rules_then_runc_defaults() -> None:
 def test_bad_device_rules(rule: dict) -> None:
     with pytest.raises(Failure):
         device_rules(res({"devices": [rule]}).devices)
+
+
+def test_device_rules_v1_start_from_deny_all_as_runc() -> None:
+    """runc 1.1 on v1 with devices []: only its defaults in devices.list (so does the v2
+    filter: default deny); a first "a *:* rwm" rule says itself what the start is."""
+    assert device_rules(res({"devices": []}).devices)[:2] == [(False, "a *:* rwm"),
+                                                              (True, "c *:* m")]
+    rules = device_rules(res({"devices": [{"allow": True, "access": "rwm"}]}).devices)
+    assert rules[0] == (True, "a *:* rwm") and (False, "a *:* rwm") not in rules
+
+
+def test_device_rules_v1_type_a_that_is_not_the_reset() -> None:
+    """The kernel reads any line starting with "a" as allow-all/deny-all: "a 5:0 rw"
+    would allow every device. It is written as a "c" and a "b" line."""
+    rules = device_rules(res({"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "a", "major": 5, "minor": 0, "access": "rw"},
+        {"allow": False, "type": "a", "access": "w"},
+    ]}).devices, defaults=False)
+    assert rules == [(False, "a *:* rwm"), (True, "c 5:0 rw"), (True, "b 5:0 rw"),
+                     (False, "c *:* w"), (False, "b *:* w")]

@@ -126,10 +126,6 @@ def assemble(items: list[Insn | str]) -> bytes:
 
 # -- the device filter ------------------------------------------------------------------------
 
-def _is_wildcard(e: DeviceEntry) -> bool:
-    return e.type == "a" and e.major < 0 and e.minor < 0 and _access(e.access) == ALL_ACCESS
-
-
 def _access(access: str) -> int:
     bits = 0
     for c in access:
@@ -141,7 +137,7 @@ def program(entries: list[DeviceEntry]) -> list[Insn | str]:
     """The filter for `entries` (in the spec's order), as instructions and labels."""
     default = False
     for i in range(len(entries) - 1, -1, -1):
-        if _is_wildcard(entries[i]):
+        if entries[i].wildcard:
             default, entries = entries[i].allow, entries[i + 1:]
             break
     while entries and entries[0].allow == default:

@@ -98,6 +98,12 @@ class DeviceEntry:
         self.allow, self.type, self.major, self.minor, self.access = (
             allow, kind, major, minor, access)
 
+    @property
+    def wildcard(self) -> bool:
+        """"a *:* rwm": every device, every access (v1's reset to allow-all or deny-all)."""
+        return (self.type == "a" and self.major < 0 and self.minor < 0
+                and set(self.access) == set("rwm"))
+
     def text(self) -> str:
         """The v1 devices.allow/deny line: "c 1:3 rwm", "a *:* rwm"."""
         major = "*" if self.major < 0 else str(self.major)
@@ -145,9 +151,26 @@ def device_entries(rules: list[DeviceRule], *, defaults: bool = True) -> list[De
     return out
 
 
+DENY_ALL = (False, "a *:* rwm")
+
+
 def device_rules(rules: list[DeviceRule], *, defaults: bool = True) -> list[tuple[bool, str]]:
-    """(allow, "type major:minor access") in order: the spec's rules, then runc's defaults."""
-    return [(e.allow, e.text()) for e in device_entries(rules, defaults=defaults)]
+    """The v1 writes, (allow, "type major:minor access") in order, for device_entries.
+
+    As runc 1.1 on v1 (measured: devices [] leaves only its defaults in devices.list) and
+    as the v2 filter, the cgroup starts from deny-all unless the first rule is "a *:* rwm"
+    itself. Any other type "a" rule is written as a "c" and a "b" line: the kernel reads
+    every line that starts with "a" as that reset, whatever follows it.
+    """
+    entries = device_entries(rules, defaults=defaults)
+    out = [] if entries and entries[0].wildcard else [DENY_ALL]
+    for e in entries:
+        if e.type == "a" and not e.wildcard:
+            rest = e.text()[1:]
+            out += [(e.allow, "c" + rest), (e.allow, "b" + rest)]
+        else:
+            out.append((e.allow, e.text()))
+    return out
 
 
 def _hugepage_size(page_size: str) -> str:
