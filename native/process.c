@@ -4,14 +4,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "pyrt.h"
@@ -65,31 +63,24 @@ int pyrt_set_rlimits(struct pyrt_ctx *c)
     return 0;
 }
 
-/* Written through the container's /proc, checked to be procfs (CVE-2025-52881). */
+/* Written through a private procfs (procfs.c): config.json can bind another
+   procfs file over the container's /proc/1/oom_score_adj (CVE-2025-52881). */
 int pyrt_set_oom_score_adj(struct pyrt_ctx *c)
 {
-    struct statfs sfs;
-    char buf[16];
-    int fd, len;
-    ssize_t n;
+    char self[24], rel[48], buf[16];
+    int proc_fd, rc;
 
     if (!c->plan->set_oom_score_adj)
         return 0;
-    fd = open("/proc/self/oom_score_adj", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return pyrt_fail(c->sync_fd, "oom_score_adj", errno, "open /proc/self/oom_score_adj");
-    if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC) {
-        close(fd);
-        return pyrt_failx(c->sync_fd, "oom_score_adj", EXDEV,
-                          "/proc/self/oom_score_adj is not on procfs");
+    proc_fd = pyrt_private_proc(c, "oom_score_adj");
+    if (proc_fd < 0)
+        return -1;
+    rc = pyrt_proc_self(c, proc_fd, "oom_score_adj", self, sizeof self);
+    if (rc == 0) {
+        snprintf(rel, sizeof rel, "%s/oom_score_adj", self);
+        snprintf(buf, sizeof buf, "%d", (int)c->plan->oom_score_adj);
+        rc = pyrt_proc_write(c, proc_fd, "oom_score_adj", rel, buf);
     }
-    len = snprintf(buf, sizeof buf, "%d", (int)c->plan->oom_score_adj);
-    n = write(fd, buf, (size_t)len);
-    if (n != len) {
-        int err = n < 0 ? errno : EIO;
-        close(fd);
-        return pyrt_fail(c->sync_fd, "oom_score_adj", err, "write %s to /proc/self/oom_score_adj", buf);
-    }
-    close(fd);
-    return 0;
+    close(proc_fd);
+    return rc;
 }

@@ -116,6 +116,12 @@ int pyrt_run_start_hooks(struct pyrt_ctx *c);
 /* sysctl.c */
 int pyrt_set_sysctls(struct pyrt_ctx *c);
 
+/* procfs.c: /proc writes through a private procfs (CVE-2025-52881); report their failure */
+int pyrt_private_proc(struct pyrt_ctx *c, const char *step); /* fd of its root, or -1 */
+int pyrt_proc_self(struct pyrt_ctx *c, int proc_fd, const char *step, char *buf, size_t len);
+int pyrt_proc_write(struct pyrt_ctx *c, int proc_fd, const char *step, const char *rel,
+                    const char *value);
+
 /* mountattr.c, copyup.c */
 int pyrt_setattr(int fd, int recursive, uint64_t set, uint64_t clr, int userns_fd);
 int pyrt_attach_tree(int tree_fd, int tfd);
