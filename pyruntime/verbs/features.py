@@ -31,8 +31,8 @@ def features() -> dict:
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(CAPABILITIES),
-            # v2: true once the v2 lane (make test-cgroupv2) proves it
-            "cgroup": {"v1": True, "v2": False, "systemd": False, "systemdUser": False,
+            # v2: the v2 lane (make test-cgroupv2) runs the cgroup tests, devices included
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                        "rdma": False},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
