@@ -222,6 +222,8 @@ struct pyrt_plan {
     const char *exec_fifo;               /* host path; opened O_PATH before pivot_root; NULL: exec
                                             right after READY */
     int32_t preserve_fds;                /* fds 3 .. 3+N-1 stay open across execve */
+    int32_t lifeline_until_start;        /* init dies with the caller until start (foreground
+                                            run), else until READY (create): lifeline.c */
     int32_t sync_fd;                     /* child end of the sync socketpair; must be >= 3+preserve_fds */
 
     /* cgroups: made and configured by the caller; init never runs outside them */

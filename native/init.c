@@ -40,7 +40,7 @@ static int before_ready(struct pyrt_ctx *c)
     /* Non-dumpable first (CVE-2016-9962); with maps, right after stage1 wrote them (spawn.c). */
     if (!maps && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_DUMPABLE)");
-    if (pyrt_wait_release(c) < 0)
+    if (pyrt_wait_release(c) < 0 || pyrt_lifeline_arm(c) < 0)
         return -1;
     if (maps && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_DUMPABLE)");
@@ -58,6 +58,8 @@ static int before_ready(struct pyrt_ctx *c)
         pyrt_resolve_exe(c) < 0 ||
         pyrt_check_fifo(c) < 0)
         return -1;
+    if (!p->lifeline_until_start && pyrt_lifeline_cut(c) < 0)
+        return -1; /* `create`: the caller exits after READY by design */
     return 0;
 }
 
@@ -68,6 +70,7 @@ static int after_start(struct pyrt_ctx *c)
     /* seccomp: without no_new_privs loading needs CAP_SYS_ADMIN, so before the
        credentials; with it, last, so it filters as little of ours as possible */
     if (pyrt_wait_fifo(c) < 0 ||
+        pyrt_lifeline_cut(c) < 0 ||
         (!nnp && pyrt_load_seccomp(c) < 0) ||
         pyrt_set_creds(c) < 0 ||
         pyrt_enter_cwd(c) < 0 ||
@@ -79,7 +82,7 @@ static int after_start(struct pyrt_ctx *c)
     return 0;
 }
 
-void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd)
+void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int caller_fd)
 {
     struct pyrt_ctx c = {
         .plan = p,
@@ -88,6 +91,7 @@ void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd)
         .fifo_fd = fifo_fd, /* opened by stage1 as the host root: see spawn.c */
         .root_fd = -1,
         .listener_fd = -1,
+        .caller_fd = caller_fd,
     };
 
     if (before_ready(&c) < 0)

@@ -27,6 +27,7 @@ struct pyrt_ctx {
     int sync_fd;      /* plan->sync_fd */
     int release_fd;   /* init: read end of stage1's release pipe */
     int fifo_fd;      /* init: exec fifo opened O_PATH, -1 if none */
+    int caller_fd;    /* init: pidfd of the caller (lifeline.c), -1 if none */
     int root_fd;      /* init: O_PATH fd of the container root, -1 if none */
     char exe[4096];   /* init: argv[0] resolved against path_search */
     int listener_fd;  /* init: socket to seccomp_listener, -1 if none (seccomp_load.c) */
@@ -101,14 +102,6 @@ void pyrt_exec(struct pyrt_ctx *c) __attribute__((noreturn));
 /* cgroup.c */
 int pyrt_join_cgroups(const struct pyrt_plan *p, int sync_fd);
 
-/* exesafe.c: never execute the runtime's own binary (CVE-2019-5736) */
-int pyrt_note_runtime_exe(struct pyrt_ctx *c);
-int pyrt_refuse_runtime_exe(struct pyrt_ctx *c);
-
-/* seccomp_load.c */
-int pyrt_seccomp_prepare(struct pyrt_ctx *c);
-int pyrt_load_seccomp(struct pyrt_ctx *c);
-
 /* hooks.c */
 int pyrt_hooks_pause(struct pyrt_ctx *c);
 int pyrt_run_start_hooks(struct pyrt_ctx *c);
@@ -131,7 +124,16 @@ int pyrt_copy_up(int src_fd, int dst_fd);
 int pyrt_note_runtime_exe(struct pyrt_ctx *c);
 int pyrt_refuse_runtime_exe(struct pyrt_ctx *c);
 
+/* seccomp_load.c */
+int pyrt_seccomp_prepare(struct pyrt_ctx *c);
+int pyrt_load_seccomp(struct pyrt_ctx *c);
+
+/* lifeline.c: the init dies with its caller until the hand-over */
+int pyrt_lifeline_arm(struct pyrt_ctx *c);
+int pyrt_lifeline_cut(struct pyrt_ctx *c);
+
 /* init.c */
-void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd) __attribute__((noreturn));
+void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int caller_fd)
+    __attribute__((noreturn));
 
 #endif

@@ -86,6 +86,7 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     int release[2];
     int proc_fd;
     int fifo_fd = -1;
+    int caller_fd;
     pid_t pid;
     char go = '1';
 
@@ -119,6 +120,8 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
             _exit(1);
         }
     }
+    /* a pidfd of the caller, while it is surely our parent (lifeline.c); -1: no check */
+    caller_fd = (int)syscall(SYS_pidfd_open, getppid(), 0);
     /* v1: into the container's cgroups before any setns (v2: at clone, below) */
     if (p->cgroup_fd < 0 && pyrt_join_cgroups(p, fd) < 0)
         _exit(1);
@@ -141,7 +144,7 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     if (pid == 0) {
         close(release[1]);
         close(proc_fd);
-        pyrt_init(p, release[0], fifo_fd);
+        pyrt_init(p, release[0], fifo_fd, caller_fd);
     }
     close(release[0]);
 

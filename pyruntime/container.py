@@ -58,6 +58,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
                       cgroup_dirs=cgroups.mount_dirs(cgroup))
     add_listen_fds(plan, os.environ, os.getpid())
+    plan.lifeline_until_start = foreground
     net_moves: list[tuple[str, str]] = []
     if linux is not None and linux.net_devices:
         from pyruntime import netdev
@@ -66,6 +67,12 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     from pyruntime import console
 
     console.check(spec.process.terminal, console_socket, foreground)
+    if plan.seccomp_profile is not None:  # compiled (or cached) before anything is made
+        from pyruntime import seccomp
+
+        seccomp.attach(plan, plan.seccomp_profile, container_id=container_id, bundle=bundle,
+                       oci_version=SPEC_VERSION, annotations=spec.annotations,
+                       debug=debug, warn=warn)
     on_hooks, hook_records = None, {}
     if spec.hooks is not None:
         from pyruntime import hooks
@@ -73,12 +80,6 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         hook_records = hooks.to_record(spec.hooks)
         on_hooks = hooks.create_time_runner(hook_records, container_id, bundle,
                                             spec.annotations)
-    if plan.seccomp_profile is not None:  # compiled (or cached) before anything is made
-        from pyruntime import seccomp
-
-        seccomp.attach(plan, plan.seccomp_profile, container_id=container_id, bundle=bundle,
-                       oci_version=SPEC_VERSION, annotations=spec.annotations,
-                       debug=debug, warn=warn)
     store.reserve(container_id)
     init_pid = 0
     tty, master = console.Console(), -1

@@ -141,6 +141,7 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi obje
     p.timens_offsets = s(plan.timens_offsets)
     p.exec_fifo = s(plan.exec_fifo)
     p.preserve_fds = plan.preserve_fds
+    p.lifeline_until_start = int(plan.lifeline_until_start)
     p.sync_fd = sync_fd
     p.cgroup_fd = cgroup_fd
     p.cgroup_procs, p.n_cgroup_procs = strv(plan.cgroup_procs), len(plan.cgroup_procs)

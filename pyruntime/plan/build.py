@@ -93,6 +93,8 @@ class Plan:
         self.exec_fifo = ""
         self.root_uid_gid: tuple[int, int] | None = None  # host ids of the container's root
         self.preserve_fds = 0
+        # the init dies with its caller until start (a foreground run) or until READY
+        self.lifeline_until_start = False
         self.cgroup_procs: list[str] = []  # set by container.create once the cgroups exist
         self.cgroup_dir: str | None = None  # v2: init is cloned into it
         self.hooks_pause = False  # create-time hooks: init pauses before pivot_root

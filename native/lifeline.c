@@ -1,0 +1,46 @@
+/*
+ * lifeline.c - the init dies with its caller until the container has another owner.
+ *
+ * If the runtime process is killed between clone and the hand-over, nobody would
+ * ever release or reap an init blocked on the exec fifo.  So the init is armed with
+ * PR_SET_PDEATHSIG(SIGKILL) and disarmed when the container is handed over: before
+ * READY for `create` (the caller then exits on purpose and the init lives on under
+ * the caller's subreaper), or once `start` opened the fifo for a foreground `run`.
+ * Arming happens after the init's ids settle (a uid change clears the setting), and
+ * a pidfd of the caller, taken by stage1, closes the race with a caller that died
+ * before the arming.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "pyrt.h"
+
+int pyrt_lifeline_arm(struct pyrt_ctx *c)
+{
+    struct pollfd pfd;
+    int gone;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_PDEATHSIG)");
+    if (c->caller_fd < 0)
+        return 0;
+    pfd.fd = c->caller_fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    gone = poll(&pfd, 1, 0) > 0; /* a pidfd polls readable once its process exited */
+    close(c->caller_fd);
+    c->caller_fd = -1;
+    if (gone)
+        _exit(1);
+    return 0;
+}
+
+int pyrt_lifeline_cut(struct pyrt_ctx *c)
+{
+    if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0)
+        return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_PDEATHSIG, 0)");
+    return 0;
+}
