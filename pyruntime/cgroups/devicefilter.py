@@ -17,6 +17,12 @@ default allow list), with runc's devicefilter semantics:
     allow an "rw" open); a deny rule matches a request that asks for any of its access
     ("w" denies an "rw" open), which is how v1's exception lists behave in either mode.
 
+Devices are set at create only: `update` leaves the program as v1 leaves devices.allow
+(runc re-attaches the same rules on every update). attach() replaces whatever device
+programs the directory had, so an update that changes them could call it again.
+Not handled: a runtime without CAP_SYS_ADMIN (rootless) cannot load the program; runc
+then skips the filter when the rules deny nothing.
+
 The program's context is struct bpf_cgroup_dev_ctx {u32 access_type; u32 major;
 u32 minor}, access_type = (BPF_DEVCG_ACC_* << 16) | BPF_DEVCG_DEV_*.
 """
