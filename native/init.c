@@ -58,22 +58,30 @@ static int before_ready(struct pyrt_ctx *c)
         pyrt_resolve_exe(c) < 0 ||
         pyrt_check_fifo(c) < 0)
         return -1;
-    if (!p->lifeline_until_start && pyrt_lifeline_cut(c) < 0)
-        return -1; /* `create`: the caller exits after READY by design */
-    return 0;
+    /*
+     * The container's credentials before READY, as runc does: the init then waits on
+     * the exec fifo holding only the container's capabilities, so code injected into it
+     * (a container given CAP_SYS_PTRACE that shares its pid namespace) gains nothing,
+     * and a failure here is a create-time error.  Seccomp: without no_new_privs loading
+     * needs CAP_SYS_ADMIN, so before the credentials; with it, last (after_start), so it
+     * filters as little of ours as possible.  A process may always reopen its own
+     * /proc/self/fd entries, so the fifo stays reachable under any uid.
+     */
+    if ((!p->no_new_privs && pyrt_load_seccomp(c) < 0) ||
+        pyrt_set_creds(c) < 0 ||
+        pyrt_enter_cwd(c) < 0)
+        return -1;
+    if (!p->lifeline_until_start)
+        return pyrt_lifeline_cut(c); /* `create`: the caller exits after READY by design */
+    return pyrt_lifeline_rearm(c); /* a change of uid cleared PR_SET_PDEATHSIG */
 }
 
 static int after_start(struct pyrt_ctx *c)
 {
     int nnp = c->plan->no_new_privs;
 
-    /* seccomp: without no_new_privs loading needs CAP_SYS_ADMIN, so before the
-       credentials; with it, last, so it filters as little of ours as possible */
     if (pyrt_wait_fifo(c) < 0 ||
         pyrt_lifeline_cut(c) < 0 ||
-        (!nnp && pyrt_load_seccomp(c) < 0) ||
-        pyrt_set_creds(c) < 0 ||
-        pyrt_enter_cwd(c) < 0 ||
         pyrt_run_start_hooks(c) < 0 ||
         pyrt_prepare_fds(c) < 0 ||
         pyrt_refuse_runtime_exe(c) < 0 ||

@@ -38,6 +38,13 @@ int pyrt_lifeline_arm(struct pyrt_ctx *c)
     return 0;
 }
 
+int pyrt_lifeline_rearm(struct pyrt_ctx *c)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_PDEATHSIG)");
+    return 0;
+}
+
 int pyrt_lifeline_cut(struct pyrt_ctx *c)
 {
     if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0)

@@ -130,6 +130,7 @@ int pyrt_load_seccomp(struct pyrt_ctx *c);
 
 /* lifeline.c: the init dies with its caller until the hand-over */
 int pyrt_lifeline_arm(struct pyrt_ctx *c);
+int pyrt_lifeline_rearm(struct pyrt_ctx *c); /* after a change of uid, which clears it */
 int pyrt_lifeline_cut(struct pyrt_ctx *c);
 
 /* init.c */

@@ -46,12 +46,12 @@ def test_waiting_init_cannot_be_traced_read_or_opened(runtime: Runtime, bundle,
 # -- an attacker given CAP_SYS_PTRACE (no user namespace): non-dumpable is no defence ------
 #
 # CAP_SYS_PTRACE in the host's user namespace overrides PR_SET_DUMPABLE 0, so such a
-# container joining the pid namespace of a waiting init attaches to it. Two holes remain
-# open (see the issue-5 report; both xfail until closed):
-# - the waiting init still holds every capability of the runtime (credentials are set after
-#   the exec fifo, runc sets them before): code injected through ptrace runs with them;
-# - /proc/<init>/exe is the host's python, reachable as an O_PATH handle that can be
-#   reopened for writing once no python runs (ETXTBSY is all that stands in the way).
+# container joining the pid namespace of a waiting init attaches to it. What it finds:
+# - the waiting init holds only the container's capabilities (credentials are set before
+#   READY, as runc does), so code injected through ptrace gains nothing (tested below);
+# - still open (xfail): /proc/<init>/exe is the host's python, reachable as an O_PATH
+#   handle that can be reopened for writing once no python runs (ETXTBSY is all that
+#   stands in the way).
 #   PR_SET_MM_EXE_FILE needs CAP_SYS_RESOURCE and PR_SET_MM_MAP's exe_fd CAP_SYS_ADMIN,
 #   and both fail with EBUSY while the old executable is mapped, as it is in a fork of
 #   the interpreter (measured on 6.18): only an execve changes it.
@@ -79,8 +79,6 @@ def _attack_with_cap_sys_ptrace(runtime: Runtime, bundle, with_probe) -> tuple[s
     return res.stdout, victim.config
 
 
-@pytest.mark.xfail(strict=True, reason="init sets the container's credentials only after "
-                   "the exec fifo; runc sets them before waiting")
 def test_traced_waiting_init_holds_only_the_containers_caps(runtime: Runtime, bundle,
                                                             with_probe) -> None:
     from pyruntime.plan.linux_consts import CAPABILITIES
