@@ -97,8 +97,19 @@ def _kmsg_lines() -> list[str]:
     return subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout.splitlines()
 
 
+def _stamp(line: str) -> float:
+    """The kernel timestamp of a dmesg line ("[  12.345678] ..."), 0 if it has none."""
+    head = line[1:line.find("]")] if line.startswith("[") else ""
+    try:
+        return float(head)
+    except ValueError:
+        return 0.0
+
+
 def _audit_records(before: list[str], code: int, syscall: int) -> list[str]:
-    new = _kmsg_lines()[len(before) - 5:]  # overlap a little: lines may be rate limited
+    # by timestamp, not by line count: a full ring buffer drops old lines as new ones come
+    since = max((_stamp(line) for line in before), default=0.0)
+    new = [line for line in _kmsg_lines() if _stamp(line) > since]
     return [line for line in new if "type=1326" in line and f"syscall={syscall} " in line
             and f"code={code:#x}" in line]
 
