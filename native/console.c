@@ -79,30 +79,9 @@ static int mount_console(struct pyrt_ctx *c, int root_fd, int peer)
 static int send_master(struct pyrt_ctx *c, int sock, int master)
 {
     char name[] = MASTER_NAME;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
     struct iovec iov = { .iov_base = name, .iov_len = sizeof name - 1 };
-    struct msghdr msg;
-    struct cmsghdr *cm;
-    ssize_t n;
 
-    memset(&u, 0, sizeof u);
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = u.buf;
-    msg.msg_controllen = sizeof u.buf;
-    cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &master, sizeof(int));
-    do
-        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
+    if (pyrt_send_fd(sock, master, &iov, 1) < 0)
         return pyrt_fail(c->sync_fd, "console", errno, "send the pty master to the console socket");
     return 0;
 }

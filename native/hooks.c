@@ -59,21 +59,6 @@ int pyrt_hooks_pause(struct pyrt_ctx *c)
     return 0;
 }
 
-static void default_signals(void)
-{
-    struct sigaction sa;
-    sigset_t none;
-    int s;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    for (s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP)
-            sigaction(s, &sa, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 static long now_ms(void)
 {
     struct timespec ts;
@@ -85,7 +70,7 @@ static long now_ms(void)
 /* Child of init: stdin is the state, stdout+stderr the output pipe; exec the hook. */
 static void __attribute__((noreturn)) exec_start_hook(const struct pyrt_hook *h, int in_fd, int out_fd)
 {
-    default_signals();
+    pyrt_default_signals();
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
         _exit(126);
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -254,7 +239,7 @@ static void __attribute__((noreturn)) hook_intermediate(int32_t target, int32_t 
     size_t i;
     pid_t pid;
 
-    default_signals();
+    pyrt_default_signals();
     for (i = 0; i < N_NS; i++) {
         fds[i] = -1;
         if (!(ns_flags & ns_files[i].flag))

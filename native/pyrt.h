@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "api.h"
 
@@ -37,8 +38,12 @@ struct pyrt_ctx {
     int self_known;
 };
 
+/* spawn.c: signal handlers and mask back to their defaults (a fork of Python has its own) */
+void pyrt_default_signals(void);
+
 /* sync.c: messages to the caller */
 int pyrt_send(int fd, int32_t type, int32_t pid);
+ssize_t pyrt_send_fd(int sock, int fd, struct iovec *iov, size_t niov); /* SCM_RIGHTS */
 int pyrt_fail(int fd, const char *step, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));   /* text + ": strerror(err)" */
 int pyrt_failx(int fd, const char *step, int err, const char *fmt, ...)

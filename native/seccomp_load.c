@@ -73,12 +73,6 @@ static int send_listener(struct pyrt_ctx *c, int notify_fd)
     const struct pyrt_plan *p = c->plan;
     struct iovec iov[2 * MAX_STATE_PIECES];
     char pid[16];
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr msg;
-    struct cmsghdr *cm;
     size_t i, niov = 0, total = 0, sent;
     ssize_t n;
     int pid_len;
@@ -94,20 +88,7 @@ static int send_listener(struct pyrt_ctx *c, int notify_fd)
     }
     for (i = 0; i < niov; i++)
         total += iov[i].iov_len;
-    memset(&msg, 0, sizeof msg);
-    memset(&u, 0, sizeof u);
-    msg.msg_iov = iov;
-    msg.msg_iovlen = niov;
-    msg.msg_control = u.buf;
-    msg.msg_controllen = sizeof u.buf;
-    cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &notify_fd, sizeof(int));
-    do
-        n = sendmsg(c->listener_fd, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+    n = pyrt_send_fd(c->listener_fd, notify_fd, iov, niov);
     if (n < 0)
         return pyrt_fail(c->sync_fd, "seccomp", errno, "send the listener to %s",
                          p->seccomp_listener);

@@ -27,7 +27,7 @@
  * which writes to Python's wakeup fd) and its ignores (SIGPIPE, SIGXFSZ),
  * which execve would pass on to the container.  Start from defaults.
  */
-static void reset_signals(void)
+void pyrt_default_signals(void)
 {
     struct sigaction sa;
     sigset_t none;
@@ -90,7 +90,7 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     pid_t pid;
     char go = '1';
 
-    reset_signals();
+    pyrt_default_signals();
     /*
      * Non-dumpable so that nothing in a joined namespace can ptrace us
      * (CVE-2016-9962).  Not when init needs maps: init inherits this mm flag,

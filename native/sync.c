@@ -97,3 +97,31 @@ int pyrt_fail_pid(int fd, int32_t pid, const char *step, int err, const char *fm
     va_end(ap);
     return -1;
 }
+
+/* One sendmsg carrying `iov` and `fd` (SCM_RIGHTS); returns bytes sent or -1 (errno). */
+ssize_t pyrt_send_fd(int sock, int fd, struct iovec *iov, size_t niov)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg;
+    struct cmsghdr *cm;
+    ssize_t n;
+
+    memset(&u, 0, sizeof u);
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = iov;
+    msg.msg_iovlen = niov;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof u.buf;
+    cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    do
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+}

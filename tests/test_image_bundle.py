@@ -85,6 +85,7 @@ def test_config_from_image(tmp_path, bundles):
         "/dev/shm",
         "/dev/mqueue",
         "/sys",
+        "/sys/fs/cgroup",  # the same defaults as `pyruntime spec` (runc's)
     ]
     assert cfg["annotations"] == {"l": "v"}
     # args replace Cmd, the Entrypoint stays (docker run IMAGE ARGS)
