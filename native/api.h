@@ -173,6 +173,7 @@ struct pyrt_plan {
     const char *const *envp;             /* NULL-terminated */
     const char *path_search;             /* PATH used to resolve argv[0] without '/'; NULL: none */
     const char *cwd;                     /* absolute inside the container */
+    int32_t mkdir_cwd;                   /* create a missing cwd (0755) inside the rootfs */
     uint32_t uid;
     uint32_t gid;
     int32_t set_groups;                  /* call setgroups(n_groups, groups) */

@@ -35,6 +35,20 @@ int pyrt_enter_cwd(struct pyrt_ctx *c)
     return 0;
 }
 
+/* A missing cwd is made inside the rootfs (0755, confined like a mount destination), as runc does. */
+int pyrt_make_cwd(struct pyrt_ctx *c)
+{
+    int fd;
+
+    if (!c->plan->mkdir_cwd || !c->plan->cwd)
+        return 0;
+    fd = pyrt_mkpath_in_root(c->root_fd, c->plan->cwd, PYRT_DEST_DIR, 0);
+    if (fd < 0)
+        return pyrt_fail(c->sync_fd, "chdir", errno, "create cwd %s", c->plan->cwd);
+    close(fd);
+    return 0;
+}
+
 static int is_executable(const char *path, int *err)
 {
     struct stat st;

@@ -21,6 +21,7 @@ static int setup_rootfs(struct pyrt_ctx *c)
         pyrt_do_mounts(c) < 0 ||
         pyrt_make_devices(c) < 0 ||
         pyrt_make_symlinks(c) < 0 ||
+        pyrt_make_cwd(c) < 0 ||
         pyrt_hooks_pause(c) < 0 || /* prestart, createRuntime, createContainer */
         pyrt_pivot_root(c) < 0 ||
         pyrt_root_propagation_post(c) < 0 ||

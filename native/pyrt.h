@@ -97,6 +97,7 @@ int pyrt_setup_timens(const struct pyrt_plan *p, int sync_fd);
 int pyrt_set_creds(struct pyrt_ctx *c);
 
 /* exec.c */
+int pyrt_make_cwd(struct pyrt_ctx *c);
 int pyrt_enter_cwd(struct pyrt_ctx *c);
 int pyrt_resolve_exe(struct pyrt_ctx *c);
 int pyrt_check_fifo(struct pyrt_ctx *c);

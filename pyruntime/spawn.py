@@ -107,6 +107,7 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi obje
     p.loopback_up = int(plan.loopback_up)
     p.argv, p.envp = strv(plan.argv), strv(plan.envp)
     p.path_search, p.cwd = s(plan.path_search), s(plan.cwd)
+    p.mkdir_cwd = int(plan.mkdir_cwd)
     p.uid, p.gid = plan.uid, plan.gid
     p.set_groups = int(plan.set_groups)
     if plan.groups:

@@ -34,6 +34,28 @@ def test_cwd(runtime: Runtime, bundle) -> None:
     assert run_sh(runtime, bundle, "pwd", {"process": {"cwd": "/tmp"}}) == "/tmp\n"
 
 
+def test_missing_cwd_is_created_as_runc_does(runtime: Runtime, bundle) -> None:
+    out = run_sh(runtime, bundle, "pwd; stat -c %a .", {"process": {"cwd": "/work/deep/er"}})
+    assert out == "/work/deep/er\n755\n"
+
+
+def test_missing_cwd_through_a_symlink_stays_in_the_rootfs(runtime: Runtime, bundle,
+                                                            tmp_path) -> None:
+    host = tmp_path / "host-dir"
+    host.mkdir()
+    b = bundle(["pwd"], {"process": {"cwd": "/evil/made"}})
+    (b.rootfs / "evil").symlink_to(host)  # absolute: must resolve inside the rootfs
+    # dangling inside the rootfs: refused with one line (runc's MkdirAll fails too)
+    res = runtime.run("run", "--bundle", b, "c1")
+    assert res.returncode == 1 and res.stderr.splitlines() == [
+        "pyruntime: chdir: create cwd /evil/made: No such file or directory"]
+    # the same path inside the rootfs: the cwd is made there, never in the host's dir
+    (b.rootfs / str(host).lstrip("/")).mkdir(parents=True)
+    assert runtime.run_bundle(b, "c1").stdout.strip() in ("/evil/made", f"{host}/made")
+    assert not (host / "made").exists(), "the cwd was created outside the rootfs"
+    assert (b.rootfs / str(host).lstrip("/") / "made").is_dir()
+
+
 def test_binary_found_on_path(runtime: Runtime, bundle) -> None:
     b = bundle(["busybox", "echo", "found"])
     assert runtime.run_bundle(b, "c1").stdout == "found\n"

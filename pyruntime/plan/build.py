@@ -70,6 +70,7 @@ class Plan:
         self.envp: list[str] = []
         self.path_search: str | None = None
         self.cwd = "/"
+        self.mkdir_cwd = False  # create and run make a missing cwd, as runc does; exec does not
         self.uid = 0
         self.gid = 0
         self.set_groups = True
@@ -115,6 +116,7 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.exec_fifo = exec_fifo
     plan.preserve_fds = preserve_fds
     plan.no_pivot = no_pivot
+    plan.mkdir_cwd = True
     rootfs = os.path.join(bundle, spec.root.path)
     if not os.path.isdir(rootfs):
         raise Failure(f"config.json: root.path: {rootfs}: no such directory")
