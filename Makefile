@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 SYS_PYTHON ?= python3
-APT_PACKAGES := busybox-static libseccomp-dev libcap-dev pkg-config gcc runc crun hyperfine
+APT_PACKAGES := busybox-static libseccomp-dev libcap-dev pkg-config gcc runc crun hyperfine zstd
 PYTEST_ARGS ?=
 
 .PHONY: setup apt native native-if-stale check-native test lint demo integration bench clean distclean

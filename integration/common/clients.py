@@ -75,13 +75,6 @@ def describe(result: subprocess.CompletedProcess[str]) -> str:
             f"--- stdout ---\n{result.stdout}--- stderr ---\n{result.stderr}")
 
 
-def runtime_has_verb(verb: str) -> bool:
-    """Whether the runtime under test knows `verb` (`RUNTIME VERB --help` succeeds)."""
-    r = subprocess.run([*runtime_command(), verb, "--help"], capture_output=True, timeout=30,
-                       cwd="/")
-    return r.returncode == 0
-
-
 def parent_name(pid: int) -> str:
     """The comm of pid's parent."""
     stat = Path(f"/proc/{pid}/stat").read_text()

@@ -30,7 +30,6 @@ from clients import (
     remove_cgroups,
     remove_tree,
     run,
-    runtime_has_verb,
 )
 
 NAMESPACE = "pyrt-it"
@@ -248,16 +247,12 @@ def test_task_exec_missing_binary(containerd: Containerd, sleeper: str) -> None:
 
 
 def test_task_ps(containerd: Containerd, sleeper: str) -> None:
-    if not runtime_has_verb("ps"):
-        pytest.skip("the runtime has no `ps` verb yet (issue 4)")
     pid = containerd.task_pid(sleeper)
     r = containerd.ctr("task", "ps", sleeper, check=True)
     assert str(pid) in r.stdout.split(), describe(r)
 
 
 def test_task_pause_resume(containerd: Containerd, sleeper: str) -> None:
-    if not runtime_has_verb("pause"):
-        pytest.skip("the runtime has no `pause` verb yet (issue 4)")
     containerd.ctr("task", "pause", sleeper, check=True)
     containerd.wait_status(sleeper, "PAUSED")
     r = containerd.ctr("task", "exec", "--exec-id", "ep", sleeper, "true", timeout=30)
