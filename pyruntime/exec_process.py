@@ -49,23 +49,15 @@ def load_container_spec(state: ContainerState) -> Spec:
 def load_process_file(path: str) -> Process:
     """Decode a runtime-spec process object; errors name the JSON path in it."""
     from pyruntime.spec.model import Process
-    from pyruntime.spec.record import DecodeError, decode
 
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
         raise Failure(f"--process {path}: {e.strerror}") from None
-    from pyruntime.jsonio import loads
+    from pyruntime.spec.load import decode_json
 
-    try:
-        data = loads(raw)
-    except ValueError as e:
-        raise Failure(f"{PROCESS_FILE}: invalid JSON: {e}") from None
-    try:
-        process = decode(Process, data, "")
-    except DecodeError as e:
-        raise Failure(f"{PROCESS_FILE}: {e}") from None
+    process = decode_json(raw, Process, PROCESS_FILE)
     check_process(process, PROCESS_FILE + ": ")
     return process
 

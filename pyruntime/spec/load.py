@@ -25,16 +25,21 @@ def load_bundle_config(bundle: str) -> Spec:
     return parse_config(raw)
 
 
-def parse_config(raw: bytes | str) -> Spec:
-    """Decode and validate config.json text."""
+def decode_json(raw: bytes | str, cls: type, name: str) -> object:
+    """JSON text into the model class `cls`; errors are one line naming `name` and the path."""
     try:
         data = jsonio.loads(raw)
     except ValueError as e:
-        raise Failure(f"config.json: invalid JSON: {e}") from None
+        raise Failure(f"{name}: invalid JSON: {e}") from None
     try:
-        spec = decode(Spec, data, "")
+        return decode(cls, data, "")
     except DecodeError as e:
-        raise Failure(f"config.json: {e}") from None
+        raise Failure(f"{name}: {e}") from None
+
+
+def parse_config(raw: bytes | str) -> Spec:
+    """Decode and validate config.json text."""
+    spec = decode_json(raw, Spec, "config.json")
     from pyruntime.spec.validate import validate
 
     validate(spec)
