@@ -9,12 +9,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 SYS_PYTHON ?= python3
-APT_PACKAGES := busybox-static libseccomp-dev libcap-dev pkg-config gcc runc crun hyperfine zstd
+APT_PACKAGES := busybox-static libseccomp-dev libcap-dev pkg-config gcc libc6-dev runc crun hyperfine zstd
 PYTEST_ARGS ?=
 
-.PHONY: setup apt native native-if-stale check-native test lint demo integration bench clean distclean
+.PHONY: setup apt native native-if-stale check-native test test-served lint demo integration bench clean distclean
 
-setup: apt $(STAMPS)/installed native-if-stale check-native $(VENV)/bin/pyruntime
+setup: apt $(STAMPS)/installed native-if-stale check-native $(VENV)/bin/pyruntime-python \
+       $(VENV)/bin/pyruntime
 
 # apt-get only when a package is missing; `apt-get update` only then.
 apt:
@@ -41,11 +42,22 @@ $(STAMPS)/installed: pyproject.toml setup.py | $(PY)
 	PYRUNTIME_SKIP_NATIVE=1 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	@mkdir -p $(STAMPS) && touch $@
 
-# The pyruntime command: a launcher that runs Python with -I -S (pyruntime/cli/launcher.py).
+# The Python CLI: a launcher that runs Python with -I -S (pyruntime/cli/launcher.py).
 # pip's console script goes through site, whose editable-install finder costs ~25 ms per
-# call.  Rewritten after every install, since pip puts its own script back.
-$(VENV)/bin/pyruntime: $(STAMPS)/installed pyruntime/cli/launcher.py
+# call.
+$(VENV)/bin/pyruntime-python: $(STAMPS)/installed pyruntime/cli/launcher.py
 	$(PY) -m pyruntime.cli.launcher $@
+
+# The pyruntime command (native/client/pyruntime.c): hands the call to `pyruntime serve`
+# when one listens, else execs pyruntime-python.  It forks the container's processes
+# itself, so it links the native spawn code; static, so no dynamic loader runs per call;
+# without native/seccomp.c (compiling profiles is the Python side's, with libseccomp).
+# Rebuilt after every install, since pip puts its own console script at this path.
+CLIENT_SRC := native/client/pyruntime.c $(filter-out native/seccomp.c,$(wildcard native/*.c))
+$(VENV)/bin/pyruntime: $(STAMPS)/installed $(CLIENT_SRC) $(wildcard native/*.h)
+	$(CC) -O2 -Wall -Wextra -Werror=implicit-function-declaration -D_GNU_SOURCE -Inative \
+	  -static -o $@.tmp $(CLIENT_SRC)
+	mv $@.tmp $@
 
 # Rebuild the extension when the file Python would import as pyruntime._native is missing
 # or older than anything under native/.  (Asking importlib, not globbing, matters: a plain
@@ -77,6 +89,11 @@ test: setup
 	if [ "$$skipped" -gt 0 ]; then echo "make test: $$skipped SKIPPED (reasons in the short test summary above)"; fi; \
 	echo "tests: $$passed passed, $$failed failed, $$skipped skipped"; \
 	exit $$rc
+
+# The whole suite again, every verb through the `pyruntime` client and one `pyruntime
+# serve` (tests/conftest.py starts it): served calls must behave as cold ones.
+test-served: setup
+	@PYRUNTIME_TEST_SERVED=1 $(MAKE) --no-print-directory test PYTEST_ARGS="$(PYTEST_ARGS)"
 
 lint: $(STAMPS)/installed
 	$(PY) -m ruff check .

@@ -313,3 +313,18 @@ int pyrt_attach_device_filter(int32_t cgroup_fd, const uint8_t *insns, size_t le
                               const char *license, char *log, size_t loglen);
 /* How many device programs are attached to the cgroup directory cgroup_fd, or -errno. */
 int pyrt_device_filter_count(int32_t cgroup_fd);
+
+/*
+ * arena.c, called by a served worker (pyruntime/served/arena.py): map `len` bytes of the
+ * memfd `fd`, shared, at exactly `addr`.  The worker lays a struct pyrt_plan out there and
+ * the `pyruntime` client (native/client/) maps the same pages at the same address, so the
+ * plan's pointers hold in both.  Returns 0 or -errno (EEXIST: something is mapped there).
+ */
+int pyrt_map_at(int32_t fd, size_t len, uint64_t addr);
+
+/*
+ * lifeline.c, for a served worker waiting for a call (pyruntime/served/server.py): get
+ * `sig` when the process that forked this one exits; 0 turns it off again.  Fails with
+ * -ESRCH if that parent is already gone (not `parent`).  Returns 0 or -errno.
+ */
+int pyrt_parent_death_signal(int32_t sig, int32_t parent);

@@ -51,3 +51,12 @@ int pyrt_lifeline_cut(struct pyrt_ctx *c)
         return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_PDEATHSIG, 0)");
     return 0;
 }
+
+int pyrt_parent_death_signal(int32_t sig, int32_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0) < 0)
+        return -errno;
+    if (sig && getppid() != parent)
+        return -ESRCH;
+    return 0;
+}

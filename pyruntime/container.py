@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyruntime import SPEC_VERSION
+from pyruntime import SPEC_VERSION, caller, children
 from pyruntime.errors import Failure, NotRunning
 from pyruntime.state import FIFO_NAME, ContainerState, Store
 
@@ -57,7 +57,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id)
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
                       cgroup_dirs=cgroups.mount_dirs(cgroup))
-    add_listen_fds(plan, os.environ, os.getpid())
+    add_listen_fds(plan, os.environ, caller.caller_pid())
     plan.lifeline_until_start = foreground
     net_moves: list[tuple[str, str]] = []
     if linux is not None and linux.net_devices:
@@ -143,7 +143,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
 def _kill_init(pid: int) -> None:
     try:
         os.kill(pid, 9)
-        os.waitpid(pid, 0)
+        children.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
 

@@ -12,6 +12,7 @@ import _socket
 import os
 import struct
 
+from pyruntime import children
 from pyruntime.errors import Failure
 from pyruntime.plan.build import Plan
 
@@ -36,26 +37,27 @@ class SetupError(Failure):
         self.errno = err
 
 
-def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi objects
+def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi objects
           cgroup_fd: int = -1):
-    """Build a struct pyrt_plan; everything it points to is appended to `keep`."""
+    """Build a struct pyrt_plan; everything it points to is allocated with `new` (ffi.new,
+    or a served worker's arena) and appended to `keep`."""
 
     def s(value: str | None):  # noqa: ANN202
         if value is None:
             return ffi.NULL
-        buf = ffi.new("char[]", value.encode())
+        buf = new("char[]", value.encode())
         keep.append(buf)
         return buf
 
     def strv(values: list[str]):  # noqa: ANN202
-        arr = ffi.new("const char *[]", [s(v) for v in values] + [ffi.NULL])
+        arr = new("const char *[]", [s(v) for v in values] + [ffi.NULL])
         keep.append(arr)
         return arr
 
     def array(ctype: str, items: list, fill):  # noqa: ANN001, ANN202
         if not items:
             return ffi.NULL, 0
-        arr = ffi.new(f"{ctype}[]", len(items))
+        arr = new(f"{ctype}[]", len(items))
         keep.append(arr)
         for i, item in enumerate(items):
             fill(arr[i], item)
@@ -88,7 +90,7 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi obje
     def fill_rlimit(c, r):  # noqa: ANN001, ANN202
         c.resource, c.name, c.soft, c.hard = r[0], s(r[1]), r[2], r[3]
 
-    p = ffi.new("struct pyrt_plan *")
+    p = new("struct pyrt_plan *")
     keep.append(p)
     p.clone_flags = plan.clone_flags
     p.joins, p.n_joins = array("struct pyrt_ns_join", plan.joins, fill_join)
@@ -111,7 +113,7 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi obje
     p.uid, p.gid = plan.uid, plan.gid
     p.set_groups = int(plan.set_groups)
     if plan.groups:
-        groups = ffi.new("uint32_t[]", plan.groups)
+        groups = new("uint32_t[]", plan.groups)
         keep.append(groups)
         p.groups, p.n_groups = groups, len(plan.groups)
     p.umask = plan.umask
@@ -150,7 +152,7 @@ def _to_c(ffi, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi obje
     p.start_hooks, p.n_start_hooks = array("struct pyrt_hook", plan.start_hooks, fill_hook)
     p.sysctls, p.n_sysctls = array("struct pyrt_sysctl", plan.sysctls, fill_sysctl)
     if plan.seccomp_bpf:
-        bpf = ffi.new("uint8_t[]", plan.seccomp_bpf)
+        bpf = new("uint8_t[]", plan.seccomp_bpf)
         keep.append(bpf)
         p.seccomp_bpf, p.seccomp_bpf_len = bpf, len(plan.seccomp_bpf)
         p.seccomp_flags = plan.seccomp_flags
@@ -239,7 +241,7 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None) -> int:  # noqa: 
             _open_idmaps(plan, lib)
             if plan.cgroup_dir:  # v2: init is cloned into it (CLONE_INTO_CGROUP)
                 cgroup_fd = os.open(plan.cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            rc = lib.pyrt_spawn(_to_c(ffi, plan, child_fd, keep, cgroup_fd))
+            rc = children.spawn(lambda new: _to_c(ffi, new, plan, child_fd, keep, cgroup_fd))
         finally:
             os.close(child_fd)
             _close_idmaps(plan)
@@ -276,7 +278,7 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None) -> int:  # noqa: 
 def _kill_and_reap(pid: int) -> None:
     try:
         os.kill(pid, 9)
-        os.waitpid(pid, 0)
+        children.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
 
@@ -285,7 +287,7 @@ def _describe_exit(pid: int) -> str:
     if not pid:
         return ""
     try:
-        _, status = os.waitpid(pid, 0)  # EOF without READY: the init is gone or going
+        _, status = children.waitpid(pid, 0)  # EOF without READY: the init is gone or going
     except ChildProcessError:
         return ""
     if os.WIFSIGNALED(status):

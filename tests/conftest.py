@@ -51,7 +51,8 @@ from support.leftovers import (  # noqa: E402
     wait_for_no_leftovers,
 )
 from support.rootfs import build_busybox_rootfs, clone_rootfs  # noqa: E402
-from support.runtime import Runtime, using_other_runtime  # noqa: E402
+from support.runtime import Runtime, served_suite, using_other_runtime  # noqa: E402
+from support.served import SOCKET_ENV, Server  # noqa: E402
 
 IS_ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
@@ -150,6 +151,22 @@ def bundle(
         return Bundle(path, config).write()
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _served_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """PYRUNTIME_TEST_SERVED=1 (`make test-served`): one `pyruntime serve` for the whole
+    run; every verb goes through the `pyruntime` client to it."""
+    if not served_suite() or not IS_ROOT:
+        yield
+        return
+    server = Server(tmp_path_factory.mktemp("served"))
+    os.environ[SOCKET_ENV] = str(server.socket)
+    try:
+        yield
+    finally:
+        del os.environ[SOCKET_ENV]
+        server.stop()
 
 
 @pytest.fixture

@@ -44,7 +44,10 @@ def _alive(pid: int) -> bool:
 def test_init_dies_with_a_runtime_killed_before_start(runtime: Runtime, bundle,
                                                       tmp_path: Path) -> None:
     marker = tmp_path / "hook-ran"
-    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"touch {marker}; exec sleep 30"],
+    # the hook's pid in the marker: it is the runtime's child when cold, the server
+    # worker's when served (make test-served), so it is found by pid, not by parent
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {marker}.tmp; "
+                                        f"mv {marker}.tmp {marker}; exec sleep 30"],
             "timeout": 60}
     b = bundle(["true"], {"hooks": {"createRuntime": [hook]}})
     proc = runtime.popen("run", "--bundle", b, "c1")
@@ -56,9 +59,8 @@ def test_init_dies_with_a_runtime_killed_before_start(runtime: Runtime, bundle,
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the createRuntime hook never ran"
             time.sleep(0.05)
-        # the runtime's children now: the init (CLONE_PARENT) and the hook's shell
-        hook_pids = [p for p in _children(proc.pid)
-                     if "sleep" in Path(f"/proc/{p}/cmdline").read_text()]
+        # the runtime's children now: the init (CLONE_PARENT), and the hook when cold
+        hook_pids = [int(marker.read_text())]
         init_pids = [p for p in _children(proc.pid) if p not in hook_pids]
         assert len(init_pids) == 1, init_pids
         init = init_pids[0]

@@ -1,8 +1,15 @@
 """pyruntime vs runc vs crun, side by side on this machine (issue 7).  Run by run.sh.
 
-Every timed scenario is ONE hyperfine invocation holding the three runtimes' commands,
+Every timed scenario is ONE hyperfine invocation holding all the runtimes' commands,
 so they run back to back under the same conditions; medians and ratios are printed and
 written to build/bench/results.json and build/bench/results.md.
+
+pyruntime runs two ways: "pyruntime" is the `pyruntime` command with a `pyruntime serve`
+listening (started here; $PYRUNTIME_SERVE_SOCKET points the command at it), the way to
+run it where speed matters; "pyruntime-cold" is the Python CLI itself (pyruntime-python),
+what the command runs when no server listens.  A served call's work happens in a worker
+forked by the server, which is not a child of the measured command: hyperfine's CPU
+column cannot see it, so CPU is shown for the cold path only.
 
   (a) `run` of /bin/true
   (b) create + start + delete --force of /bin/true
@@ -22,7 +29,7 @@ own --root under /run/pyrt-bench-PID.
 
 Environment: BENCH_RUNS (hyperfine runs, default 20), BENCH_WARMUP (3), BENCH_SEQ_RUNS
 (runs of (c) and (d), 5), BENCH_G_COUNT (1000), BENCH_PYRUNTIME (the pyruntime command,
-default .venv/bin/pyruntime).
+default .venv/bin/pyruntime), BENCH_PYRUNTIME_COLD (default .venv/bin/pyruntime-python).
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ G_COUNT = int(os.environ.get("BENCH_G_COUNT", "1000"))
 RUNTIMES = {
     "pyruntime": shlex.split(os.environ.get("BENCH_PYRUNTIME",
                                             str(REPO / ".venv" / "bin" / "pyruntime"))),
+    "pyruntime-cold": shlex.split(os.environ.get(
+        "BENCH_PYRUNTIME_COLD", str(REPO / ".venv" / "bin" / "pyruntime-python"))),
     "runc": ["runc"],
     "crun": ["crun"],
 }
@@ -212,7 +221,8 @@ class Bench:
         roots = self.work / "roots"
         if roots.is_dir():
             for root in roots.iterdir():
-                rt = next((r for r in RUNTIMES if root.name.startswith(r)), None)
+                rt = next((r for r in sorted(RUNTIMES, key=len, reverse=True)
+                           if root.name.startswith(r)), None)
                 if rt is None or not root.is_dir():
                     continue
                 ids = [d.name for d in root.iterdir() if d.is_dir()]
@@ -221,6 +231,26 @@ class Bench:
                         [*RUNTIMES[rt], "--root", str(root), "delete", "--force", cid]), ids))
         self.cg.cleanup()
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+class Server:
+    """`pyruntime serve` for the "pyruntime" column, for the whole run."""
+
+    def __init__(self) -> None:
+        self.socket = f"/run/pyrt-bench-serve-{os.getpid()}.sock"
+        self.proc = subprocess.Popen([*RUNTIMES["pyruntime-cold"], "serve", "--socket",
+                                      self.socket], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, text=True)
+        if not self.proc.stdout.readline().startswith("ready "):
+            self.stop()
+            raise RuntimeError("pyruntime serve did not start")
+        os.environ["PYRUNTIME_SERVE_SOCKET"] = self.socket
+
+    def stop(self) -> None:
+        os.environ.pop("PYRUNTIME_SERVE_SOCKET", None)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=30)
 
 
 def quiet(argv: list[str], timeout: float = 60) -> int:
@@ -467,20 +497,28 @@ def markdown(results: dict) -> str:
         f"{m.get('runc')}, {m.get('crun')}, Python {m.get('python')}, {m.get('hyperfine')}; "
         f"load average at the start {' '.join(m.get('loadavg', []))}.",
         "",
-        "| scenario | pyruntime | runc | crun | pyruntime/runc | pyruntime/crun |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| scenario | pyruntime (served) | pyruntime (cold) | runc | crun "
+        "| served/runc | served/crun | cold/runc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def ratios(v: dict) -> str:
+        return (f"{ratio(v.get('pyruntime'), v.get('runc'))} | "
+                f"{ratio(v.get('pyruntime'), v.get('crun'))} | "
+                f"{ratio(v.get('pyruntime-cold'), v.get('runc'))} |")
+
     for key in "abcd":
         if key in s:
             r = s[key]["results"]
             for field, what in (("median", "wall, median"), ("cpu", "CPU, mean")):
                 med = {rt: r[rt][field] for rt in RUNTIMES if field in r.get(rt, {})}
+                if field == "cpu":
+                    med.pop("pyruntime", None)  # the server's worker: not hyperfine's child
                 if not med:
                     continue
                 cells = [f"{med[rt]:.1f} ms" if rt in med else "-" for rt in RUNTIMES]
                 lines.append(f"| {TITLES[key]} ({what}) | " + " | ".join(cells) + " | "
-                             f"{ratio(med.get('pyruntime'), med.get('runc'))} | "
-                             f"{ratio(med.get('pyruntime'), med.get('crun'))} |")
+                             + ratios(med))
     if "e" in s:
         r = s["e"]["results"]
         for field, title in (("create_maxrss_kib", "(e) peak RSS of `create`"),
@@ -491,18 +529,15 @@ def markdown(results: dict) -> str:
             vals = {rt: r.get(rt, {}).get(field) for rt in RUNTIMES}
             cells = [f"{vals[rt] / 1024:.1f} MiB" if vals[rt] is not None else "-"
                      for rt in RUNTIMES]
-            lines.append(f"| {title} | " + " | ".join(cells) + " | "
-                         f"{ratio(vals['pyruntime'], vals['runc'])} | "
-                         f"{ratio(vals['pyruntime'], vals['crun'])} |")
+            lines.append(f"| {title} | " + " | ".join(cells) + " | " + ratios(vals))
     if "f" in s:
         r = s["f"]["results"]
         vals = {rt: r.get(rt, {}).get("min_limit_kib") for rt in RUNTIMES}
         cells = [f"{vals[rt]} KiB" if vals[rt] is not None else "fails" for rt in RUNTIMES]
         lines.append("| (f) smallest memory limit that starts /bin/true | " + " | ".join(cells)
-                     + f" | {ratio(vals['pyruntime'], vals['runc'])} | "
-                     f"{ratio(vals['pyruntime'], vals['crun'])} |")
+                     + " | " + ratios(vals))
         cells = ["yes" if r.get(rt, {}).get("starts_at_1mib") else "no" for rt in RUNTIMES]
-        lines.append("| (f) starts under a 1 MiB limit | " + " | ".join(cells) + " | | |")
+        lines.append("| (f) starts under a 1 MiB limit | " + " | ".join(cells) + " | | | |")
     if "g" in s:
         r = s["g"]["results"]
         n = s["g"].get("count", G_COUNT)
@@ -511,9 +546,7 @@ def markdown(results: dict) -> str:
                 med = {rt: r.get(f"{rt} {verb}{tag}", {}).get("median") for rt in RUNTIMES}
                 cells = [f"{med[rt]:.1f} ms" if med[rt] else "-" for rt in RUNTIMES]
                 lines.append(f"| (g) `{verb}` with {tag[1:]} container(s) | "
-                             + " | ".join(cells) + " | "
-                             f"{ratio(med['pyruntime'], med['runc'])} | "
-                             f"{ratio(med['pyruntime'], med['crun'])} |")
+                             + " | ".join(cells) + " | " + ratios(med))
     return "\n".join(lines) + "\n"
 
 
@@ -549,6 +582,7 @@ def main(argv: list[str]) -> int:
     results["machine"] = machine()
     results.setdefault("scenarios", {})
     failed = []
+    server = Server()
     bench = Bench()
     try:
         for key in SCENARIOS:
@@ -564,6 +598,7 @@ def main(argv: list[str]) -> int:
             bench = Bench()
     finally:
         bench.cleanup()
+        server.stop()
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (OUT / "results.md").write_text(table)

@@ -165,9 +165,11 @@ def host() -> Host:
     """The host's layout, read on first use and kept for the rest of the invocation."""
     global _host
     if _host is None:
-        with open("/proc/self/mountinfo") as f:
+        from pyruntime import caller
+
+        with open(f"{caller.proc()}/mountinfo") as f:
             mountinfo = f.read()
-        with open("/proc/self/cgroup") as f:
+        with open(f"{caller.proc()}/cgroup") as f:
             proc_cgroup = f.read()
         _host = build_host(mountinfo, proc_cgroup)
     return _host

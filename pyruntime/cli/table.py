@@ -113,6 +113,11 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
         Opt("--rootless", "flag", help="a spec for a rootless container"),
     )),
     Verb("features", "pyruntime.verbs.features:main", "print the runtime's features as JSON"),
+    Verb("serve", "pyruntime.verbs.serve:main",
+         "keep an interpreter warm for the pyruntime command (not in runc)", (
+             Opt("--socket", help="socket to listen on (default: <root>/serve.sock; the "
+                 "client also reads $PYRUNTIME_SERVE_SOCKET)"),
+         )),
     Verb("pause", "pyruntime.verbs.pause:main", "freeze every process of a container", (),
          (_ID,)),
     Verb("resume", "pyruntime.verbs.pause:resume", "thaw a paused container", (), (_ID,)),

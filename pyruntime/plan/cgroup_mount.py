@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from pyruntime import caller
 from pyruntime.plan import linux_consts as k
 
 
@@ -27,7 +28,7 @@ class Hierarchy:
 def host_hierarchies() -> list[Hierarchy]:
     """cgroup and cgroup2 mounts of the host, from /proc/self/mountinfo."""
     found = []
-    with open("/proc/self/mountinfo") as f:
+    with open(f"{caller.proc()}/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
             fstype, _source, options = (right.split() + ["", "", ""])[:3]
@@ -39,7 +40,7 @@ def host_hierarchies() -> list[Hierarchy]:
 def own_cgroups() -> dict[str, str]:
     """This process's cgroup per hierarchy, keyed by its controllers ("" for cgroup2)."""
     result = {}
-    with open("/proc/self/cgroup") as f:
+    with open(f"{caller.proc()}/cgroup") as f:
         for line in f:
             _id, controllers, path = line.rstrip("\n").split(":", 2)
             result[controllers] = path

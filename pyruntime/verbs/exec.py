@@ -11,6 +11,7 @@ from __future__ import annotations
 import _signal  # not signal: it imports enum (~8 ms); the C half has all we use
 import os
 
+from pyruntime import children
 from pyruntime.cli.main import Globals
 from pyruntime.errors import Failure
 from pyruntime.state import Store
@@ -79,7 +80,7 @@ def main(g: Globals, values: dict) -> int:
             console.relay(master, pid)
         finally:
             os.close(master)
-    _, status = os.waitpid(pid, 0)
+    _, status = children.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
@@ -87,6 +88,6 @@ def main(g: Globals, values: dict) -> int:
 def _kill(pid: int) -> None:
     try:
         os.kill(pid, 9)
-        os.waitpid(pid, 0)
+        children.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import _signal  # not signal: it imports enum (~8 ms); the C half has all we use
 import os
 
+from pyruntime import children
 from pyruntime.cli.main import Globals
 from pyruntime.container import create, destroy, start
 from pyruntime.errors import Failure
@@ -77,7 +78,7 @@ def main(g: Globals, values: dict) -> int:
             relay(master, state.pid)
         finally:
             os.close(master)
-    _, status = os.waitpid(state.pid, 0)
+    _, status = children.waitpid(state.pid, 0)
     if not values["keep"]:
         destroy(store, state, warn=g.log.warning)
     code = os.waitstatus_to_exitcode(status)

@@ -13,14 +13,27 @@ from pathlib import Path
 from typing import Any
 
 ENV_OVERRIDE = "PYRUNTIME_TEST_RUNTIME"
+SERVED_ENV = "PYRUNTIME_TEST_SERVED"  # `make test-served`: every verb through `serve`
+
+
+def client_binary() -> Path:
+    """The `pyruntime` command (native/client/), which `make setup` puts in the venv."""
+    return Path(sys.executable).parent / "pyruntime"
+
+
+def served_suite() -> bool:
+    return os.environ.get(SERVED_ENV, "") not in ("", "0")
 
 
 def runtime_command() -> list[str]:
-    """The runtime's argv prefix: `python -m pyruntime`, or $PYRUNTIME_TEST_RUNTIME
+    """The runtime's argv prefix: `python -m pyruntime`; the `pyruntime` client when
+    $PYRUNTIME_TEST_SERVED is set (conftest starts the server); or $PYRUNTIME_TEST_RUNTIME
     (e.g. "runc") to point the same tests at another runtime for comparison."""
     other = os.environ.get(ENV_OVERRIDE)
     if other:
         return shlex.split(other)
+    if served_suite():
+        return [str(client_binary())]
     return [sys.executable, "-m", "pyruntime"]
 
 

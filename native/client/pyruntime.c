@@ -1,0 +1,425 @@
+/*
+ * pyruntime.c - the `pyruntime` command: hand the invocation to `pyruntime serve`,
+ * or run the Python CLI when no server answers.
+ *
+ * Why: every verb as a new CPython costs ~15 ms of interpreter start-up plus its
+ * imports, three times for create + start + delete (issue 7).  A server
+ * (pyruntime/served/) keeps the interpreter warm and forks a worker per call.
+ * The worker does all the policy; this program only:
+ *   - sends argv, environ, cwd, umask and every open fd (SCM_RIGHTS), so the worker
+ *     sees exactly what a cold `pyruntime` would have inherited;
+ *   - stays the parent of the container's processes: the worker lays the plan out
+ *     in a memfd at a fixed address (SPAWN) and this program maps it at the same
+ *     address and calls pyrt_spawn(), so stage1 and init are forked from here and
+ *     init is reparented to the caller's subreaper (containerd's shim, conmon)
+ *     exactly as with runc; WAIT reaps them the same way;
+ *   - forwards the signals it gets to the worker, and exits with its status (EXIT).
+ * It makes no decision of its own: with no server (or a refusal, FALLBACK, before
+ * any side effect) it execs the Python CLI, `pyruntime-python` next to itself.
+ *
+ * Messages are SOCK_SEQPACKET records of NUL-terminated fields; the first field
+ * is the kind.  See pyruntime/served/protocol.py for the other side.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "api.h"
+
+#define MAX_FDS 250         /* SCM_MAX_FD is 253 */
+#define MSG_MAX (1 << 20)   /* a record from the worker */
+#define DEFAULT_ROOT "/run/pyruntime"
+#define SOCKET_NAME "serve.sock"
+#define COLD_NAME "pyruntime-python"
+
+extern char **environ;
+
+static volatile pid_t worker_pid;
+
+static void cold(char **argv) __attribute__((noreturn));
+
+/* No server: the Python CLI, next to this binary, with the same argv. */
+static void cold(char **argv)
+{
+    char self[PATH_MAX], path[PATH_MAX + sizeof COLD_NAME];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    char *slash;
+
+    if (n < 0) {
+        fprintf(stderr, "pyruntime: /proc/self/exe: %s\n", strerror(errno));
+        exit(1);
+    }
+    self[n] = '\0';
+    slash = strrchr(self, '/');
+    if (slash)
+        slash[1] = '\0';
+    snprintf(path, sizeof path, "%s%s", slash ? self : "", COLD_NAME);
+    argv[0] = path;
+    execv(path, argv);
+    fprintf(stderr, "pyruntime: %s: %s\n", path, strerror(errno));
+    exit(1);
+}
+
+/* $PYRUNTIME_SERVE_SOCKET, else <--root>/serve.sock; the global options come before
+   the verb, and only these take a value. */
+static int socket_path(int argc, char **argv, char *out, size_t len)
+{
+    const char *env = getenv("PYRUNTIME_SERVE_SOCKET");
+    const char *root = DEFAULT_ROOT;
+    int i;
+
+    if (env && *env)
+        return snprintf(out, len, "%s", env) < (int)len ? 0 : -1;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-')
+            break;
+        if (!strcmp(a, "--root") && i + 1 < argc) {
+            root = argv[++i];
+        } else if (!strncmp(a, "--root=", 7)) {
+            root = a + 7;
+        } else if (!strcmp(a, "--log") || !strcmp(a, "--log-format") || !strcmp(a, "--criu") ||
+                   !strcmp(a, "--rootless")) {
+            i++;
+        }
+    }
+    return snprintf(out, len, "%s/%s", root, SOCKET_NAME) < (int)len ? 0 : -1;
+}
+
+static int connect_server(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd;
+
+    if (strlen(path) >= sizeof sa.sun_path)
+        return -1;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A growing record of NUL-terminated fields. */
+struct rec {
+    char *buf;
+    size_t len, cap;
+};
+
+static int put(struct rec *r, const char *s)
+{
+    size_t n = strlen(s) + 1;
+
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        char *b;
+        while (r->len + n > cap)
+            cap *= 2;
+        b = realloc(r->buf, cap);
+        if (!b)
+            return -1;
+        r->buf = b;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, s, n);
+    r->len += n;
+    return 0;
+}
+
+static int putn(struct rec *r, long long v)
+{
+    char num[32];
+
+    snprintf(num, sizeof num, "%lld", v);
+    return put(r, num);
+}
+
+static ssize_t send_rec(int sock, const struct rec *r, const int *fds, int n_fds)
+{
+    char cbuf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+    struct iovec iov = {.iov_base = r->buf, .iov_len = r->len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n;
+
+    if (n_fds > 0) {
+        struct cmsghdr *cm;
+        memset(cbuf, 0, sizeof cbuf);
+        msg.msg_control = cbuf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+        cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+    }
+    do
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* Every open fd but `skip`, ascending; -1 if there are too many to pass. */
+static int open_fds(int skip, int *out, int max)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0, i, j;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d))) {
+        int fd;
+        if (e->d_name[0] == '.')
+            continue;
+        fd = atoi(e->d_name);
+        if (fd == skip || fd == dirfd(d))
+            continue;
+        if (n == max) {
+            closedir(d);
+            return -1;
+        }
+        out[n++] = fd;
+    }
+    closedir(d);
+    for (i = 1; i < n; i++) /* insertion sort: a handful of fds */
+        for (j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            int t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
+static int hello(int sock, int argc, char **argv)
+{
+    struct rec r = {0};
+    char cwd[PATH_MAX];
+    int fds[MAX_FDS];
+    int n_fds, i, ok;
+    mode_t mask = umask(0);
+    char **e;
+
+    umask(mask);
+    if (!getcwd(cwd, sizeof cwd))
+        cwd[0] = '\0'; /* deleted cwd: the worker stays in / */
+    n_fds = open_fds(sock, fds, MAX_FDS);
+    if (n_fds < 0)
+        return -1;
+    ok = !put(&r, "HELLO") && !put(&r, cwd) && !putn(&r, mask) && !putn(&r, sock) &&
+         !putn(&r, argc);
+    for (i = 0; ok && i < argc; i++)
+        ok = !put(&r, argv[i]);
+    for (e = environ; ok && *e; e++)
+        ;
+    ok = ok && !putn(&r, e - environ);
+    for (e = environ; ok && *e; e++)
+        ok = !put(&r, *e);
+    ok = ok && !putn(&r, n_fds);
+    for (i = 0; ok && i < n_fds; i++) {
+        int flags = fcntl(fds[i], F_GETFD);
+        ok = !putn(&r, fds[i]) && !putn(&r, flags > 0 && (flags & FD_CLOEXEC));
+    }
+    ok = ok && send_rec(sock, &r, fds, n_fds) == (ssize_t)r.len;
+    free(r.buf);
+    return ok ? 0 : -1;
+}
+
+static int reply(int sock, long long a, long long b)
+{
+    struct rec r = {0};
+    int ok = !put(&r, "R") && !putn(&r, a) && !putn(&r, b) &&
+             send_rec(sock, &r, NULL, 0) == (ssize_t)r.len;
+
+    free(r.buf);
+    return ok ? 0 : -1;
+}
+
+static void forward(int sig)
+{
+    int saved = errno;
+
+    if (worker_pid > 0)
+        kill(worker_pid, sig);
+    errno = saved;
+}
+
+/* The signals a cold pyruntime would get go to the worker, which acts as that process
+   (run and exec forward them on to the container). */
+static void forward_signals(void)
+{
+    static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM,
+                               SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGWINCH, SIGPIPE};
+    struct sigaction sa;
+    size_t i;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward;
+    sa.sa_flags = SA_RESTART;
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+/* Fields of a record: out[i] points into buf. */
+static int fields(char *buf, size_t len, char **out, int max)
+{
+    int n = 0;
+    size_t i = 0;
+
+    while (i < len && n < max) {
+        out[n++] = buf + i;
+        i += strnlen(buf + i, len - i) + 1;
+    }
+    return n;
+}
+
+/* Move fd to a number >= floor (close-on-exec); -1 on failure. */
+static int lift(int fd, int floor)
+{
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+
+    close(fd);
+    return moved;
+}
+
+/*
+ * SPAWN base len plan n (target cloexec)*n, fds: memfd then n fds: map the memfd at
+ * base (the worker's arena), and pyrt_spawn() the struct pyrt_plan at plan.  The fds are the
+ * worker's own (sync socket, cgroup dir, idmapped trees, console socket): they
+ * go to the same numbers here, since the plan names them by number.  The worker
+ * keeps the numbers of this process's fds and of this socket taken, so no
+ * target is one of ours.
+ */
+static long long spawn(char **f, int nf, int *fds, int n_fds)
+{
+    uintptr_t addr, plan;
+    size_t len;
+    int n, i, floor = 3;
+    void *map;
+    long long rc;
+
+    if (nf < 5 || n_fds < 1)
+        return -EPROTO;
+    addr = (uintptr_t)strtoull(f[1], NULL, 10);
+    len = (size_t)strtoull(f[2], NULL, 10);
+    plan = (uintptr_t)strtoull(f[3], NULL, 10);
+    n = atoi(f[4]);
+    f += 1; /* the pairs start at f[5]: index them as f[4 + 2i] below */
+    if (n != n_fds - 1 || nf < 5 + 2 * n || plan < addr || plan >= addr + len)
+        return -EPROTO;
+    map = mmap((void *)addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED_NOREPLACE,
+               fds[0], 0);
+    close(fds[0]);
+    if (map == MAP_FAILED)
+        return -errno;
+    if ((uintptr_t)map != addr) { /* a kernel without MAP_FIXED_NOREPLACE */
+        munmap(map, len);
+        return -EEXIST;
+    }
+    for (i = 0; i < n; i++)
+        if (atoi(f[4 + 2 * i]) >= floor)
+            floor = atoi(f[4 + 2 * i]) + 1;
+    for (i = 1; i < n_fds; i++)
+        if (fds[i] >= floor)
+            floor = fds[i] + 1;
+    for (i = 1; i < n_fds; i++) /* out of the way of the targets first */
+        fds[i] = lift(fds[i], floor);
+    for (i = 0; i < n; i++) {
+        int target = atoi(f[4 + 2 * i]), cloexec = atoi(f[5 + 2 * i]);
+        if (fds[i + 1] < 0 || dup3(fds[i + 1], target, cloexec ? O_CLOEXEC : 0) < 0) {
+            rc = -errno;
+            goto out;
+        }
+        close(fds[i + 1]);
+        fds[i + 1] = target;
+    }
+    rc = pyrt_spawn((const struct pyrt_plan *)plan);
+out:
+    for (i = 1; i < n_fds; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    munmap(map, len);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static char buf[MSG_MAX];
+    char path[PATH_MAX];
+    int sock;
+
+    if (socket_path(argc, argv, path, sizeof path) < 0 || (sock = connect_server(path)) < 0)
+        cold(argv);
+    if (hello(sock, argc, argv) < 0) { /* too big to pass: nothing happened yet */
+        close(sock);
+        cold(argv);
+    }
+    for (;;) {
+        char cbuf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf - 1};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        int fds[MAX_FDS], n_fds = 0, nf;
+        char *f[4 + 2 * MAX_FDS];
+        struct cmsghdr *cm;
+        ssize_t n;
+
+        do
+            n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            fprintf(stderr, "pyruntime: the server's worker went away (%s)\n",
+                    n < 0 ? strerror(errno) : "connection closed");
+            return 1;
+        }
+        for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+                int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                if (k > MAX_FDS - n_fds)
+                    k = MAX_FDS - n_fds;
+                memcpy(fds + n_fds, CMSG_DATA(cm), sizeof(int) * k);
+                n_fds += k;
+            }
+        buf[n] = '\0';
+        nf = fields(buf, (size_t)n, f, (int)(sizeof f / sizeof f[0]));
+        if (nf < 1)
+            continue;
+        if (!strcmp(f[0], "PID") && nf >= 2) {
+            worker_pid = atoi(f[1]);
+            forward_signals();
+        } else if (!strcmp(f[0], "FALLBACK")) {
+            close(sock);
+            cold(argv);
+        } else if (!strcmp(f[0], "SPAWN")) {
+            if (reply(sock, spawn(f, nf, fds, n_fds), 0) < 0)
+                return 1;
+            continue;
+        } else if (!strcmp(f[0], "WAIT") && nf >= 3) {
+            int status = 0;
+            pid_t got = waitpid(atoi(f[1]), &status, atoi(f[2]));
+            if (reply(sock, got < 0 ? -errno : got, status) < 0)
+                return 1;
+        } else if (!strcmp(f[0], "EXIT") && nf >= 2) {
+            return atoi(f[1]);
+        }
+        while (n_fds > 0) /* fds nobody asked for */
+            close(fds[--n_fds]);
+    }
+}
