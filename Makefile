@@ -12,7 +12,8 @@ SYS_PYTHON ?= python3
 APT_PACKAGES := busybox-static libseccomp-dev libcap-dev pkg-config gcc libc6-dev runc crun hyperfine zstd
 PYTEST_ARGS ?=
 
-.PHONY: setup apt native native-if-stale check-native test test-served lint demo integration bench clean distclean
+.PHONY: setup apt native native-if-stale check-native test test-served lint demo integration \
+        integration-served bench clean distclean
 
 setup: apt $(STAMPS)/installed native-if-stale check-native $(VENV)/bin/pyruntime-python \
        $(VENV)/bin/pyruntime
@@ -103,6 +104,10 @@ demo: setup
 
 integration: setup
 	@if [ -x integration/run.sh ]; then integration/run.sh; else echo "integration: not yet"; fi
+
+# The client suites again, every call through `pyruntime serve`.
+integration-served: setup
+	@PYRUNTIME_INTEGRATION_SERVED=1 $(MAKE) --no-print-directory integration
 
 bench: setup
 	@if [ -x integration/bench/run.sh ]; then integration/bench/run.sh; else echo "bench: not yet"; fi

@@ -6,7 +6,9 @@ never by `make test`. Root only.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,25 @@ def busybox_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.geteuid() != 0:
         pytest.skip("the client suites need root")
     return busybox_image.build(tmp_path_factory.mktemp("image"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """PYRUNTIME_INTEGRATION_SERVED=1: the clients' calls go to one `pyruntime serve`."""
+    if os.environ.get("PYRUNTIME_INTEGRATION_SERVED", "") in ("", "0") or os.geteuid() != 0:
+        yield
+        return
+    socket = tmp_path_factory.mktemp("serve") / "serve.sock"
+    repo = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen([str(repo / ".venv" / "bin" / "pyruntime-python"), "serve",
+                               "--socket", str(socket)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline().startswith("ready "), "pyruntime serve did not start"
+    os.environ["PYRUNTIME_SERVE_SOCKET"] = str(socket)
+    try:
+        yield
+    finally:
+        del os.environ["PYRUNTIME_SERVE_SOCKET"]
+        server.terminate()
+        server.wait(timeout=30)
+        server.stdout.close()

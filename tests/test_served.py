@@ -178,3 +178,49 @@ def test_second_server_on_a_socket_is_refused(server: Server) -> None:
     assert r.returncode == 1
     assert "another pyruntime serve is listening there" in r.stderr
     assert server.proc.poll() is None
+
+
+FAKE_SERVER = textwrap.dedent("""
+    import os, socket, sys
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.bind(sys.argv[1])
+    s.listen(8)
+    print("ready", flush=True)
+    while True:
+        conn, _ = s.accept()
+        if conn.recv(1 << 20):  # a HELLO it will never answer
+            open(sys.argv[2], "a").write("hello\\n")
+""")
+
+
+def test_a_server_of_another_user_is_not_trusted(served: Runtime, bundle, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server decides what the client forks, with the client's privileges: a socket
+    that another user listens on is ignored, and the call runs cold."""
+    import shutil
+    import tempfile
+
+    sockdir = Path(tempfile.mkdtemp(prefix="pyrt-other-user-"))  # pytest's tmp is 0700
+    request_cleanup = sockdir
+    sockdir.chmod(0o777)
+    sock, seen = sockdir / "fake.sock", sockdir / "seen"
+    # Debian's python3: the venv's interpreter lives under /root, out of nobody's reach
+    fake = subprocess.Popen(["/usr/bin/python3", "-I", "-c", FAKE_SERVER, str(sock), str(seen)],
+                            user=65534, group=65534, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout.readline() == "ready\n"
+        monkeypatch.setenv(SOCKET_ENV, str(sock))
+        pid_file = tmp_path / "init.pid"
+        b = bundle(("true",))
+        served.run("create", "--bundle", str(b), "--pid-file", str(pid_file), "u1",
+                   check=True, timeout=20)
+        assert os.path.realpath(_exe(int(pid_file.read_text()))) == \
+            os.path.realpath(sys.executable)  # cold: the Python CLI forked init
+        assert not seen.exists()
+        served.delete("u1", force=True)
+    finally:
+        fake.kill()
+        fake.wait()
+        fake.stdout.close()
+        shutil.rmtree(request_cleanup, ignore_errors=True)

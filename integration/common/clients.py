@@ -8,6 +8,9 @@ Run by `make integration` (integration/run.sh), never by `make test`. Root only.
   log (build/integration/<client>-argv.log, kept for reading) and execs the runtime,
   with `--root DIR` put first when a suite asks for it (podman never passes --root, and
   tests never use /run/pyruntime).
+- $PYRUNTIME_INTEGRATION_SERVED=1 (`make integration-served`): a `pyruntime serve` for
+  the session (integration/conftest.py), and the wrapper points the `pyruntime` client
+  at it, so the clients' calls are served.
 - The image: busybox-static from the host as an OCI archive, built offline
   (integration/common/busybox_image.py), once per session.
 """
@@ -35,16 +38,21 @@ def runtime_command() -> list[str]:
     return [str(REPO / ".venv" / "bin" / "pyruntime")]
 
 
+SERVE_SOCKET = "PYRUNTIME_SERVE_SOCKET"  # set by integration/conftest.py when served
+
+
 def make_wrapper(directory: Path, argv_log: Path, root: Path | None = None) -> Path:
     """A `pyruntime` script in `directory` that logs its argv and execs the runtime."""
     directory.mkdir(parents=True, exist_ok=True)
     argv_log.parent.mkdir(parents=True, exist_ok=True)
     target = shlex.join(runtime_command() + (["--root", str(root)] if root else []))
+    socket = os.environ.get(SERVE_SOCKET)
     path = directory / "pyruntime"
     path.write_text(
         "#!/bin/sh\n"
         f"printf '%s\\n' \"$*\" >> {shlex.quote(str(argv_log))}\n"
-        f'exec {target} "$@"\n'
+        + (f"export {SERVE_SOCKET}={shlex.quote(socket)}\n" if socket else "")
+        + f'exec {target} "$@"\n'
     )
     path.chmod(0o755)
     return path

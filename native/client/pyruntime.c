@@ -101,6 +101,8 @@ static int socket_path(int argc, char **argv, char *out, size_t len)
 static int connect_server(const char *path)
 {
     struct sockaddr_un sa;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
     int fd;
 
     if (strlen(path) >= sizeof sa.sun_path)
@@ -112,6 +114,12 @@ static int connect_server(const char *path)
     if (fd < 0)
         return -1;
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    /* The server forks what this process runs, with its privileges: only a server of
+       our own user is trusted (a socket someone else made is ignored: run cold). */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid()) {
         close(fd);
         return -1;
     }
