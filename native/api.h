@@ -228,14 +228,17 @@ struct pyrt_plan {
     int32_t sync_fd;                     /* child end of the sync socketpair; must be >= 3+preserve_fds */
 
     /* cgroups: made and configured by the caller; init never runs outside them */
-    int32_t cgroup_fd;                   /* v2: the cgroup's directory fd, init is cloned into
-                                            it (clone3 CLONE_INTO_CGROUP); -1: none (v1). Set
-                                            it always: 0 is an fd */
-    const char *const *cgroup_procs;     /* cgroup.procs files stage1 moves itself into, so
-                                            init inherits them: first thing (cgroup_fd -1, v1:
-                                            one per hierarchy), or when the kernel refuses
-                                            CLONE_INTO_CGROUP (v2) */
+    int32_t cgroup_fd;                   /* a cgroup2 directory fd (v2, or the unified
+                                            hierarchy of a hybrid host): init is cloned into it
+                                            (clone3 CLONE_INTO_CGROUP); -1: none. Set it
+                                            always: 0 is an fd */
+    const char *const *cgroup_procs;     /* files stage1 writes itself ("0") into first thing,
+                                            so init inherits them: v1 hierarchies' `tasks`
+                                            (stage1 is one thread; cgroup.procs would take the
+                                            global threadgroup lock, an RCU grace period) */
     size_t n_cgroup_procs;
+    const char *cgroup_fd_procs;         /* cgroup.procs of cgroup_fd's directory, written by
+                                            stage1 if the kernel refuses CLONE_INTO_CGROUP */
 
     /* hooks (hooks.c) and sysctl (sysctl.c) */
     int32_t hooks_pause;                 /* send HOOKS before pivot_root, wait for CONTINUE */

@@ -107,6 +107,7 @@ void pyrt_exec(struct pyrt_ctx *c) __attribute__((noreturn));
 
 /* cgroup.c */
 int pyrt_join_cgroups(const struct pyrt_plan *p, int sync_fd);
+int pyrt_join_cgroup2_fallback(const struct pyrt_plan *p, int sync_fd);
 
 /* hooks.c */
 int pyrt_hooks_pause(struct pyrt_ctx *c);

@@ -44,7 +44,7 @@ void pyrt_default_signals(void)
 
 /*
  * Fork-like clone (no new stack): returns 0 in the child, like fork().
- * With a v2 cgroup_fd, init starts in that cgroup (CLONE_INTO_CGROUP); if the
+ * With a cgroup2 cgroup_fd, init starts in that cgroup (CLONE_INTO_CGROUP); if the
  * kernel refuses, stage1 moves itself there (cgroup.c) and clones without it,
  * and the cgroup.procs write reports the real reason if that fails too.
  */
@@ -69,7 +69,7 @@ static pid_t clone_init(const struct pyrt_plan *p, int sync_fd)
             return (pid_t)pid;
         args.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
         args.cgroup = 0;
-        if (pyrt_join_cgroups(p, sync_fd) < 0)
+        if (pyrt_join_cgroup2_fallback(p, sync_fd) < 0)
             return -2; /* reported */
     }
     pid = syscall(SYS_clone3, &args, sizeof args);
@@ -122,8 +122,8 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     }
     /* a pidfd of the caller, while it is surely our parent (lifeline.c); -1: no check */
     caller_fd = (int)syscall(SYS_pidfd_open, getppid(), 0);
-    /* v1: into the container's cgroups before any setns (v2: at clone, below) */
-    if (p->cgroup_fd < 0 && pyrt_join_cgroups(p, fd) < 0)
+    /* v1 hierarchies: into the container's cgroups before any setns (cgroup2: at clone) */
+    if (pyrt_join_cgroups(p, fd) < 0)
         _exit(1);
     if (pyrt_join_namespaces(p, fd) < 0)
         _exit(1);

@@ -87,7 +87,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     try:
         cgroups.setup(cgroup, linux.resources if linux else None, warn)
         made_cgroups = True
-        plan.cgroup_procs, plan.cgroup_dir = cgroup.procs_files(), cgroup.clone_dir()
+        cgroup.to_plan(plan)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # mkfifo honours the umask; the init must be able to open it
         if plan.root_uid_gid is not None:  # the init reopens it as the container's root

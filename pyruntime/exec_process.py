@@ -211,7 +211,7 @@ def open_namespaces(state: ContainerState) -> Joins:
 
 
 def join_cgroups(state: ContainerState, plan: Plan) -> None:
-    """Into the container's cgroups: v2 at clone (CLONE_INTO_CGROUP), v1 by stage1."""
+    """Into the container's cgroups: cgroup2 at clone (CLONE_INTO_CGROUP), v1 by stage1."""
     record = state.data.get("cgroup")
     if not record:
         return  # a container made without cgroups of its own
@@ -220,8 +220,7 @@ def join_cgroups(state: ContainerState, plan: Plan) -> None:
     driver = from_record(record)
     if driver is None:
         return
-    plan.cgroup_procs = driver.procs_files()
-    plan.cgroup_dir = driver.clone_dir()
+    driver.to_plan(plan)
 
 
 def spawn_process(state: ContainerState, plan: Plan) -> int:

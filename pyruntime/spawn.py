@@ -148,6 +148,7 @@ def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi
     p.sync_fd = sync_fd
     p.cgroup_fd = cgroup_fd
     p.cgroup_procs, p.n_cgroup_procs = strv(plan.cgroup_procs), len(plan.cgroup_procs)
+    p.cgroup_fd_procs = s(plan.cgroup_dir_procs)
     p.hooks_pause = int(plan.hooks_pause)
     p.start_hooks, p.n_start_hooks = array("struct pyrt_hook", plan.start_hooks, fill_hook)
     p.sysctls, p.n_sysctls = array("struct pyrt_sysctl", plan.sysctls, fill_sysctl)
@@ -178,6 +179,18 @@ def parse_error(data: bytes) -> Failure:
     if kind != MSG_ERROR:
         return Failure("container init: unexpected message on the exec fifo")
     return SetupError(step, err, text)
+
+
+def _cgroup2_before_userns(plan: Plan) -> None:
+    """Once stage1 has joined a user namespace by path it is that namespace's root: the
+    kernel then refuses it both CLONE_INTO_CGROUP and a write to the host's cgroup.procs.
+    So with such a join, the cgroup2 directory is joined first, with the v1 ones."""
+    from pyruntime.plan.linux_consts import CLONE_NEWUSER
+
+    if plan.cgroup_dir and any(flag == CLONE_NEWUSER for flag, _ in plan.joins):
+        plan.cgroup_procs = [*plan.cgroup_procs, plan.cgroup_dir_procs or
+                             os.path.join(plan.cgroup_dir, "cgroup.procs")]
+        plan.cgroup_dir = plan.cgroup_dir_procs = None
 
 
 def _open_idmaps(plan: Plan, lib) -> None:  # noqa: ANN001 - the cffi lib
@@ -238,8 +251,9 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None) -> int:  # noqa: 
     try:
         cgroup_fd = -1
         try:
+            _cgroup2_before_userns(plan)
             _open_idmaps(plan, lib)
-            if plan.cgroup_dir:  # v2: init is cloned into it (CLONE_INTO_CGROUP)
+            if plan.cgroup_dir:  # cgroup2: init is cloned into it (CLONE_INTO_CGROUP)
                 cgroup_fd = os.open(plan.cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             rc = children.spawn(lambda new: _to_c(ffi, new, plan, child_fd, keep, cgroup_fd))
         finally:

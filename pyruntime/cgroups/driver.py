@@ -81,8 +81,22 @@ class Driver:
         return [os.path.join(d, "cgroup.procs") for d in self.paths.values()]
 
     def clone_dir(self) -> str | None:
-        """The directory for clone3's CLONE_INTO_CGROUP (v2 only)."""
+        """The cgroup2 directory for clone3's CLONE_INTO_CGROUP (v2, or hybrid's unified)."""
         return None
+
+    def join_files(self) -> list[str]:
+        """The files stage1 writes itself ("0") into before it clones init: a v1
+        hierarchy's `tasks`.  stage1 is a single thread, so that moves the whole process,
+        without the global threadgroup lock a cgroup.procs write takes (an RCU grace
+        period: ~15 ms here, the largest cost of a create)."""
+        return []
+
+    def to_plan(self, plan) -> None:  # noqa: ANN001 - plan.build.Plan (not imported here)
+        """Where stage1 puts itself and init (native/cgroup.c)."""
+        plan.cgroup_procs = self.join_files()
+        plan.cgroup_dir = self.clone_dir()
+        plan.cgroup_dir_procs = (os.path.join(plan.cgroup_dir, "cgroup.procs")
+                                 if plan.cgroup_dir else None)
 
     def add_pid(self, pid: int) -> None:
         for path in self.procs_files():

@@ -47,6 +47,12 @@ class V1(Driver):
             raise Failure(f"cgroup: the {controller} controller is not mounted on this host")
         return d
 
+    def clone_dir(self) -> str | None:
+        return self.paths.get("")  # hybrid: the unified (cgroup2) hierarchy's directory
+
+    def join_files(self) -> list[str]:
+        return [os.path.join(d, "tasks") for key, d in self.paths.items() if key]
+
     def create(self) -> None:
         try:
             for key in sorted(self.paths, key=_rank):

@@ -97,7 +97,8 @@ class Plan:
         # the init dies with its caller until start (a foreground run) or until READY
         self.lifeline_until_start = False
         self.cgroup_procs: list[str] = []  # set by container.create once the cgroups exist
-        self.cgroup_dir: str | None = None  # v2: init is cloned into it
+        self.cgroup_dir: str | None = None  # cgroup2: init is cloned into it
+        self.cgroup_dir_procs: str | None = None  # its cgroup.procs, if clone3 refuses
         self.hooks_pause = False  # create-time hooks: init pauses before pivot_root
         self.start_hooks: list[tuple[str, list[str], list[str], int]] = []  # startContainer
         self.sysctls: list[tuple[str, str]] = []  # (path below /proc/sys, value)
