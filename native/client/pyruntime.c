@@ -323,23 +323,33 @@ static long long spawn(char **f, int nf, int *fds, int n_fds)
     void *map;
     long long rc;
 
-    if (nf < 5 || n_fds < 1)
+    if (nf < 5 || n_fds < 1) {
+        for (i = 0; i < n_fds; i++)
+            close(fds[i]);
         return -EPROTO;
+    }
     addr = (uintptr_t)strtoull(f[1], NULL, 10);
     len = (size_t)strtoull(f[2], NULL, 10);
     plan = (uintptr_t)strtoull(f[3], NULL, 10);
     n = atoi(f[4]);
     f += 1; /* the pairs start at f[5]: index them as f[4 + 2i] below */
-    if (n != n_fds - 1 || nf < 5 + 2 * n || plan < addr || plan >= addr + len)
+    if (n != n_fds - 1 || nf < 5 + 2 * n || plan < addr || plan >= addr + len) {
+        for (i = 0; i < n_fds; i++)
+            close(fds[i]);
         return -EPROTO;
+    }
     map = mmap((void *)addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED_NOREPLACE,
                fds[0], 0);
+    rc = map == MAP_FAILED ? -errno : 0;
     close(fds[0]);
-    if (map == MAP_FAILED)
-        return -errno;
-    if ((uintptr_t)map != addr) { /* a kernel without MAP_FIXED_NOREPLACE */
+    if (rc == 0 && (uintptr_t)map != addr) { /* a kernel without MAP_FIXED_NOREPLACE */
         munmap(map, len);
-        return -EEXIST;
+        rc = -EEXIST;
+    }
+    if (rc < 0) {
+        for (i = 1; i < n_fds; i++)
+            close(fds[i]);
+        return rc;
     }
     for (i = 0; i < n; i++)
         if (atoi(f[4 + 2 * i]) >= floor)
