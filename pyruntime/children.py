@@ -30,6 +30,15 @@ def spawn(build) -> int:  # noqa: ANN001 - build(new) -> struct pyrt_plan *
     return lib.pyrt_spawn(build(ffi.new))
 
 
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL a container process this side started, and reap it (failure paths)."""
+    try:
+        os.kill(pid, 9)
+        waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
 def waitpid(pid: int, options: int = 0) -> tuple[int, int]:
     """os.waitpid, done by whichever process is the parent."""
     if _parent is not None:

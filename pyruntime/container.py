@@ -129,7 +129,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         if master >= 0:
             os.close(master)
         if init_pid:
-            _kill_init(init_pid)
+            children.kill_and_reap(init_pid)
         if made_cgroups:
             cgroup.destroy()
         store.remove(container_id)
@@ -138,14 +138,6 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         raise
     finally:
         tty.close()
-
-
-def _kill_init(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-        children.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
 
 
 def _poststop(records: dict, container_id: str, bundle: str, annotations: dict,

@@ -181,18 +181,6 @@ def parse_error(data: bytes) -> Failure:
     return SetupError(step, err, text)
 
 
-def _cgroup2_before_userns(plan: Plan) -> None:
-    """Once stage1 has joined a user namespace by path it is that namespace's root: the
-    kernel then refuses it both CLONE_INTO_CGROUP and a write to the host's cgroup.procs.
-    So with such a join, the cgroup2 directory is joined first, with the v1 ones."""
-    from pyruntime.plan.linux_consts import CLONE_NEWUSER
-
-    if plan.cgroup_dir and any(flag == CLONE_NEWUSER for flag, _ in plan.joins):
-        plan.cgroup_procs = [*plan.cgroup_procs, plan.cgroup_dir_procs or
-                             os.path.join(plan.cgroup_dir, "cgroup.procs")]
-        plan.cgroup_dir = plan.cgroup_dir_procs = None
-
-
 def _open_idmaps(plan: Plan, lib) -> None:  # noqa: ANN001 - the cffi lib
     """The detached, idmapped tree of each idmapped bind (MountStep.idmap_fd), made here:
     idmapping needs rights over the filesystem's user namespace that a container's root
@@ -251,7 +239,6 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None) -> int:  # noqa: 
     try:
         cgroup_fd = -1
         try:
-            _cgroup2_before_userns(plan)
             _open_idmaps(plan, lib)
             if plan.cgroup_dir:  # cgroup2: init is cloned into it (CLONE_INTO_CGROUP)
                 cgroup_fd = os.open(plan.cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -283,18 +270,10 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None) -> int:  # noqa: 
                 raise SetupError(step, err, text)
     except BaseException:
         if init_pid:
-            _kill_and_reap(init_pid)
+            children.kill_and_reap(init_pid)
         raise
     finally:
         os.close(parent_fd)
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-        children.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
 
 
 def _describe_exit(pid: int) -> str:

@@ -332,7 +332,6 @@ static long long spawn(char **f, int nf, int *fds, int n_fds)
     len = (size_t)strtoull(f[2], NULL, 10);
     plan = (uintptr_t)strtoull(f[3], NULL, 10);
     n = atoi(f[4]);
-    f += 1; /* the pairs start at f[5]: index them as f[4 + 2i] below */
     if (n != n_fds - 1 || nf < 5 + 2 * n || plan < addr || plan >= addr + len) {
         for (i = 0; i < n_fds; i++)
             close(fds[i]);
@@ -352,15 +351,15 @@ static long long spawn(char **f, int nf, int *fds, int n_fds)
         return rc;
     }
     for (i = 0; i < n; i++)
-        if (atoi(f[4 + 2 * i]) >= floor)
-            floor = atoi(f[4 + 2 * i]) + 1;
+        if (atoi(f[5 + 2 * i]) >= floor)
+            floor = atoi(f[5 + 2 * i]) + 1;
     for (i = 1; i < n_fds; i++)
         if (fds[i] >= floor)
             floor = fds[i] + 1;
     for (i = 1; i < n_fds; i++) /* out of the way of the targets first */
         fds[i] = lift(fds[i], floor);
     for (i = 0; i < n; i++) {
-        int target = atoi(f[4 + 2 * i]), cloexec = atoi(f[5 + 2 * i]);
+        int target = atoi(f[5 + 2 * i]), cloexec = atoi(f[6 + 2 * i]);
         if (fds[i + 1] < 0 || dup3(fds[i + 1], target, cloexec ? O_CLOEXEC : 0) < 0) {
             rc = -errno;
             goto out;

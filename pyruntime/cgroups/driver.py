@@ -92,11 +92,20 @@ class Driver:
         return []
 
     def to_plan(self, plan) -> None:  # noqa: ANN001 - plan.build.Plan (not imported here)
-        """Where stage1 puts itself and init (native/cgroup.c)."""
+        """Where stage1 puts itself and init (native/cgroup.c); plan.joins must be set.
+
+        Once stage1 has joined a user namespace by path it is that namespace's root, and
+        the kernel refuses it both CLONE_INTO_CGROUP and a write to a host cgroup.procs:
+        with such a join the cgroup2 directory is joined first, with the v1 ones."""
+        from pyruntime.plan.linux_consts import CLONE_NEWUSER
+
+        clone = self.clone_dir()
+        procs = os.path.join(clone, "cgroup.procs") if clone else None
         plan.cgroup_procs = self.join_files()
-        plan.cgroup_dir = self.clone_dir()
-        plan.cgroup_dir_procs = (os.path.join(plan.cgroup_dir, "cgroup.procs")
-                                 if plan.cgroup_dir else None)
+        if procs and any(flag == CLONE_NEWUSER for flag, _ in plan.joins):
+            plan.cgroup_procs.append(procs)
+            clone = procs = None
+        plan.cgroup_dir, plan.cgroup_dir_procs = clone, procs
 
     def add_pid(self, pid: int) -> None:
         for path in self.procs_files():

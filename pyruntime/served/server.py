@@ -141,7 +141,6 @@ def _spare(sock: socket.socket, taken_w: int, server_pid: int) -> None:
     from pyruntime._native import lib
     from pyruntime.served import worker
 
-    code = 1
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -160,6 +159,5 @@ def _spare(sock: socket.socket, taken_w: int, server_pid: int) -> None:
         sock.close()
         os.close(taken_w)
         worker.run(conn, pid)
-    except BaseException:  # noqa: BLE001 - never back into the server's loop
-        code = 1
-    os._exit(code)
+    finally:  # never back into the server's loop (worker.run exits on its own)
+        os._exit(1)

@@ -66,7 +66,7 @@ def main(g: Globals, values: dict) -> int:
         if master >= 0:
             os.close(master)
         if pid:
-            _kill(pid)
+            children.kill_and_reap(pid)
         raise
     finally:
         tty.close()
@@ -83,11 +83,3 @@ def main(g: Globals, values: dict) -> int:
     _, status = children.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-        children.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
