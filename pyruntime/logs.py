@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+
 
 def _now() -> str:
     t = time.time()
@@ -23,6 +25,25 @@ class Log:
         self.path = path
         self.fmt = fmt
         self.debug_enabled = debug
+        self._fd: int | None = None
+
+    def open(self) -> None:
+        """Open the file now, as runc does at start-up: a path that cannot be written is
+        the verb's error before anything else happens (Failure, naming the path)."""
+        if self.path is None or self._fd is not None:
+            return
+        try:
+            self._fd = os.open(self.path, _FLAGS, 0o644)
+        except OSError as e:
+            from pyruntime.errors import Failure
+
+            text = os.strerror(e.errno) if e.errno else str(e)
+            raise Failure(f"--log: open {self.path}: {text[:1].lower()}{text[1:]}") from None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def _write(self, level: str, msg: str) -> None:
         if self.fmt == "json":
@@ -35,7 +56,10 @@ class Log:
             if level == "debug":
                 sys.stderr.write(line + "\n")
             return
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if self._fd is not None:
+            os.write(self._fd, (line + "\n").encode())
+            return
+        fd = os.open(self.path, _FLAGS, 0o644)
         try:
             os.write(fd, (line + "\n").encode())
         finally:

@@ -17,6 +17,8 @@ SIGRTMAX = 64
 
 def parse_signal(text: str) -> int:
     """Parse a signal given as a number or a name with or without SIG; raise Failure if not."""
+    if not text:
+        raise Failure('invalid signal: "" (give a name or number, or leave it out for TERM)')
     if text.isdigit():
         number = int(text)
         if 0 < number <= SIGRTMAX:

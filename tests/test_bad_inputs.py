@@ -124,7 +124,7 @@ CASES = [
          argv=lambda b, cid: ["create", "--bundle", str(b.parent / "nope"), cid]),
     Case("config-json-missing", ("config.json",), edit=lambda c: None,
          extra={"remove_config": True}),
-    Case("log-format-yaml", ("yaml", "log-format"), exit_code=None,
+    Case("log-format-yaml", ("yaml", "log-format"),
          argv=lambda b, cid: ["--log-format", "yaml", "create", "--bundle", str(b), cid]),
 ]
 

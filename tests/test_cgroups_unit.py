@@ -184,6 +184,22 @@ def test_v1_writes() -> None:
     assert out.warnings  # kernel memory
 
 
+def test_network_is_net_cls_and_net_prio_on_v1_only() -> None:
+    network = {"network": {"classID": 1048577,
+                           "priorities": [{"name": "lo", "priority": 5},
+                                          {"name": "eth0", "priority": 2}]}}
+    out = convert_v1(res(network), initial=False)
+    assert out.writes == [Write("net_cls", "net_cls.classid", "1048577"),
+                          Write("net_prio", "net_prio.ifpriomap", "lo 5"),
+                          Write("net_prio", "net_prio.ifpriomap", "eth0 2")]
+    assert [w.field for w in out.writes] == [
+        "linux.resources.network.classID", "linux.resources.network.priorities[0]",
+        "linux.resources.network.priorities[1]"]
+    with pytest.raises(Failure, match="linux.resources.network: net_cls and net_prio"):
+        convert_v2(res(network))
+    assert convert_v2(res({"network": {}})).writes == []  # an empty object asks for nothing
+
+
 def test_v1_refuses_unified() -> None:
     with pytest.raises(Failure, match="cgroup v1"):
         convert_v1(res({"unified": {"memory.high": "1"}}))

@@ -22,13 +22,15 @@ class Write:
     `optional`: a missing file is a warning, not an error (kernel-dropped features).
     """
 
-    __slots__ = ("controller", "filename", "value", "optional")
+    __slots__ = ("controller", "filename", "value", "optional", "field")
 
-    def __init__(self, controller: str, filename: str, value: str, optional: bool = False):
+    def __init__(self, controller: str, filename: str, value: str, optional: bool = False,
+                 field: str | None = None):
         self.controller = controller
         self.filename = filename
         self.value = value
         self.optional = optional
+        self.field = field  # the config field, where the error should name it
 
     def __repr__(self) -> str:
         return f"Write({self.controller!r}, {self.filename!r}, {self.value!r})"
@@ -47,8 +49,9 @@ class Converted:
         self.warnings: list[str] = []
         self.memory_pair: tuple[int, int] | None = None  # v1 (limit, memsw): order matters
 
-    def add(self, controller: str, filename: str, value: object, optional: bool = False):
-        self.writes.append(Write(controller, filename, str(value), optional))
+    def add(self, controller: str, filename: str, value: object, optional: bool = False,
+            field: str | None = None):
+        self.writes.append(Write(controller, filename, str(value), optional, field))
 
 
 # -- conversions runc makes -----------------------------------------------------------------
@@ -247,6 +250,14 @@ def convert_v1(res: Resources, *, initial: bool = True) -> Converted:
         out.add("hugetlb", f"hugetlb.{_hugepage_size(h.page_size)}.limit_in_bytes", h.limit)
     for device, r in res.rdma.items():
         out.add("rdma", "rdma.max", _rdma_line(device, r))
+    net = res.network
+    if net is not None:
+        if net.class_id is not None:
+            out.add("net_cls", "net_cls.classid", net.class_id,
+                    field="linux.resources.network.classID")
+        for i, p in enumerate(net.priorities):
+            out.add("net_prio", "net_prio.ifpriomap", f"{p.name} {p.priority}",
+                    field=f"linux.resources.network.priorities[{i}]")
     if res.unified:
         raise Failure("linux.resources.unified: cgroup v2 settings, but this host's "
                       "controllers are cgroup v1")
@@ -279,6 +290,10 @@ def _rdma_line(device: str, r: object) -> str:
 def convert_v2(res: Resources) -> Converted:
     """The writes for cgroup v2 (all in the one cgroup dir, controller "")."""
     out = Converted()
+    net = res.network
+    if net is not None and (net.class_id is not None or net.priorities):
+        raise Failure("linux.resources.network: net_cls and net_prio are cgroup v1 "
+                      "controllers; cgroup v2 has neither")
     cpu = res.cpu
     if cpu is not None:
         if cpu.realtime_period or cpu.realtime_runtime:

@@ -102,7 +102,8 @@ class V1(Driver):
             if d is None:
                 if w.optional:
                     continue
-                raise Failure(f"cgroup: cannot set {w.filename}: the {w.controller} "
+                where = w.field or "cgroup"
+                raise Failure(f"{where}: cannot set {w.filename}: the {w.controller} "
                               "controller is not mounted on this host")
             filename = w.filename
             if filename in _BFQ and not os.path.exists(os.path.join(d, filename)):

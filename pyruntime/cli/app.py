@@ -45,7 +45,10 @@ def _command(verb: Verb, sink: dict) -> click.Command:
     return click.Command(
         verb.name.rpartition(" ")[2], callback=callback, help=verb.help,
         params=[_option(o) for o in verb.options] + [_argument(a) for a in verb.args],
-        context_settings={"allow_interspersed_args": False, "help_option_names": ["-h", "--help"]},
+        # options may follow positionals (`image inspect NAME --format json`), except where
+        # the positionals end in a command line of the container's own (`exec ID ls -l`)
+        context_settings={"allow_interspersed_args": not any(a.nargs == "*" for a in verb.args),
+                          "help_option_names": ["-h", "--help"]},
     )
 
 
@@ -93,7 +96,7 @@ def parse_with_click(argv: list[str]) -> tuple[dict, Verb, dict] | int:
 
         sys.stderr.write(f"pyruntime: {e.format_message()}\n")  # one line, like every error
         _log_usage_error(argv, e.format_message())
-        return e.exit_code
+        return 1  # runc's exit status for a usage error (click's own is 2)
     except click.exceptions.Abort:
         return 1
     if "verb" not in sink:

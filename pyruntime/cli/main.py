@@ -43,6 +43,11 @@ def dispatch(global_values: dict, verb: str, handler: str, values: dict) -> int:
     """Run one verb's handler with errors turned into one line on stderr and in the log."""
     g = Globals(global_values)
     try:
+        g.log.open()
+    except Failure as e:  # nowhere to log it but stderr
+        sys.stderr.write(f"pyruntime: {e.message}\n")
+        return 1
+    try:
         if g.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
             raise Failure("--systemd-cgroup: systemd is not running on this host "
                           "(no /run/systemd/system); use the cgroupfs driver")

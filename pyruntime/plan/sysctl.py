@@ -2,8 +2,9 @@
 
 A sysctl is written only when the namespace that scopes it is the container's own, as
 runc's validator decides: IPC keys need an ipc namespace, net.* a network namespace (not
-the host's), kernel.domainname (and kernel.hostname, when the hostname field does not
-set it) a uts namespace. Anything else would change the host and is refused.
+the host's), kernel.domainname a uts namespace (and the domainname field's value, if it has
+one). kernel.hostname is refused, as runc does: the hostname field sets it. Anything else
+would change the host and is refused.
 """
 
 from __future__ import annotations
@@ -62,12 +63,12 @@ def plan_sysctls(spec: Spec) -> list[tuple[str, str]]:
             raise Failure(f"{where}: not a valid sysctl name")
         if not isinstance(value, str) or "\n" in value.rstrip("\n"):
             raise Failure(f"{where}: the value must be one line")
-        _check_namespace(spec, _dotted(key), where)
+        _check_namespace(spec, _dotted(key), value, where)
         out.append((path, value))
     return out
 
 
-def _check_namespace(spec: Spec, name: str, where: str) -> None:
+def _check_namespace(spec: Spec, name: str, value: str, where: str) -> None:
     if name in IPC_KEYS or name.startswith("fs.mqueue."):
         if _namespace(spec, "ipc") is None:
             raise Failure(f"{where}: needs a new ipc namespace (not the host's)")
@@ -79,12 +80,15 @@ def _check_namespace(spec: Spec, name: str, where: str) -> None:
         if how.startswith("joined:") and _is_host_ns(how[7:], "net"):
             raise Failure(f"{where}: the network namespace to join is the host's")
         return
-    if name in ("kernel.domainname", "kernel.hostname"):
+    if name == "kernel.hostname":  # refused whatever the hostname field says, as runc
+        raise Failure(f"{where}: not allowed: it conflicts with the hostname field "
+                      "(set hostname instead)")
+    if name == "kernel.domainname":
         if _namespace(spec, "uts") is None:
             raise Failure(f"{where}: needs a new uts namespace (not the host's)")
-        field = name.split(".")[1]
-        if getattr(spec, field):
-            raise Failure(f"{where}: conflicts with the {field} field; set only one")
+        if spec.domainname and spec.domainname != value:
+            raise Failure(f"{where}: conflicts with the domainname field "
+                          f"({spec.domainname!r}); set only one, or both the same")
         return
     raise Failure(f"{where}: not in a namespace of the container's own; refusing to change "
                   "the host")

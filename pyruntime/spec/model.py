@@ -208,6 +208,19 @@ class RdmaLimit(Record):
     hca_objects: int | None = None
 
 
+class InterfacePriority(Record):
+    name: str
+    priority: int
+
+
+class Network(Record):
+    """linux.resources.network: v1's net_cls and net_prio controllers."""
+
+    class_id: int | None = None
+    priorities: list[InterfacePriority] = []
+    _json_names = {"class_id": "classID"}
+
+
 class Resources(Record):
     devices: list[DeviceRule] = []
     memory: Memory | None = None
@@ -215,7 +228,7 @@ class Resources(Record):
     pids: Pids | None = None
     block_io: BlockIO | None = None
     hugepage_limits: list[HugepageLimitStr] = []
-    network: Any = None
+    network: Network | None = None
     rdma: dict[str, RdmaLimit] = {}
     unified: dict[str, str] = {}
     _json_names = {"block_io": "blockIO"}

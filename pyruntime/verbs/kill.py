@@ -7,18 +7,18 @@ import os
 
 from pyruntime.cli.main import Globals
 from pyruntime.container import signal_init
-from pyruntime.errors import Failure, NotRunning
+from pyruntime.errors import Failure
 from pyruntime.signals import parse_signal
 from pyruntime.state import Store
 
 
 def main(g: Globals, values: dict) -> int:
-    sig = parse_signal(values["signal"] or "TERM")
     store = Store(g.root)
-    state = store.load(values["container_id"])
+    state = store.load(values["container_id"])  # a missing id is reported first, as runc
+    sig = parse_signal("TERM" if values["signal"] is None else values["signal"])
     if values["all"]:
         if store.status(state) == "stopped":
-            raise NotRunning(state.id)
+            return 0  # nothing left to signal; runc exits 0 too
         if state.data.get("cgroup"):
             # every process in the container's cgroup: v2 cgroup.kill for SIGKILL, else
             # freeze, signal each, thaw (driver.kill_all)
