@@ -55,19 +55,28 @@ def dispatch(global_values: dict, verb: str, handler: str, values: dict) -> int:
         module = __import__(module_name, fromlist=[func])
         g.log.debug(f"{verb} {values}")
         return getattr(module, func)(g, values) or 0
-    except Failure as e:
-        return _report(g, e.message, e.exit_code)
-    except OSError as e:
-        where = f": {e.filename}" if e.filename else ""
-        return _report(g, f"{verb}: {e.strerror or e}{where}", 1)
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # a bug: still one line, the traceback only with --debug
-        if g.debug:
-            import traceback
+    except Exception as e:
+        line = failure_line(verb, e)
+        if line is None:  # a bug: still one line, the traceback only with --debug
+            if g.debug:
+                import traceback
 
-            traceback.print_exc()
-        return _report(g, f"{verb}: internal error: {type(e).__name__}: {e}", 1)
+                traceback.print_exc()
+            line = (f"{verb}: internal error: {type(e).__name__}: {e}", 1)
+        return _report(g, *line)
+
+
+def failure_line(verb: str, e: BaseException) -> tuple[str, int] | None:
+    """The one line (without "pyruntime: ") and exit code that a verb's exception becomes;
+    None for an exception that is a bug.  pyruntime.api raises the same lines."""
+    if isinstance(e, Failure):
+        return e.message, e.exit_code
+    if isinstance(e, OSError):
+        where = f": {e.filename}" if e.filename else ""
+        return f"{verb}: {e.strerror or e}{where}", 1
+    return None
 
 
 def _report(g: Globals, message: str, code: int) -> int:

@@ -11,14 +11,19 @@ from pyruntime.jsonio import dumps
 from pyruntime.state import Store
 
 
-def main(g: Globals, values: dict) -> int:
-    store = Store(g.root)
+def records(store: Store) -> list[dict]:
+    """One `state` object per container (pyruntime.api's Runtime.list() too)."""
     rows = []
     for cid in store.ids():
         try:
             rows.append(state_json(store, store.load(cid)))
         except Failure:
             continue  # a container being created or deleted right now
+    return rows
+
+
+def main(g: Globals, values: dict) -> int:
+    rows = records(Store(g.root))
     out = sys.stdout
     if values["quiet"]:
         out.write("".join(f"{r['id']}\n" for r in rows))
