@@ -12,7 +12,8 @@ Fixture API (see tests/support/ for the helpers behind it):
 - ``runtime -> support.Runtime``: the CLI on a private ``--root`` (``<tmp>/root``, never
   /run/pyruntime).  ``.run(*args, input=None, check=False, timeout=30)`` runs
   ``[sys.executable, "-m", "pyruntime", "--root", root, *args]`` and returns a
-  CompletedProcess with text stdout/stderr; plus ``.run_bundle``, ``.create``,
+  CompletedProcess with text stdout/stderr; ``.api`` is a ``pyruntime.api.Runtime`` on
+  the same root; plus ``.run_bundle``, ``.create``,
   ``.output``, ``.start``, ``.state``, ``.status``, ``.wait_status``, ``.kill``,
   ``.delete``, ``.ids``, ``.popen``, ``.cmd``.
 - Tests marked ``@pytest.mark.root`` are skipped when not root (they fail instead under
@@ -20,6 +21,10 @@ Fixture API (see tests/support/ for the helpers behind it):
   still known under the test's root, then fail the test if any state dir, mount or
   process of the test is left, or any process sits in a pid namespace that did not exist
   before the test, or any cgroup named with the test's token is left.
+- These build on pyruntime's public test surface (pyruntime/api/): ``Bundle`` is
+  ``pyruntime.api.Bundle``, the rootfs and the leftover checks are the package's, and the
+  skip and the check above are those of its pytest plugin (marker ``root_only``, teardown
+  of ``pyruntime_runtime``; tests/test_api_plugin.py uses those directly).
 - Every bundle gets ``linux.cgroupsPath = "pyrt-test-<token>-<name>"`` (relative: under
   the test's own cgroups; support/cgroups.py), so that concurrent test runs never share a
   cgroup; ``overrides={"linux": {"cgroupsPath": DELETE}}`` tests the runtime's default.
@@ -29,9 +34,7 @@ Fixture API (see tests/support/ for the helpers behind it):
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,29 +42,31 @@ from typing import Any
 
 import pytest
 
+from pyruntime.api import Bundle
+from pyruntime.api.pytest_plugin import MARKER as ROOT_ONLY
+from pyruntime.api.pytest_plugin import clean_up_after_test
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support.cgroups import cgroups_path, find_cgroups, remove_cgroups  # noqa: E402
+from support.cgroups import cgroups_path  # noqa: E402
 from support.config import deep_merge, default_config  # noqa: E402
-from support.leftovers import (  # noqa: E402
-    TOKEN_VAR,
-    detach_mounts,
-    kill_processes,
-    snapshot_pid_namespaces,
-    wait_for_no_leftovers,
-)
-from support.rootfs import build_busybox_rootfs, clone_rootfs  # noqa: E402
+from support.leftovers import TOKEN_VAR, snapshot_pid_namespaces  # noqa: E402
 from support.runtime import Runtime, served_suite, using_other_runtime  # noqa: E402
 from support.served import SOCKET_ENV, Server  # noqa: E402
 
 IS_ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-NOT_ROOT_REASON = (
-    "needs root: runs real containers (namespaces, mounts, pivot_root); run pytest as root"
-)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if IN_CI:  # root tests must run in CI: the plugin fails them instead of skipping
+        config.option.pyruntime_require_root = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:  # `root` is the plugin's root_only, plus the leftover check below
+        if item.get_closest_marker("root"):
+            item.add_marker(ROOT_ONLY)
     if using_other_runtime():
         skip = pytest.mark.skip(
             reason="pyruntime_only: checks pyruntime's own messages or state file, and "
@@ -87,46 +92,17 @@ def _has_cgroup_v2_controllers() -> bool:
         return False
 
 
-class Bundle(os.PathLike):
-    """An OCI bundle directory: ``config.json`` and ``rootfs/``."""
-
-    def __init__(self, path: Path, config: dict[str, Any]) -> None:
-        self.path = path
-        self.config = config
-
-    @property
-    def rootfs(self) -> Path:
-        return self.path / "rootfs"
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.json"
-
-    def write(self, config: dict[str, Any] | None = None) -> Bundle:
-        if config is not None:
-            self.config = config
-        self.config_path.write_text(json.dumps(self.config, indent=2) + "\n")
-        return self
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-    def __repr__(self) -> str:
-        return f"Bundle({str(self.path)!r})"
-
-
 @pytest.fixture(scope="session")
-def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+def busybox_rootfs(pyruntime_busybox_rootfs: Path) -> Path:
+    """The plugin's: one busybox-static rootfs per session (pyruntime/api/rootfs.py)."""
+    return pyruntime_busybox_rootfs
 
 
 @pytest.fixture
-def test_token() -> str:
-    """Put in every container's environment as PYRUNTIME_TEST_TOKEN, to find leftovers."""
-    return secrets.token_hex(8)
+def test_token(pyruntime_token: str) -> str:
+    """Put in every container's environment as PYRUNTIME_TEST_TOKEN, to find leftovers
+    (the plugin's token: the same test, the same mark)."""
+    return pyruntime_token
 
 
 @pytest.fixture
@@ -140,15 +116,12 @@ def bundle(
         name: str = "bundle",
         env: list[str] | tuple[str, ...] = (),
     ) -> Bundle:
-        path = tmp_path / name
-        path.mkdir()
-        clone_rootfs(busybox_rootfs, path / "rootfs")
         # a cgroup of its own per test and bundle, named "pyrt-test-..." (support/cgroups.py);
         # overrides {"linux": {"cgroupsPath": DELETE}} get the runtime's default
         overrides = deep_merge({"linux": {"cgroupsPath": cgroups_path(test_token, name)}},
                                overrides)
         config = default_config(args, overrides, env=[*env, f"{TOKEN_VAR}={test_token}"])
-        return Bundle(path, config).write()
+        return Bundle.busybox(tmp_path / name, template=busybox_rootfs, config=config)
 
     return make
 
@@ -178,35 +151,21 @@ def runtime(tmp_path: Path, test_token: str) -> Runtime:
 
 @pytest.fixture(autouse=True)
 def _root_guard(request: pytest.FixtureRequest) -> Iterator[None]:
-    """For tests marked root: skip when not root; afterwards, clean up and check that
-    nothing of the test is left (see the module docstring)."""
-    if request.node.get_closest_marker("root") is None:
+    """For tests marked root (skipped when not root by the plugin's root_only): afterwards,
+    clean up and check that nothing of the test is left (see the module docstring)."""
+    if request.node.get_closest_marker("root") is None or not IS_ROOT:
         yield
         return
-    if not IS_ROOT:
-        if IN_CI:
-            pytest.fail(f"{NOT_ROOT_REASON} (CI must run root tests, not skip them)")
-        pytest.skip(NOT_ROOT_REASON)
     runtime: Runtime = request.getfixturevalue("runtime")
     # Machine-wide: any new pid namespace counts. Only under CI, where nothing else runs;
     # developers' concurrent runs would trip it (the token and path checks still apply).
     pidns_before = snapshot_pid_namespaces() if os.environ.get("CI") == "true" else None
     yield
-    for cid in sorted(set(runtime.ids()) | set(runtime.state_dirs())):
-        try:
-            runtime.run("delete", "--force", cid, timeout=30)
-        except Exception:  # noqa: BLE001 - a hung delete is reported below as leftovers
-            pass
-    left = wait_for_no_leftovers(runtime.workdir, runtime.token, pidns_before, runtime.root)
-    cgroups_left = find_cgroups(runtime.token) if runtime.token else []
-    if cgroups_left and not left:
-        remove_cgroups(cgroups_left)
-        pytest.fail("cgroups left behind after the test:\n" + "\n".join(cgroups_left),
-                    pytrace=False)
-    if left:
-        # Clean up what is certainly this test's (its token or its tmp path), then fail.
-        kill_processes(left.processes)
-        detach_mounts(runtime.workdir)
-        remove_cgroups(find_cgroups(runtime.token) if runtime.token else [])
-        pytest.fail("left behind after the test:\n" + left.report()
-                    + "".join(f"\ncgroup left: {c}" for c in cgroups_left), pytrace=False)
+    other = using_other_runtime()  # another runtime's containers: through its CLI
+    report = clean_up_after_test(
+        runtime.api, runtime.workdir, runtime.token, strict=False, pidns_before=pidns_before,
+        ids=set(runtime.ids()) | set(runtime.state_dirs()) if other else None,
+        delete=(lambda cid: runtime.run("delete", "--force", cid, timeout=30)) if other
+        else None)
+    if report:
+        pytest.fail(report, pytrace=False)

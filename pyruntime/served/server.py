@@ -20,7 +20,8 @@ import sys
 import pyruntime
 from pyruntime.errors import Failure
 
-SKIP = ("pyruntime.__main__", "pyruntime.cli.launcher")
+# pyruntime.api.*: no verb imports them (and its pytest plugin imports pytest)
+SKIP = ("pyruntime.__main__", "pyruntime.cli.launcher", "pyruntime.api.")
 
 
 def preload() -> list[str]:
@@ -28,7 +29,7 @@ def preload() -> list[str]:
     names that failed to import (an optional extra that is missing)."""
     failed = []
     for info in pkgutil.walk_packages(pyruntime.__path__, "pyruntime."):
-        if info.name in SKIP:
+        if info.name.startswith(SKIP):
             continue
         try:
             __import__(info.name)

@@ -12,6 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from pyruntime.api.bundle import DELETE, deep_merge  # the package's: one DELETE
+
+__all__ = ["DELETE", "RUNC_SPEC", "deep_merge", "default_config"]
+
 RUNC_SPEC: dict[str, Any] = {
     "ociVersion": "1.0.2-dev",
     "process": {
@@ -103,32 +107,6 @@ RUNC_SPEC: dict[str, Any] = {
         ],
     },
 }
-
-
-class _Delete:
-    def __repr__(self) -> str:
-        return "DELETE"
-
-
-DELETE: Any = _Delete()
-"""Use as a value in deep_merge overrides to remove that key."""
-
-
-def deep_merge(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """Return a copy of *base* with *overrides* merged in.
-
-    Dicts merge key by key, recursively; any other value (lists included) replaces the
-    old one; the value DELETE removes the key.
-    """
-    result = copy.deepcopy(base)
-    for key, value in (overrides or {}).items():
-        if value is DELETE:
-            result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = deep_merge(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
 
 
 def default_config(

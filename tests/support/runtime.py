@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyruntime.api
+
 ENV_OVERRIDE = "PYRUNTIME_TEST_RUNTIME"
 SERVED_ENV = "PYRUNTIME_TEST_SERVED"  # `make test-served`: every verb through `serve`
 
@@ -57,6 +59,7 @@ class Runtime:
         self.iodir.mkdir(parents=True, exist_ok=True)
         self._seq = itertools.count(1)
         self._container_io: dict[str, tuple[Path, Path]] = {}
+        self.api = pyruntime.api.Runtime(self.root)  # the Python API on the same root
 
     # -- argv ----------------------------------------------------------------------------
     def cmd(self, *args: str | os.PathLike[str]) -> list[str]:
