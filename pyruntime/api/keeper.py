@@ -24,7 +24,10 @@ import sys
 def _send(ctl: int, record: dict) -> None:
     from pyruntime.jsonio import dumps
 
-    os.write(ctl, (dumps(record) + "\n").encode())
+    try:
+        os.write(ctl, (dumps(record) + "\n").encode())
+    except BrokenPipeError:  # the API let go of this container (Runtime.close)
+        pass
 
 
 def _status(status: int) -> int:

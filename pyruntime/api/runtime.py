@@ -263,21 +263,26 @@ class Runtime:
         return Container(self, id)
 
     def close(self, timeout: float = _KEEPER_GRACE) -> None:
-        """Wait for the keepers of containers that are gone; kill those that are not."""
+        """Reap the keepers of containers that are gone or stopped (waiting up to *timeout*
+        for each to exit).  A container still alive keeps its keeper, its parent, which
+        exits when it does; its exit status is then lost to this Runtime."""
+        from pyruntime.errors import Failure
+
+        store = self._store()
         for cid, keeper in list(self._keepers.items()):
-            if keeper.proc.poll() is None:
-                try:
-                    keeper.wait_exit(timeout)
-                except (TimeoutError, ContainerError):
-                    pass
-            keeper.reap(timeout)
+            try:
+                alive = store.status(store.load(cid)) != "stopped"
+            except Failure:
+                alive = False
+            if not alive:
+                keeper.reap(timeout)
             self._forget(cid)
 
     def _forget(self, container_id: str) -> None:
         keeper = self._keepers.pop(container_id, None)
         if keeper is not None:
-            keeper.stdout.close()
-            keeper.stderr.close()
+            for f in (keeper.stdout, keeper.stderr, keeper.ctl):
+                f.close()
 
     def __enter__(self) -> Runtime:
         return self
