@@ -69,21 +69,28 @@ class _Keeper:
             os.close(write)
             if not isinstance(stdin, int):
                 stdin.close()  # the keeper has its own copy
-        self.ctl = os.fdopen(read, "rb")
+        self.ctl = os.fdopen(read, "rb", buffering=0)
+        self.pending = b""  # read from the pipe, not yet a whole record
         self.exit_code: int | None = None
 
     def next(self, timeout: float | None = None) -> dict[str, Any]:
         """The next record; TimeoutError after *timeout* s; {} once the keeper is gone."""
         import json
 
-        if timeout is not None:
-            ready = select.select([self.ctl], [], [], max(timeout, 0))[0]
-            if not ready:
-                raise TimeoutError(f"still running after {timeout:.3g} s")
-        line = self.ctl.readline()
-        if not line:
-            self.reap()
-            return {}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            if self.ctl.closed:
+                return {}
+            if deadline is not None:
+                left = max(deadline - time.monotonic(), 0)
+                if not select.select([self.ctl], [], [], left)[0]:
+                    raise TimeoutError(f"still running after {timeout:.3g} s")
+            chunk = self.ctl.read(4096)
+            if not chunk:
+                self.reap()
+                return {}
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
         record = json.loads(line)
         if "exit" in record:
             self.exit_code = record["exit"]
