@@ -17,6 +17,7 @@ from support.leftovers import TOKEN_VAR
 from support.oci_builder import F, LayoutBuilder, busybox_layer
 from support.runtime import Runtime, describe
 
+pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 
 
@@ -124,4 +125,10 @@ def test_the_plugin_skips_root_tests_when_not_root(pytester: pytest.Pytester) ->
     failed.stdout.fnmatch_lines(["*needs root*--pyruntime-require-root*"])
 
 
-pytest_plugins = ["pytester"]
+
+def test_default_root_is_the_clis() -> None:
+    from pyruntime.api import Runtime as ApiRuntime
+    from pyruntime.cli.table import GLOBAL_OPTIONS
+
+    cli_default, = (o.default for o in GLOBAL_OPTIONS if o.dest == "root")
+    assert ApiRuntime().root == Path(cli_default) == Path("/run/pyruntime")

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from pyruntime.api.errors import ContainerError, Result
+from pyruntime.cli.table import GLOBAL_OPTIONS
 
-DEFAULT_ROOT = "/run/pyruntime"  # the CLI's --root default (pyruntime/cli/table.py)
+DEFAULT_ROOT = next(o.default for o in GLOBAL_OPTIONS if o.dest == "root")  # the CLI's
 _KEEPER_GRACE = 30.0  # seconds for a keeper to exit once its process is gone
 
 
