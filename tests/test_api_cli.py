@@ -125,7 +125,6 @@ def test_the_plugin_skips_root_tests_when_not_root(pytester: pytest.Pytester) ->
     failed.stdout.fnmatch_lines(["*needs root*--pyruntime-require-root*"])
 
 
-
 def test_default_root_is_the_clis() -> None:
     from pyruntime.api import Runtime as ApiRuntime
     from pyruntime.cli.table import GLOBAL_OPTIONS
