@@ -53,10 +53,26 @@ def require_root(config: pytest.Config) -> None:
     pytest.skip(NOT_ROOT_REASON)
 
 
+def needs_root(item: pytest.Item) -> bool:
+    return (item.get_closest_marker(MARKER) is not None
+            or "pyruntime_runtime" in getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(trylast=True)  # after conftests that add the marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Not root: a skip marker, so that the report names the test's own line."""
+    if os.geteuid() == 0 or config.getoption("pyruntime_require_root"):
+        return
+    skip = pytest.mark.skip(reason=NOT_ROOT_REASON)
+    for item in items:
+        if needs_root(item):
+            item.add_marker(skip)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker(MARKER) is not None:
-        require_root(item.config)
+    if needs_root(item) and item.config.getoption("pyruntime_require_root"):
+        require_root(item.config)  # fails when not root
 
 
 # -- after the test ------------------------------------------------------------------------
