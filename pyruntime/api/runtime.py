@@ -383,9 +383,8 @@ class Container:
         if user is not None:
             flags += ["--user", str(user)]
         stdin = _stdin(input)
-        fd, pid_file = tempfile.mkstemp(prefix="pyruntime-exec-", suffix=".pid")
-        os.close(fd)
-        os.unlink(pid_file)  # exec writes it once the process runs
+        piddir = tempfile.mkdtemp(prefix="pyruntime-exec-")  # 0700: no one else's names
+        pid_file = os.path.join(piddir, "pid")  # exec writes it once the process runs
 
         def stop() -> None:  # the exec'd process only, not the container
             with open(pid_file) as f:
@@ -399,10 +398,9 @@ class Container:
                 code = self.runtime._finish(keeper, timeout, stop)
                 return Result(code, _read_all(out), _read_all(err))
         finally:
-            try:
-                os.unlink(pid_file)
-            except FileNotFoundError:
-                pass
+            import shutil
+
+            shutil.rmtree(piddir, ignore_errors=True)
 
     def delete(self, force: bool = False) -> None:
         """`delete [--force]`; then reaps what this Runtime kept of it."""
