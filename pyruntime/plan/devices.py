@@ -70,8 +70,11 @@ def plan_devices(spec: Spec, new_userns: bool) -> tuple[list[DeviceNode], list[t
         kind = _TYPES.get(d.type)
         if kind is None:
             raise Failure(f"{where}.type: unknown device type {d.type!r} (c, b, u or p)")
-        if not d.path.startswith("/dev/"):
-            raise Failure(f"{where}.path: must be under /dev: {d.path!r}")
+        # anywhere in the rootfs, as runc allows: native/devices.c resolves the path and
+        # creates its parents inside the rootfs; relative paths are refused (the spec says
+        # "full path"), and so is the root itself
+        if not d.path.startswith("/") or not d.path.strip("/"):
+            raise Failure(f"{where}.path: must be an absolute path below /: {d.path!r}")
         if kind != k.S_IFIFO and (d.major is None or d.minor is None):
             raise Failure(f"{where}: major and minor are required for type {d.type!r}")
         mode = kind | ((d.file_mode if d.file_mode is not None else 0o666) & 0o7777)
