@@ -65,6 +65,8 @@ struct pyrt_mount {
                                   the destination (move_mount) and closes it.  -1: none.
                                   Set it always: 0 is an fd */
     int32_t tmpcopyup;         /* tmpfs: copy what it covers into it */
+    int32_t keep_dir_mode;     /* the new mount's root takes the mode of the directory it
+                                  covers, if that existed (tmpfs without mode=) */
 };
 
 struct pyrt_hook {

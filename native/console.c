@@ -65,7 +65,7 @@ static int mount_console(struct pyrt_ctx *c, int root_fd, int peer)
     char src[PYRT_FDPATH_LEN], dst[PYRT_FDPATH_LEN];
     int tfd, rc = 0;
 
-    tfd = pyrt_mkpath_in_root(root_fd, "/dev/console", PYRT_DEST_FILE, RESOLVE_NO_SYMLINKS);
+    tfd = pyrt_mkpath_in_root(root_fd, "/dev/console", PYRT_DEST_FILE, RESOLVE_NO_SYMLINKS, 0);
     if (tfd < 0)
         return pyrt_fail(c->sync_fd, "console", errno, "create /dev/console");
     pyrt_fdpath(src, peer);

@@ -42,7 +42,7 @@ int pyrt_make_cwd(struct pyrt_ctx *c)
 
     if (!c->plan->mkdir_cwd || !c->plan->cwd)
         return 0;
-    fd = pyrt_mkpath_in_root(c->root_fd, c->plan->cwd, PYRT_DEST_DIR, 0);
+    fd = pyrt_mkpath_in_root(c->root_fd, c->plan->cwd, PYRT_DEST_DIR, 0, 0);
     if (fd < 0)
         return pyrt_fail(c->sync_fd, "chdir", errno, "create cwd %s", c->plan->cwd);
     close(fd);

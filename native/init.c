@@ -91,7 +91,8 @@ static int after_start(struct pyrt_ctx *c)
     return 0;
 }
 
-void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int caller_fd)
+void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int caller_fd,
+               int src_sock)
 {
     struct pyrt_ctx c = {
         .plan = p,
@@ -101,10 +102,13 @@ void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int calle
         .root_fd = -1,
         .listener_fd = -1,
         .caller_fd = caller_fd,
+        .src_sock = src_sock, /* bind sources from stage1: mountsrc.c */
     };
 
-    if (before_ready(&c) < 0)
+    if (before_ready(&c) < 0) {
+        pyrt_rootfs_cleanup(&c); /* no mount namespace of its own: leave no mounts behind */
         _exit(1);
+    }
     if (pyrt_send(c.sync_fd, PYRT_MSG_READY, 0) < 0)
         _exit(1);
     if (after_start(&c) < 0)

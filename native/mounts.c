@@ -10,6 +10,7 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pyrt.h"
@@ -66,20 +67,54 @@ static int copy_up(struct pyrt_ctx *c, const struct pyrt_mount *m, int under_fd,
     return rc;
 }
 
+/* keep_dir_mode: the new mount's root takes `mode`, the covered directory's (as runc does). */
+static int chmod_mount_root(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t resolve,
+                            mode_t mode)
+{
+    char np[PYRT_FDPATH_LEN];
+    int nfd, rc = 0;
+
+    nfd = pyrt_open_in_root(c->root_fd, m->destination, resolve);
+    if (nfd < 0)
+        return pyrt_fail(c->sync_fd, "mount", errno, "reopen %s", m->destination);
+    pyrt_fdpath(np, nfd);
+    if (chmod(np, mode) < 0)
+        rc = pyrt_fail(c->sync_fd, "mount", errno, "chmod %s to %#o (the mode of the directory "
+                       "it covers)", m->destination, (unsigned)mode);
+    close(nfd);
+    return rc;
+}
+
+/* The mode of the existing directory at the destination, or -1 (missing, not a directory). */
+static int existing_dir_mode(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t resolve)
+{
+    struct stat st;
+    int fd = pyrt_open_in_root(c->root_fd, m->destination, resolve);
+    int mode = -1;
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+        mode = (int)(st.st_mode & 07777);
+    close(fd);
+    return mode;
+}
+
 static int do_mount(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t resolve)
 {
     char sp[PYRT_FDPATH_LEN], tp[PYRT_FDPATH_LEN];
     const char *fstype = m->fstype ? m->fstype : "";
     int bind = (m->flags & MS_BIND) != 0;
     int sfd = -1, tfd, rc = 0, err;
+    int dir_mode = m->keep_dir_mode && !bind ? existing_dir_mode(c, m, resolve) : -1;
 
-    if (bind && m->idmap_tree_fd < 0) {
-        sfd = open(m->source, O_PATH | O_CLOEXEC);
+    if (pyrt_wants_source_fd(m)) {
+        sfd = pyrt_next_mount_source(c, m); /* opened by stage1: mountsrc.c */
         if (sfd < 0)
             return pyrt_fail(c->sync_fd, "mount", errno, "bind source %s for %s",
                              m->source, m->destination);
     }
-    tfd = pyrt_mkpath_in_root(c->root_fd, m->destination, m->dest_kind, resolve);
+    tfd = pyrt_mkpath_in_root(c->root_fd, m->destination, m->dest_kind, resolve, 1);
     if (tfd < 0) {
         err = errno;
         if (sfd >= 0)
@@ -104,7 +139,9 @@ static int do_mount(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t res
         rc = pyrt_fail(c->sync_fd, "mount", errno, "%s on %s (%s)",
                        m->source ? m->source : "none", m->destination, fstype);
     } else if (m->tmpcopyup) {
-        rc = copy_up(c, m, tfd, resolve);
+        rc = copy_up(c, m, tfd, resolve); /* takes the directory's mode too */
+    } else if (dir_mode >= 0) {
+        rc = chmod_mount_root(c, m, resolve, (mode_t)dir_mode);
     }
     close(tfd);
     return rc;
@@ -149,6 +186,7 @@ int pyrt_do_mounts(struct pyrt_ctx *c)
 
     for (i = 0; rc == 0 && i < c->plan->n_mounts; i++)
         rc = mount_one(c, &c->plan->mounts[i]);
+    pyrt_close_mount_sources(c);
     /* attached or not, the trees are not for the container */
     for (i = 0; i < c->plan->n_mounts; i++)
         if (c->plan->mounts[i].idmap_tree_fd >= 0)

@@ -21,6 +21,7 @@
 #include "api.h"
 
 #define PYRT_FDPATH_LEN 32 /* "/proc/self/fd/" + an int */
+#define PYRT_SRC_BATCH 32  /* bind-mount source fds per message (mountsrc.c) */
 
 /* State carried through stage1 and init; lives on the child's stack. */
 struct pyrt_ctx {
@@ -30,12 +31,16 @@ struct pyrt_ctx {
     int fifo_fd;      /* init: exec fifo opened O_PATH, -1 if none */
     int caller_fd;    /* init: pidfd of the caller (lifeline.c), -1 if none */
     int root_fd;      /* init: O_PATH fd of the container root, -1 if none */
+    int root_bound;   /* init: the rootfs is bound onto itself (rootfs.c) */
     char exe[4096];   /* init: argv[0] resolved against path_search */
     int listener_fd;  /* init: socket to seccomp_listener, -1 if none (seccomp_load.c) */
     pid_t host_pid;   /* init: its pid in the caller's pid namespace (seccomp_load.c) */
     dev_t self_dev;   /* init: identity of the runtime's executable (exesafe.c) */
     ino_t self_ino;
     int self_known;
+    int src_sock;     /* init: socket of the bind-mount sources stage1 opened, -1 if none */
+    int src_fds[PYRT_SRC_BATCH]; /* init: received, not yet used (mountsrc.c) */
+    int src_n, src_next;
 };
 
 /* spawn.c: signal handlers and mask back to their defaults (a fork of Python has its own) */
@@ -54,7 +59,8 @@ int pyrt_fail_pid(int fd, int32_t pid, const char *step, int err, const char *fm
 /* safepath.c: paths inside the container root (fds are O_PATH|O_CLOEXEC) */
 void pyrt_fdpath(char buf[PYRT_FDPATH_LEN], int fd);
 int pyrt_open_in_root(int root_fd, const char *path, uint64_t resolve);
-int pyrt_mkpath_in_root(int root_fd, const char *path, int kind, uint64_t resolve);
+int pyrt_mkpath_in_root(int root_fd, const char *path, int kind, uint64_t resolve,
+                        int dangling); /* follow dangling symlinks, creating their targets */
 int pyrt_open_parent(int root_fd, const char *path, char *name, size_t name_len);
 unsigned long pyrt_locked_flags(int fd);   /* MS_* equivalents of fstatvfs flags */
 
@@ -64,7 +70,9 @@ int pyrt_write_maps(int proc_fd, pid_t pid, const struct pyrt_plan *p, int sync_
 int pyrt_wait_release(struct pyrt_ctx *c);
 
 /* rootfs.c */
+int pyrt_own_mount_ns(const struct pyrt_plan *p);
 int pyrt_prepare_root(struct pyrt_ctx *c);
+void pyrt_rootfs_cleanup(struct pyrt_ctx *c);
 int pyrt_pivot_root(struct pyrt_ctx *c);
 int pyrt_root_propagation_post(struct pyrt_ctx *c);
 int pyrt_mask_paths(struct pyrt_ctx *c);
@@ -122,6 +130,13 @@ int pyrt_proc_self(struct pyrt_ctx *c, int proc_fd, const char *step, char *buf,
 int pyrt_proc_write(struct pyrt_ctx *c, int proc_fd, const char *step, const char *rel,
                     const char *value);
 
+/* mountsrc.c: bind-mount sources, opened by stage1 and used by init in mount order */
+int pyrt_wants_source_fd(const struct pyrt_mount *m);
+int pyrt_needs_source_fds(const struct pyrt_plan *p);
+int pyrt_send_mount_sources(const struct pyrt_plan *p, int proc_fd, pid_t pid, int sock);
+int pyrt_next_mount_source(struct pyrt_ctx *c, const struct pyrt_mount *m);
+void pyrt_close_mount_sources(struct pyrt_ctx *c);
+
 /* mountattr.c, copyup.c */
 int pyrt_setattr(int fd, int recursive, uint64_t set, uint64_t clr, int userns_fd);
 int pyrt_attach_tree(int tree_fd, int tfd);
@@ -141,7 +156,7 @@ int pyrt_lifeline_rearm(struct pyrt_ctx *c); /* after a change of uid, which cle
 int pyrt_lifeline_cut(struct pyrt_ctx *c);
 
 /* init.c */
-void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int caller_fd)
-    __attribute__((noreturn));
+void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int caller_fd,
+               int src_sock) __attribute__((noreturn));
 
 #endif

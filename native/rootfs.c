@@ -1,7 +1,15 @@
 /*
  * rootfs.c - the container root: propagation, binding the rootfs onto itself,
  * pivot_root (or MS_MOVE + chroot), masked and read-only paths, read-only /.
- * All of it runs in init's own (new) mount namespace.
+ *
+ * All of it runs in init's mount namespace: a new one, or one joined by path
+ * (set up the same way, as runc does), or, when the config has none, the
+ * runtime's own.  Then, as runc does, the root is entered with chroot, not
+ * pivot_root; unlike runc, the propagation of the runtime's / is left alone
+ * (Python refuses rootfsPropagation, masked and read-only paths there) and
+ * only the rootfs bind is made private, so the container's mounts stay out of
+ * other namespaces.  They outlive the container, as with runc, unless setup
+ * fails: then init detaches them (pyrt_rootfs_cleanup).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,28 +22,47 @@
 
 #include "pyrt.h"
 
-static int in_new_mount_ns(const struct pyrt_plan *p)
+/* 1 when init has a mount namespace of its own, new or joined by path. */
+int pyrt_own_mount_ns(const struct pyrt_plan *p)
 {
-    return (p->clone_flags & CLONE_NEWNS) != 0;
+    size_t i;
+
+    if (p->clone_flags & CLONE_NEWNS)
+        return 1;
+    for (i = 0; i < p->n_joins; i++)
+        if (p->joins[i].type == CLONE_NEWNS)
+            return 1;
+    return 0;
 }
 
 int pyrt_prepare_root(struct pyrt_ctx *c)
 {
     const struct pyrt_plan *p = c->plan;
     int fd = c->sync_fd;
+    int own_ns = pyrt_own_mount_ns(p);
 
-    /* A guard, not a policy: everything below would otherwise change the host's mounts. */
-    if (!in_new_mount_ns(p))
-        return pyrt_failx(fd, "rootfs", EINVAL, "refusing to set up %s without a new mount namespace",
-                          p->rootfs);
-    if (p->root_propagation_pre && mount("", "/", NULL, p->root_propagation_pre, NULL) < 0)
+    if (own_ns && p->root_propagation_pre && mount("", "/", NULL, p->root_propagation_pre, NULL) < 0)
         return pyrt_fail(fd, "rootfs", errno, "set propagation of / to %#lx", p->root_propagation_pre);
     if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         return pyrt_fail(fd, "rootfs", errno, "bind %s onto itself", p->rootfs);
     c->root_fd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (c->root_fd < 0)
         return pyrt_fail(fd, "rootfs", errno, "open %s", p->rootfs);
+    c->root_bound = 1;
+    if (!own_ns && mount(NULL, p->rootfs, NULL, MS_PRIVATE | MS_REC, NULL) < 0)
+        return pyrt_fail(fd, "rootfs", errno, "make the bind of %s private", p->rootfs);
     return 0;
+}
+
+/* Setup failed in the runtime's own mount namespace: take the container's mounts away. */
+void pyrt_rootfs_cleanup(struct pyrt_ctx *c)
+{
+    char rp[PYRT_FDPATH_LEN];
+
+    if (!c->root_bound || pyrt_own_mount_ns(c->plan) || c->root_fd < 0)
+        return;
+    pyrt_fdpath(rp, c->root_fd);
+    umount2(rp, MNT_DETACH); /* best effort: the error being reported is the first one */
 }
 
 /*
@@ -72,7 +99,11 @@ int pyrt_pivot_root(struct pyrt_ctx *c)
 
     if (fchdir(c->root_fd) < 0)
         return pyrt_fail(fd, "pivot_root", errno, "chdir %s", p->rootfs);
-    if (p->no_pivot) {
+    if (!pyrt_own_mount_ns(p)) {
+        /* pivot_root or MS_MOVE would replace the runtime's own / */
+        if (chroot(".") < 0)
+            return pyrt_fail(fd, "pivot_root", errno, "chroot %s (no mount namespace)", p->rootfs);
+    } else if (p->no_pivot) {
         if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
             return pyrt_fail(fd, "pivot_root", errno, "move %s onto / (no_pivot)", p->rootfs);
         if (chroot(".") < 0)
@@ -93,7 +124,7 @@ int pyrt_root_propagation_post(struct pyrt_ctx *c)
 {
     unsigned long f = c->plan->root_propagation_post;
 
-    if (f && mount("", "/", NULL, f, NULL) < 0)
+    if (f && pyrt_own_mount_ns(c->plan) && mount("", "/", NULL, f, NULL) < 0)
         return pyrt_fail(c->sync_fd, "rootfs", errno, "set propagation of / to %#lx", f);
     return 0;
 }

@@ -64,14 +64,40 @@ static int create_last(int parent_fd, const char *name, int kind)
     return 0;
 }
 
+#define MKPATH_MAX_LINKS 40 /* as the kernel's own limit on nested symlinks */
+
 /*
- * Open `path` inside the root, creating missing components one at a time:
- * directories, and the last one as `kind`.  Each parent is itself opened
- * inside the root, so a symlink met on the way is followed within the root.
- * An existing dangling symlink is not followed out: creation fails with EEXIST
- * and the re-lookup then reports ENOENT.
+ * `link` (named `name` in the directory `dir`, whose path is `dir_path`, `dir_len` bytes)
+ * is a dangling symlink: write into `next` the path that continues through its target,
+ * then `rest`.  Return 0, or -1 with errno (EINVAL: not a symlink).
  */
-int pyrt_mkpath_in_root(int root_fd, const char *path, int kind, uint64_t resolve)
+static int through_link(int dir, const char *name, const char *dir_path, size_t dir_len,
+                        const char *rest, char next[PATH_MAX])
+{
+    char target[PATH_MAX];
+    ssize_t n = readlinkat(dir, name, target, sizeof target - 1);
+    int len;
+
+    if (n < 0)
+        return -1;
+    target[n] = '\0';
+    if (target[0] == '/')
+        len = snprintf(next, PATH_MAX, "%s/%s", target, rest);
+    else
+        len = snprintf(next, PATH_MAX, "/%.*s/%s/%s", (int)dir_len, dir_path, target, rest);
+    if (len < 0 || len >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * One pass of pyrt_mkpath_in_root over `path`.  Returns the fd, -1 with errno, or -2
+ * when a component is a dangling symlink: `next` then holds the path through its target.
+ */
+static int mkpath_pass(int root_fd, const char *path, int kind, uint64_t resolve,
+                       int dangling, char next[PATH_MAX])
 {
     char buf[PATH_MAX];
     char *p, *end;
@@ -104,6 +130,15 @@ int pyrt_mkpath_in_root(int root_fd, const char *path, int kind, uint64_t resolv
                 fd = -1;
             else
                 fd = pyrt_open_in_root(root_fd, buf, resolve);
+            /* still missing after creating it: a symlink to nowhere, which runc follows */
+            if (fd < 0 && errno == ENOENT && dangling && !(resolve & RESOLVE_NO_SYMLINKS) &&
+                through_link(parent, p, buf, (size_t)(p - buf), end ? path + (end - buf) + 1 : "",
+                             next) == 0) {
+                close(parent);
+                return -2;
+            }
+            if (fd < 0 && errno == EINVAL)
+                errno = ENOENT;
         }
         saved = errno;
         close(parent);
@@ -121,8 +156,34 @@ int pyrt_mkpath_in_root(int root_fd, const char *path, int kind, uint64_t resolv
 }
 
 /*
+ * Open `path` inside the root, creating missing components one at a time:
+ * directories, and the last one as `kind`.  Each parent is itself opened
+ * inside the root, so a symlink met on the way is followed within the root.
+ * With `dangling`, a dangling symlink is followed too, as runc does for mount
+ * destinations and device paths: its target is created, resolved inside the
+ * root like any other path (absolute targets from the root, ".." clamped at
+ * it), unless `resolve` forbids symlinks.  Without, creation fails with EEXIST
+ * and the re-lookup then reports ENOENT (runc's MkdirAll of a cwd fails so).
+ */
+int pyrt_mkpath_in_root(int root_fd, const char *path, int kind, uint64_t resolve, int dangling)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    const char *cur = path;
+    int hops, fd;
+
+    for (hops = 0; hops <= MKPATH_MAX_LINKS; hops++) {
+        fd = mkpath_pass(root_fd, cur, kind, resolve, dangling, hops % 2 ? a : b);
+        if (fd != -2)
+            return fd;
+        cur = hops % 2 ? a : b;
+    }
+    errno = ELOOP;
+    return -1;
+}
+
+/*
  * Open the parent directory of `path` inside the root (creating it if
- * missing) and copy the last component into `name`.
+ * missing, through dangling symlinks too) and copy the last component into `name`.
  */
 int pyrt_open_parent(int root_fd, const char *path, char *name, size_t name_len)
 {
@@ -150,7 +211,7 @@ int pyrt_open_parent(int root_fd, const char *path, char *name, size_t name_len)
         return -1;
     }
     dir[slash - dir] = '\0';
-    return pyrt_mkpath_in_root(root_fd, dir[0] ? dir : "/", PYRT_DEST_DIR, 0);
+    return pyrt_mkpath_in_root(root_fd, dir[0] ? dir : "/", PYRT_DEST_DIR, 0, 1);
 }
 
 /*

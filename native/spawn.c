@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -87,6 +88,7 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     int proc_fd;
     int fifo_fd = -1;
     int caller_fd;
+    int src[2] = { -1, -1 };
     pid_t pid;
     char go = '1';
 
@@ -134,6 +136,13 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
         _exit(1);
     }
 
+    /* bind sources are opened here, as the runtime: mountsrc.c */
+    if (pyrt_needs_source_fds(p) &&
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, src) < 0) {
+        pyrt_fail(fd, "stage1", errno, "socketpair for bind sources");
+        _exit(1);
+    }
+
     pid = clone_init(p, fd);
     if (pid == -2)
         _exit(1);
@@ -144,11 +153,17 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     if (pid == 0) {
         close(release[1]);
         close(proc_fd);
-        pyrt_init(p, release[0], fifo_fd, caller_fd);
+        if (src[1] >= 0)
+            close(src[1]);
+        pyrt_init(p, release[0], fifo_fd, caller_fd, src[0]);
     }
     close(release[0]);
+    if (src[0] >= 0)
+        close(src[0]);
 
     if (maps && pyrt_write_maps(proc_fd, pid, p, fd) < 0)
+        goto kill_init;
+    if (src[1] >= 0 && pyrt_send_mount_sources(p, proc_fd, pid, src[1]) < 0)
         goto kill_init;
     if (pyrt_send(fd, PYRT_MSG_PID, pid) < 0) {
         pyrt_fail_pid(fd, pid, "sync", errno, "send init pid");

@@ -73,6 +73,7 @@ def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi
         c.rec_attr_set, c.rec_attr_clr = m.rec_attr_set, m.rec_attr_clr
         c.idmap_tree_fd = m.idmap_fd  # made by _open_idmaps, -1 if none
         c.tmpcopyup = int(m.tmpcopyup)
+        c.keep_dir_mode = int(m.keep_dir_mode)
 
     def fill_hook(c, h):  # noqa: ANN001, ANN202
         c.path, c.argv, c.envp, c.timeout = s(h[0]), strv(h[1]), strv(h[2]), h[3]

@@ -116,11 +116,25 @@ def test_user_namespace_is_joined_first(bundle) -> None:
     (lambda s: s["root"].update(path="missing"), "root.path:"),
     (lambda s: s["linux"].update(devices=[{"type": "x", "path": "/dev/x"}]),
      "linux.devices[0].type: unknown device type 'x'"),
+    # anywhere in the rootfs (tests/test_differential_mounts.py), but a full path below /
+    (lambda s: s["linux"].update(devices=[{"type": "p", "path": "dev/x"}]),
+     "linux.devices[0].path: must be an absolute path below /: 'dev/x'"),
+    (lambda s: s["linux"].update(devices=[{"type": "p", "path": "//"}]),
+     "linux.devices[0].path: must be an absolute path below /: '//'"),
 ])
 def test_plan_refusals_name_the_field(bundle, mutate, message) -> None:
     with pytest.raises(Failure, match="^config.json: ") as info:
         _plan(bundle, mutate)
     assert message in str(info.value)
+
+
+def test_tmpfs_keeps_dir_mode_unless_mode_given(bundle) -> None:
+    def mutate(s):  # noqa: ANN001, ANN202
+        s["mounts"] += [{"destination": "/a", "type": "tmpfs", "source": "tmpfs"},
+                        {"destination": "/b", "type": "tmpfs", "source": "tmpfs",
+                         "options": ["size=1m", "mode=0700"]}]
+    a, b = _plan(bundle, mutate).mounts[-2:]
+    assert a.keep_dir_mode and not b.keep_dir_mode
 
 
 def test_shared_root_propagation_is_applied_after_pivot(bundle) -> None:

@@ -25,7 +25,7 @@ class MountStep:
 
     __slots__ = ("source", "destination", "fstype", "flags", "propagation", "data", "is_file",
                  "rec_attr_set", "rec_attr_clr", "idmap", "idmap_recursive", "tmpcopyup",
-                 "idmap_fd")
+                 "idmap_fd", "keep_dir_mode")
 
     def __init__(self, source: str | None, destination: str, fstype: str | None, flags: int,
                  propagation: int, data: str | None, is_file: bool) -> None:
@@ -42,6 +42,7 @@ class MountStep:
         self.idmap_recursive = False
         self.tmpcopyup = False
         self.idmap_fd = -1  # spawn.py: the detached idmapped tree, while spawning
+        self.keep_dir_mode = False  # the mount's root takes the covered directory's mode
 
 
 class Plan:

@@ -29,6 +29,10 @@ def finish(step: MountStep, spec: Spec, i: int, opts: ParsedOptions, is_bind: bo
         if m.type != "tmpfs":
             raise Failure(f"{where}.options: tmpcopyup needs a tmpfs mount, not {m.type!r}")
         step.tmpcopyup = True
+    # a tmpfs over an existing directory takes its mode, as runc does; an explicit mode=
+    # wins (runc 1.1.5 chmods over it, which loses what the config asked for)
+    if m.type == "tmpfs" and not any(o.startswith("mode=") for o in (step.data or "").split(",")):
+        step.keep_dir_mode = True
     wants_idmap = bool({"idmap", "ridmap"} & opts.extensions)
     if not (wants_idmap or m.uid_mappings or m.gid_mappings):
         return

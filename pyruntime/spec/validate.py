@@ -57,11 +57,26 @@ def validate(spec: Spec) -> None:
         raise _fail("hostname", "setting the hostname needs a new uts namespace")
     if spec.domainname and "uts" not in namespaces:
         raise _fail("domainname", "setting the domainname needs a new uts namespace")
+    if linux is not None and "mount" not in namespaces:
+        _no_mount_namespace(linux)
     for i, m in enumerate(spec.mounts):
         if not m.destination.startswith("/"):
             raise _fail(f"mounts[{i}].destination", f"must be an absolute path: {m.destination!r}")
     _hooks(spec)
     _lsm(spec)
+
+
+def _no_mount_namespace(linux) -> None:  # noqa: ANN001
+    """Without a mount namespace the container's mounts are made in the runtime's own
+    (native/rootfs.c): refuse what would change the runtime's mounts outside the rootfs,
+    as runc does for masked and read-only paths (runc applies rootfsPropagation to the
+    runtime's / instead)."""
+    for field, value in (("linux.maskedPaths", linux.masked_paths),
+                         ("linux.readonlyPaths", linux.readonly_paths),
+                         ("linux.rootfsPropagation", linux.rootfs_propagation)):
+        if value:
+            raise _fail(field, "needs a mount namespace (linux.namespaces has none, so the "
+                        "container would share the runtime's mounts)")
 
 
 def _hooks(spec: Spec) -> None:
