@@ -7,8 +7,9 @@
  * runtime's own.  Then, as runc does, the root is entered with chroot, not
  * pivot_root; unlike runc, the propagation of the runtime's / is left alone
  * (Python refuses rootfsPropagation, masked and read-only paths there) and
- * only the rootfs bind is made private, so the container's mounts stay out of
- * other namespaces.  They outlive the container, as with runc, unless setup
+ * only the rootfs bind is made private, so the container's mounts below it
+ * stay out of other namespaces (the bind itself reaches the peers of a shared
+ * parent mount, and leaves them with it).  They outlive the container, as with runc, unless setup
  * fails: then init detaches them (pyrt_rootfs_cleanup).
  */
 #include <errno.h>
