@@ -11,8 +11,11 @@
  * them.  They travel over a SOCK_SEQPACKET pair made before init's clone, in
  * batches of PYRT_SRC_BATCH (SCM_RIGHTS, received close-on-exec); init takes them
  * one by one as its mounts need them and closes the rest and the socket when the
- * mounts are done.  Idmapped binds carry their tree instead (mountattr.c); in a
- * user namespace joined by path init opens the sources itself.
+ * mounts are done.  Idmapped binds carry their tree instead (mountattr.c).
+ *
+ * When a user namespace is joined by path, stage1 is that namespace's root by then:
+ * a helper forked before the joins stays the runtime (pyrt_source_helper_*), as
+ * runc's stage-0 does, and does the opening in stage1's stead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +23,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pyrt.h"
@@ -36,16 +42,8 @@ int pyrt_needs_source_fds(const struct pyrt_plan *p)
 
     if (!p->rootfs)
         return 0;
-    /*
-     * In a user namespace joined by path stage1 is no more privileged than init, and
-     * may not even open init's /proc/PID/ns/mnt (init is not dumpable): init opens
-     * the sources itself, as that namespace's root.
-     */
-    for (i = 0; i < p->n_joins; i++)
-        if (p->joins[i].type == CLONE_NEWUSER)
-            return 0;
     /* setns(CLONE_NEWNS) needs CAP_SYS_CHROOT here: a rootless caller has nothing to add */
-    if ((p->clone_flags & CLONE_NEWNS) && geteuid() != 0)
+    if ((pyrt_own_mount_ns(p) || pyrt_source_helper_needed(p)) && geteuid() != 0)
         return 0;
     for (i = 0; i < p->n_mounts; i++)
         if (pyrt_wants_source_fd(&p->mounts[i]))
@@ -92,15 +90,29 @@ static void close_all(int *fds, int n)
         close(fds[i]);
 }
 
-/* stage1, init cloned but not released: open and send every source.  Reports its failure. */
-int pyrt_send_mount_sources(const struct pyrt_plan *p, int proc_fd, pid_t pid, int sock)
+int pyrt_source_helper_needed(const struct pyrt_plan *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_joins; i++)
+        if (p->joins[i].type == CLONE_NEWUSER)
+            return 1;
+    return 0;
+}
+
+/*
+ * stage1 or its helper, init cloned but not released: open and send every source,
+ * from init's mount namespace when `join` (else the caller is in it already).
+ * Reports its failure.
+ */
+int pyrt_send_mount_sources(const struct pyrt_plan *p, int proc_fd, pid_t pid, int sock, int join)
 {
     int fds[PYRT_SRC_BATCH];
     int n = 0, fd, err;
     char rel[64];
     size_t i;
 
-    if (p->clone_flags & CLONE_NEWNS) {
+    if (join) {
         snprintf(rel, sizeof rel, "%d/ns/mnt", (int)pid);
         fd = openat(proc_fd, rel, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -145,6 +157,70 @@ int pyrt_send_mount_sources(const struct pyrt_plan *p, int proc_fd, pid_t pid, i
         close_all(fds, n);
     }
     return 0;
+}
+
+/*
+ * stage1, before any join: fork the helper, which waits for init's pid on the pipe
+ * whose write end goes to *go_fd.  Returns its pid, or -1 (reported).
+ */
+pid_t pyrt_source_helper_start(const struct pyrt_plan *p, int proc_fd, int sock, int *go_fd)
+{
+    int go[2], err;
+    int32_t pid;
+    ssize_t n;
+    pid_t h;
+
+    if (pipe2(go, O_CLOEXEC) < 0)
+        return pyrt_fail(p->sync_fd, "stage1", errno, "pipe2 for the bind sources helper");
+    h = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0, 0, 0, 0);
+    if (h < 0) {
+        err = errno;
+        close(go[0]);
+        close(go[1]);
+        return pyrt_fail(p->sync_fd, "stage1", err, "fork the bind sources helper");
+    }
+    if (h == 0) {
+        close(go[1]);
+        do
+            n = read(go[0], &pid, sizeof pid);
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t)sizeof pid)
+            _exit(1); /* stage1 gave up, and said why */
+        _exit(pyrt_send_mount_sources(p, proc_fd, pid, sock, pyrt_own_mount_ns(p)) < 0 ? 1 : 0);
+    }
+    close(go[0]);
+    *go_fd = go[1];
+    return h;
+}
+
+/* stage1: the helper is not needed any more (stage1 failed before cloning init). */
+void pyrt_source_helper_abort(pid_t helper, int go_fd)
+{
+    close(go_fd); /* EOF: it exits */
+    while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* stage1: give the helper init's pid and wait for it.  0, or -1 (reported). */
+int pyrt_source_helper_finish(const struct pyrt_plan *p, pid_t helper, int go_fd, pid_t pid)
+{
+    int32_t v = pid;
+    ssize_t n;
+    int status;
+
+    do
+        n = write(go_fd, &v, sizeof v);
+    while (n < 0 && errno == EINTR);
+    close(go_fd);
+    while (waitpid(helper, &status, 0) < 0)
+        if (errno != EINTR)
+            return pyrt_fail_pid(p->sync_fd, pid, "mount", errno, "wait for the bind sources helper");
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (n == (ssize_t)sizeof v && WIFEXITED(status) && WEXITSTATUS(status) == 1)
+        return -1; /* it reported */
+    return pyrt_fail_pid(p->sync_fd, pid, "mount", 0, "the bind sources helper failed (status %#x)",
+                         (unsigned)status);
 }
 
 /* init: the source fd of the next bind mount, `m` (the caller closes it), or -1 with errno. */

@@ -133,7 +133,11 @@ int pyrt_proc_write(struct pyrt_ctx *c, int proc_fd, const char *step, const cha
 /* mountsrc.c: bind-mount sources, opened by stage1 and used by init in mount order */
 int pyrt_wants_source_fd(const struct pyrt_mount *m);
 int pyrt_needs_source_fds(const struct pyrt_plan *p);
-int pyrt_send_mount_sources(const struct pyrt_plan *p, int proc_fd, pid_t pid, int sock);
+int pyrt_send_mount_sources(const struct pyrt_plan *p, int proc_fd, pid_t pid, int sock, int join);
+int pyrt_source_helper_needed(const struct pyrt_plan *p); /* a user namespace is joined */
+pid_t pyrt_source_helper_start(const struct pyrt_plan *p, int proc_fd, int sock, int *go_fd);
+void pyrt_source_helper_abort(pid_t helper, int go_fd);
+int pyrt_source_helper_finish(const struct pyrt_plan *p, pid_t helper, int go_fd, pid_t pid);
 int pyrt_next_mount_source(struct pyrt_ctx *c, const struct pyrt_mount *m);
 void pyrt_close_mount_sources(struct pyrt_ctx *c);
 

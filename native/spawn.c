@@ -80,6 +80,14 @@ static pid_t clone_init(const struct pyrt_plan *p, int sync_fd)
     return (pid_t)pid;
 }
 
+/* stage1's failure exit: its bind sources helper (mountsrc.c), if any, goes first. */
+static void __attribute__((noreturn)) stage1_exit(pid_t helper, int helper_go)
+{
+    if (helper > 0)
+        pyrt_source_helper_abort(helper, helper_go);
+    _exit(1);
+}
+
 static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
 {
     int fd = p->sync_fd;
@@ -89,6 +97,8 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     int fifo_fd = -1;
     int caller_fd;
     int src[2] = { -1, -1 };
+    int helper_go = -1;
+    pid_t helper = -1;
     pid_t pid;
     char go = '1';
 
@@ -124,37 +134,42 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
     }
     /* a pidfd of the caller, while it is surely our parent (lifeline.c); -1: no check */
     caller_fd = (int)syscall(SYS_pidfd_open, getppid(), 0);
+    /* bind sources are opened as the runtime, by stage1 or its helper: mountsrc.c */
+    if (pyrt_needs_source_fds(p)) {
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, src) < 0) {
+            pyrt_fail(fd, "stage1", errno, "socketpair for bind sources");
+            _exit(1);
+        }
+        if (pyrt_source_helper_needed(p)) {
+            helper = pyrt_source_helper_start(p, proc_fd, src[1], &helper_go);
+            if (helper < 0)
+                _exit(1);
+        }
+    }
     /* v1 hierarchies: into the container's cgroups before any setns (cgroup2: at clone) */
-    if (pyrt_join_cgroups(p, fd) < 0)
-        _exit(1);
-    if (pyrt_join_namespaces(p, fd) < 0)
-        _exit(1);
-    if (pyrt_setup_timens(p, fd) < 0)
-        _exit(1);
+    if (pyrt_join_cgroups(p, fd) < 0 ||
+        pyrt_join_namespaces(p, fd) < 0 ||
+        pyrt_setup_timens(p, fd) < 0)
+        stage1_exit(helper, helper_go);
     if (pipe2(release, O_CLOEXEC) < 0) {
         pyrt_fail(fd, "stage1", errno, "pipe2");
-        _exit(1);
-    }
-
-    /* bind sources are opened here, as the runtime: mountsrc.c */
-    if (pyrt_needs_source_fds(p) &&
-        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, src) < 0) {
-        pyrt_fail(fd, "stage1", errno, "socketpair for bind sources");
-        _exit(1);
+        stage1_exit(helper, helper_go);
     }
 
     pid = clone_init(p, fd);
     if (pid == -2)
-        _exit(1);
+        stage1_exit(helper, helper_go);
     if (pid < 0) {
         pyrt_fail(fd, "clone", errno, "clone init (namespace flags %#x)", (unsigned)p->clone_flags);
-        _exit(1);
+        stage1_exit(helper, helper_go);
     }
     if (pid == 0) {
         close(release[1]);
         close(proc_fd);
         if (src[1] >= 0)
             close(src[1]);
+        if (helper_go >= 0)
+            close(helper_go);
         pyrt_init(p, release[0], fifo_fd, caller_fd, src[0]);
     }
     close(release[0]);
@@ -163,8 +178,16 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
 
     if (maps && pyrt_write_maps(proc_fd, pid, p, fd) < 0)
         goto kill_init;
-    if (src[1] >= 0 && pyrt_send_mount_sources(p, proc_fd, pid, src[1]) < 0)
+    if (helper > 0) {
+        if (pyrt_source_helper_finish(p, helper, helper_go, pid) < 0) {
+            helper = -1;
+            goto kill_init;
+        }
+        helper = -1;
+    } else if (src[1] >= 0 && pyrt_send_mount_sources(p, proc_fd, pid, src[1],
+                                                      (p->clone_flags & CLONE_NEWNS) != 0) < 0) {
         goto kill_init;
+    }
     if (pyrt_send(fd, PYRT_MSG_PID, pid) < 0) {
         pyrt_fail_pid(fd, pid, "sync", errno, "send init pid");
         goto kill_init;
@@ -177,7 +200,7 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
 
 kill_init:
     kill(pid, SIGKILL);
-    _exit(1);
+    stage1_exit(helper, helper_go);
 }
 
 int pyrt_spawn(const struct pyrt_plan *plan)

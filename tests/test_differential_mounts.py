@@ -228,6 +228,50 @@ def test_bind_sources_only_host_root_reaches(runtime: Runtime, bundle, tmp_path:
     assert len(mine_lines[cut:]) == 3
 
 
+def test_bind_sources_in_a_joined_user_namespace(runtime: Runtime, bundle,
+                                                tmp_path: Path) -> None:
+    """The same, the user namespace joined by path (another container's): the runtime still
+    opens the sources as host root (runc's stage-0 does; here a helper forked before the
+    joins)."""
+    userns(tmp_path)
+    secret = tmp_path / "secret"
+    (secret / "sub").mkdir(parents=True)
+    secret.chmod(0o700)
+    (secret / "sub" / "f").write_text("below a 0700 directory\n")
+    owner = bundle(name="owner")
+    owner.config["process"]["args"] = ["sleep", "1000"]
+    owner.config["linux"]["namespaces"].append({"type": "user"})
+    owner.config["linux"]["uidMappings"] = ID_MAP
+    owner.config["linux"]["gidMappings"] = ID_MAP
+    owner.config["mounts"] = [m for m in owner.config["mounts"]
+                              if m["destination"] != "/sys/fs/cgroup"]
+    owner.write()
+    runtime.create(owner, "owner")
+    user_ns = f"/proc/{runtime.state('owner')['pid']}/ns/user"
+
+    def setup(b) -> None:
+        b.config["linux"]["namespaces"].append({"type": "user", "path": user_ns})
+        # the joined namespace's own mappings: runc 1.1.5 wants them even when joining
+        b.config["linux"]["uidMappings"] = ID_MAP
+        b.config["linux"]["gidMappings"] = ID_MAP
+        b.config["mounts"] = [m for m in b.config["mounts"]
+                              if m["destination"] != "/sys/fs/cgroup"]
+        (b.path / "rootfs" / "s2").mkdir()
+        b.config["mounts"].append({"destination": "/s2", "type": "bind",
+                                   "source": str(secret / "sub"), "options": ["bind", "ro"]})
+        b.config["process"]["args"] = ["sh", "-c", (
+            "cat /s2/f; cat /proc/self/uid_map; grep -E ' /s2 ' /proc/self/mountinfo")]
+
+    a, b = twin_bundles(bundle, setup)
+    mine, runcs = ours(runtime, a).stdout, theirs(tmp_path, b).stdout
+    lines = mine.splitlines()
+    assert lines[0] == "below a 0700 directory" and lines[1].split() == ["0", "100000", "65536"]
+    assert mine.splitlines()[:2] == runcs.splitlines()[:2]
+    assert mountinfo(mine.splitlines()[2:]) == mountinfo(runcs.splitlines()[2:])
+    assert len(mine.splitlines()) == 3
+    runtime.delete("owner", force=True)
+
+
 def _holder() -> subprocess.Popen[bytes]:
     """A process in a private mount namespace of its own, to be joined by path."""
     here = os.readlink("/proc/self/ns/mnt")
