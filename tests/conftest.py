@@ -81,6 +81,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("cgroupv2"):
                 item.add_marker(skip_v2)
+    criu_items = [item for item in items if item.get_closest_marker("criu")]
+    if criu_items:
+        why = criu_does_not_work()
+        if why:
+            skip_criu = pytest.mark.skip(reason=f"CRIU does not work here ({why}); "
+                                         "runs in make test-cgroupv2")
+            for item in criu_items:
+                item.add_marker(skip_criu)
+
+
+def criu_does_not_work() -> str:
+    """Why `criu check` fails on this kernel ("" when it passes)."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["criu", "check"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"criu check: {e}"
+    if r.returncode == 0:
+        return ""
+    errors = [ln for ln in r.stderr.splitlines() if "Error" in ln] or [r.stderr.strip()]
+    return "criu check: " + errors[0].split("): ", 1)[-1]
 
 
 def _has_cgroup_v2_controllers() -> bool:

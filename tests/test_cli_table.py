@@ -41,6 +41,12 @@ AGREEING = [
     ["exec", "-t", "--cwd", "/tmp", "-e", "A=1", "--env", "B=2", "-u", "1:2", "--cap",
      "CAP_CHOWN", "c", "sh", "-c", "echo --not-an-option"],
     ["exec", "c", "ls", "-l"],
+    # checkpoint/restore as podman and containerd send them
+    ["--criu", "/usr/sbin/criu", "checkpoint", "--image-path", "/i", "--work-path", "/w",
+     "--leave-running", "--tcp-established", "--manage-cgroups-mode", "soft", "c"],
+    ["checkpoint", "--pre-dump", "--parent-path", "../p", "--empty-ns", "network", "c"],
+    ["restore", "--image-path", "/i", "--bundle", "/b", "-d", "--pid-file", "/p",
+     "--console-socket", "/s", "--no-pivot", "--no-subreaper", "--file-locks", "c"],
     # images: two-word verbs, and run --image (the trailing args keep a "--" after the id:
     # both parsers leave it, the run verb drops one leading "--")
     ["--root", "/r", "image", "load", "oci:/tmp/lay:v1"],
