@@ -114,7 +114,8 @@ def test_leave_running_then_restore_into_a_new_id(runtime: Runtime, bundle, pipe
     pipes.run(runtime, "checkpoint", "--leave-running", "--image-path", image, "c1")
     assert runtime.status("c1") == "running"
     pipes.numbers(2)  # still counting
-    pipes.run(runtime, "restore", "-d", "--image-path", image, "--bundle", b, "c2")
+    b2 = bundle(["sh", "-c", COUNTER], name="b2")  # a cgroup of its own: c1 still runs
+    pipes.run(runtime, "restore", "-d", "--image-path", image, "--bundle", b2, "c2")
     assert runtime.status("c2") == "running"
     assert runtime.state("c2")["pid"] != runtime.state("c1")["pid"]
     runtime.delete("c1", force=True)

@@ -47,7 +47,8 @@ def checkpoint(store: Store, state: ContainerState, values: dict, criu: str,
         v2_root = v2_root_of_host()
         if cgroup is not None:
             opts.freeze_cgroup = _freezer_dir(cgroup)
-        for key, val in options.external_mounts(spec, restoring=False, cgroup_v2_root=v2_root):
+        for key, val in options.external_mounts(spec, restoring=False, cgroup_v2_root=v2_root,
+                                                init_pid=state.pid):
             opts.ext_mnt.add(key=key, val=val)
         _save_descriptors(state.pid, image)
         req = rpc.criu_req(type=rpc.PRE_DUMP if pre_dump else rpc.DUMP, opts=opts)

@@ -25,10 +25,12 @@ def is_bind(m) -> bool:  # noqa: ANN001 - spec.model.Mount
     return m.type == "bind" or any(o in ("bind", "rbind") for o in (m.options or []))
 
 
-def external_mounts(spec: Spec, *, restoring: bool, cgroup_v2_root: str | None
-                    ) -> list[tuple[str, str]]:
+def external_mounts(spec: Spec, *, restoring: bool, cgroup_v2_root: str | None,
+                    init_pid: int = 0) -> list[tuple[str, str]]:
     """[(key, value)] of CRIU's ext_mnt: keyed by the destination in the container; the
-    value is the destination again when dumping, the host source when restoring."""
+    value is the destination again when dumping, the host source when restoring.
+    A masked directory is a tmpfs CRIU dumps like any other: only masked files (the
+    init's view decides, through /proc/<init_pid>/root) are /dev/null binds."""
     out = []
     for m in spec.mounts:
         if is_bind(m):
@@ -40,7 +42,8 @@ def external_mounts(spec: Spec, *, restoring: bool, cgroup_v2_root: str | None
         if restoring:
             out.append(("/dev/null", "/dev/null"))
         else:
-            out += [(p, "/dev/null") for p in masked]
+            out += [(p, "/dev/null") for p in masked
+                    if not os.path.isdir(f"/proc/{init_pid}/root{p}")]
     return out
 
 

@@ -4,8 +4,8 @@ The container's state directory and cgroups are made first; `criu swrk` is put i
 cgroups (CRIU restores the tasks there: cg_root points at them) and restores the tree
 as a sibling, so the restored init is this process's child (--restore-sibling), like the
 init of `run`. CRIU needs the root to be a mount point whose parent is not overmounted:
-the rootfs is bound onto <state dir>/criu-root in a mount namespace of CRIU's own, so
-the runtime's mount table never sees it.
+the rootfs is bound onto <state dir>/criu-root in a mount namespace this process makes
+for itself (restore always runs cold), so the host's mount table never sees it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+MNT_DETACH = 2
 
 
 def restore(store: Store, container_id: str, bundle: str, values: dict, criu: str,
@@ -54,12 +55,14 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
     cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id)
     directory = store.reserve(container_id)
     made_cgroups, pid = False, 0
+    unbind: Callable[[], None] | None = None
     restored: dict = {}
     try:
         cgroups.setup(cgroup, linux.resources if linux else None, warn)
         made_cgroups = True
         criu_root = os.path.join(directory, "criu-root")
         os.mkdir(criu_root, 0o755)
+        unbind = _bind_root_privately(rootfs, criu_root)
         image_fd, work_fd = options.open_dir(image), options.open_dir(work)
         try:
             opts = rpc.criu_opts(images_dir_fd=image_fd, work_dir_fd=work_fd, log_level=4,
@@ -76,7 +79,7 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
                 if isinstance(name, str) and name.startswith("pipe:"):
                     opts.inherit_fd.add(key=name, fd=fd)
             swrk = Swrk(criu, pass_fds=(image_fd, work_fd), stdio=(0, 1, 2),
-                        preexec=_private_root(rootfs, criu_root))
+)
             try:
                 cgroup.add_pid(swrk.pid)
                 for ctrl, path in _cgroups_of(swrk.pid):
@@ -100,6 +103,8 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
         fields = stat_fields(pid) if pid else None
         if fields is None:
             raise Failure("restore: the restored init exited at once")
+        unbind()
+        unbind = None
         os.rmdir(criu_root)
         state = ContainerState({
             "id": container_id,
@@ -121,6 +126,8 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
             write_pid_file(values["pid_file"], pid)
         return state
     except BaseException:
+        if unbind is not None:  # before the state dir's removal recurses into it
+            unbind()
         if pid:
             from pyruntime import children
 
@@ -149,21 +156,31 @@ def _cgroups_of(pid: int) -> list[tuple[str, str]]:
     return out
 
 
-def _private_root(rootfs: str, criu_root: str) -> Callable[[], None]:
-    """In criu's child before exec: a private mount namespace with the rootfs bound on
-    criu_root (CRIU wants the root to be a mount point)."""
+def _bind_root_privately(rootfs: str, criu_root: str) -> Callable[[], None]:
+    """Bind the rootfs on criu_root in a mount namespace of this process's own, so the
+    host never sees the mount (and it dies with this process); return its undo.
+
+    Unsharing here rather than in criu's child matters: CRIU opens the image and work
+    dirs as /proc/<its peer>/fd/N, i.e. through this process, and mounts its cgroup yard
+    in the work dir, which the kernel refuses (EINVAL) on a mount of another namespace."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    src, dst = rootfs.encode(), criu_root.encode()
 
-    def preexec() -> None:
-        if (libc.unshare(CLONE_NEWNS) != 0
-                or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0
-                or libc.mount(src, dst, None, MS_BIND | MS_REC, None) != 0):
-            raise OSError(ctypes.get_errno(), "restore: a private mount of the rootfs")
+    def check(ret: int, what: str) -> None:
+        if ret != 0:
+            e = ctypes.get_errno()
+            raise Failure(f"restore: {what}: {os.strerror(e)}")
 
-    return preexec
+    check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    check(libc.mount(rootfs.encode(), criu_root.encode(), None, MS_BIND | MS_REC, None),
+          f"bind {rootfs} on {criu_root}")
+
+    def undo() -> None:
+        libc.umount2(criu_root.encode(), MNT_DETACH)
+
+    return undo
 
 
 def _notifications(records: dict, container_id: str, bundle: str, annotations: dict,
