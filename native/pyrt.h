@@ -68,6 +68,7 @@ int pyrt_prepare_root(struct pyrt_ctx *c);
 int pyrt_pivot_root(struct pyrt_ctx *c);
 int pyrt_root_propagation_post(struct pyrt_ctx *c);
 int pyrt_mask_paths(struct pyrt_ctx *c);
+int pyrt_reopen_dev_null(struct pyrt_ctx *c);
 int pyrt_readonly_paths(struct pyrt_ctx *c);
 int pyrt_readonly_root(struct pyrt_ctx *c);
 
