@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support.cgroups import cgroups_path  # noqa: E402
 from support.config import deep_merge, default_config  # noqa: E402
+from support.criu import criu_does_not_work  # noqa: E402
 from support.leftovers import TOKEN_VAR, snapshot_pid_namespaces  # noqa: E402
 from support.runtime import Runtime, served_suite, using_other_runtime  # noqa: E402
 from support.served import SOCKET_ENV, Server  # noqa: E402
@@ -89,20 +90,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                          "runs in make test-cgroupv2")
             for item in criu_items:
                 item.add_marker(skip_criu)
-
-
-def criu_does_not_work() -> str:
-    """Why `criu check` fails on this kernel ("" when it passes)."""
-    import subprocess
-
-    try:
-        r = subprocess.run(["criu", "check"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"criu check: {e}"
-    if r.returncode == 0:
-        return ""
-    errors = [ln for ln in r.stderr.splitlines() if "Error" in ln] or [r.stderr.strip()]
-    return "criu check: " + errors[0].split("): ", 1)[-1]
 
 
 def _has_cgroup_v2_controllers() -> bool:
