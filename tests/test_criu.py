@@ -195,3 +195,62 @@ def test_verbs_and_features(runtime: Runtime) -> None:
     assert_clean_failure(result, runtime, "nosuch", "does not exist")
     result = runtime.run("restore", "--image-path", "/nonexistent", "c9")
     assert_clean_failure(result, runtime, "c9", "/nonexistent")
+
+
+class Console:
+    """A console socket like containerd's: receives one pty master."""
+
+    def __init__(self, path: Path) -> None:
+        import socket
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(1)
+        self.path = path
+
+    def master(self, timeout: float = 120) -> int:
+        import socket
+
+        self.sock.settimeout(timeout)
+        conn, _ = self.sock.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 256, 1)
+        assert len(fds) == 1
+        return fds[0]
+
+
+def read_until(fd: int, marker: bytes, timeout: float = 60) -> bytes:
+    data, deadline = b"", time.monotonic() + timeout
+    while marker not in data:
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out waiting for {marker!r}: {data!r}"
+        if select.select([fd], [], [], left)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, data
+            data += chunk
+    return data
+
+
+@pytest.mark.criu
+def test_terminal_container(runtime: Runtime, bundle, tmp_path: Path) -> None:
+    # the pty's master is outside the container: CRIU restores the slave as an orphan
+    # and hands the new master over, which goes to restore's --console-socket
+    b = bundle(["sh"], {"process": {"terminal": True}})
+    first, second = Console(tmp_path / "c1.sock"), Console(tmp_path / "c2.sock")
+    runtime.create(b, "c1", "--console-socket", str(first.path))
+    m1 = first.master()
+    runtime.start("c1")
+    os.write(m1, b"x=41; echo before-$((x+1))\n")
+    read_until(m1, b"before-42")
+    image = tmp_path / "image"
+    r = runtime.run("checkpoint", "--image-path", image, "c1", timeout=120)
+    assert r.returncode == 0, r.stderr
+    os.close(m1)
+    r = runtime.run("restore", "-d", "--console-socket", first.path.parent / "c2.sock",
+                    "--image-path", image, "--bundle", b, "c1", timeout=120)
+    assert r.returncode == 0, r.stderr
+    m2 = second.master()
+    os.write(m2, b"echo after-$((x+2))\n")  # the shell's variable survived
+    read_until(m2, b"after-43")
+    os.close(m2)
+    runtime.delete("c1", force=True)
