@@ -118,3 +118,15 @@ def test_run_args_keep_the_double_dash() -> None:
     assert parsed is not None
     assert parsed.values["args"] == ["--", "cat", "/etc/f"]
     assert parsed.values["image"] == "img" and parsed.values["rm"] is True
+
+
+def test_single_dash_long_options_as_go_reads_them() -> None:
+    """containerd's go-runc sends `restore ... -no-subreaper`; Go's flag package reads
+    "-name" as "--name". Only before the positionals: a container's argv is untouched."""
+    from pyruntime.cli import lean
+
+    parsed = lean.parse(["restore", "--detach", "-no-subreaper", "-pid-file=/p", "c"])
+    assert parsed is not None
+    assert parsed.values["no_subreaper"] and parsed.values["pid_file"] == "/p"
+    parsed = lean.parse(["exec", "c", "ls", "-all"])
+    assert parsed is not None and parsed.values["command"] == ["ls", "-all"]
