@@ -2,7 +2,7 @@
 # cgroup v2 lane: boot Debian's 6.1 kernel under QEMU TCG with a pure cgroup2 hierarchy
 # (all controllers enabled) and run a job there against this repo.  See README.md here.
 #
-#   integration/cgroupv2/run.sh                  # pytest -m 'cgroupv2 or criu' tests/ integration/podman
+#   integration/cgroupv2/run.sh                  # pytest -m "cgroupv2 or criu" tests/ integration/{podman,containerd}
 #   integration/cgroupv2/run.sh --selftest       # proves the lane (selftest.sh)
 #   integration/cgroupv2/run.sh -- CMD ARGS...   # any command, run with cwd = repo
 #   integration/cgroupv2/run.sh --prepare-only   # install/download/build, do not boot
@@ -26,7 +26,7 @@ TIMEOUT=${PYRT_CGV2_TIMEOUT:-1200}
 MEM=${PYRT_CGV2_MEM:-2G}
 SMP=${PYRT_CGV2_SMP:-1}
 WORKCACHE=${PYRT_CGV2_WORKCACHE:-loose}  # 9p cache= mode of the repo share (loose: 2x faster imports)
-PACKAGES=(qemu-system-x86 busybox-static cpio xz-utils gzip criu podman conmon)
+PACKAGES=(qemu-system-x86 busybox-static cpio xz-utils gzip criu podman conmon containerd)
 # Modules the guest needs; their dependencies are added from each .ko's modinfo.  After
 # 9p and overlay come CRIU's (criu check needs the *_diag sockets; a dump of a network
 # namespace needs nf_tables for its lock and nf_conntrack_netlink, else "-22 reported
@@ -224,7 +224,7 @@ LOG=$JOBDIR/console.$$.log            # renamed to console.log at the end
 	echo '# written by integration/cgroupv2/run.sh; runs in the guest with cwd = the repo'
 	echo "cd $(printf '%q' "$REPO") || exit 125"
 	case $mode in
-		pytest) echo "exec .venv/bin/python -m pytest -m 'cgroupv2 or criu' -ra tests/ integration/podman" ;;
+		pytest) echo "exec .venv/bin/python -m pytest -m 'cgroupv2 or criu' -ra tests/ integration/podman integration/containerd" ;;
 		selftest) echo "exec /bin/bash $(printf '%q' "$HERE/selftest.sh")" ;;
 		cmd) printf 'exec'; printf ' %q' "${cmd[@]}"; echo ;;
 	esac
