@@ -9,7 +9,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 SYS_PYTHON ?= python3
-APT_PACKAGES := busybox-static libseccomp-dev libcap-dev pkg-config gcc libc6-dev runc crun hyperfine zstd
+APT_PACKAGES := busybox-static libseccomp-dev libcap-dev pkg-config gcc libc6-dev runc crun hyperfine zstd \
+                criu
 PYTEST_ARGS ?=
 
 .PHONY: setup apt native native-if-stale check-native test test-served lint demo integration \

@@ -24,6 +24,7 @@ static int setup_rootfs(struct pyrt_ctx *c)
         pyrt_make_cwd(c) < 0 ||
         pyrt_hooks_pause(c) < 0 || /* prestart, createRuntime, createContainer */
         pyrt_pivot_root(c) < 0 ||
+        pyrt_reopen_dev_null(c) < 0 ||
         pyrt_root_propagation_post(c) < 0 ||
         pyrt_readonly_paths(c) < 0 || /* then masked: runc's order, visible in mountinfo */
         pyrt_mask_paths(c) < 0)

@@ -76,6 +76,7 @@ void pyrt_rootfs_cleanup(struct pyrt_ctx *c);
 int pyrt_pivot_root(struct pyrt_ctx *c);
 int pyrt_root_propagation_post(struct pyrt_ctx *c);
 int pyrt_mask_paths(struct pyrt_ctx *c);
+int pyrt_reopen_dev_null(struct pyrt_ctx *c);
 int pyrt_readonly_paths(struct pyrt_ctx *c);
 int pyrt_readonly_root(struct pyrt_ctx *c);
 

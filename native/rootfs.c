@@ -240,3 +240,52 @@ int pyrt_readonly_root(struct pyrt_ctx *c)
         return pyrt_fail(c->sync_fd, "readonly root", errno, "remount / read-only");
     return 0;
 }
+
+static int is_dev_null(const struct stat *st)
+{
+    return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 && minor(st->st_rdev) == 3;
+}
+
+/*
+ * The caller's stdio may be the host's /dev/null (conmon gives a detached container
+ * that).  As runc does after pivot_root, such fds are pointed at the container's own
+ * /dev/null (checked to be the real 1:3), in the same access mode: nothing of the host's
+ * /dev stays open in the container, and CRIU can dump it (a file outside the
+ * container's mounts cannot be).
+ */
+int pyrt_reopen_dev_null(struct pyrt_ctx *c)
+{
+    char path[PYRT_FDPATH_LEN];
+    struct stat st, own;
+    int pfd = -1, fd, flags, i, err;
+
+    for (i = 0; i < 3; i++) {
+        if (fstat(i, &st) < 0 || !is_dev_null(&st))
+            continue; /* closed, or not /dev/null */
+        if (pfd < 0) {
+            pfd = pyrt_open_in_root(c->root_fd, "/dev/null", 0);
+            if (pfd < 0)
+                return 0; /* the container has no /dev/null: its stdio stays as given */
+            if (fstat(pfd, &own) < 0 || !is_dev_null(&own)) {
+                close(pfd);
+                return 0;
+            }
+        }
+        if (st.st_dev == own.st_dev && st.st_ino == own.st_ino)
+            continue;
+        flags = fcntl(i, F_GETFL);
+        pyrt_fdpath(path, pfd);
+        fd = flags < 0 ? -1 : open(path, (flags & O_ACCMODE) | O_CLOEXEC);
+        if (fd < 0 || dup2(fd, i) < 0) {
+            err = errno;
+            if (fd >= 0)
+                close(fd);
+            close(pfd);
+            return pyrt_fail(c->sync_fd, "stdio", err, "reopen fd %d on the container's /dev/null", i);
+        }
+        close(fd);
+    }
+    if (pfd >= 0)
+        close(pfd);
+    return 0;
+}

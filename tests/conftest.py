@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support.cgroups import cgroups_path  # noqa: E402
 from support.config import deep_merge, default_config  # noqa: E402
+from support.criu import criu_does_not_work  # noqa: E402
 from support.leftovers import TOKEN_VAR, snapshot_pid_namespaces  # noqa: E402
 from support.runtime import Runtime, served_suite, using_other_runtime  # noqa: E402
 from support.served import SOCKET_ENV, Server  # noqa: E402
@@ -81,6 +82,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("cgroupv2"):
                 item.add_marker(skip_v2)
+    criu_items = [item for item in items if item.get_closest_marker("criu")]
+    if criu_items:
+        why = criu_does_not_work()
+        if why:
+            skip_criu = pytest.mark.skip(reason=f"CRIU does not work here ({why}); "
+                                         "runs in make test-cgroupv2")
+            for item in criu_items:
+                item.add_marker(skip_criu)
 
 
 def _has_cgroup_v2_controllers() -> bool:

@@ -41,6 +41,12 @@ AGREEING = [
     ["exec", "-t", "--cwd", "/tmp", "-e", "A=1", "--env", "B=2", "-u", "1:2", "--cap",
      "CAP_CHOWN", "c", "sh", "-c", "echo --not-an-option"],
     ["exec", "c", "ls", "-l"],
+    # checkpoint/restore as podman and containerd send them
+    ["--criu", "/usr/sbin/criu", "checkpoint", "--image-path", "/i", "--work-path", "/w",
+     "--leave-running", "--tcp-established", "--manage-cgroups-mode", "soft", "c"],
+    ["checkpoint", "--pre-dump", "--parent-path", "../p", "--empty-ns", "network", "c"],
+    ["restore", "--image-path", "/i", "--bundle", "/b", "-d", "--pid-file", "/p",
+     "--console-socket", "/s", "--no-pivot", "--no-subreaper", "--file-locks", "c"],
     # images: two-word verbs, and run --image (the trailing args keep a "--" after the id:
     # both parsers leave it, the run verb drops one leading "--")
     ["--root", "/r", "image", "load", "oci:/tmp/lay:v1"],
@@ -112,3 +118,15 @@ def test_run_args_keep_the_double_dash() -> None:
     assert parsed is not None
     assert parsed.values["args"] == ["--", "cat", "/etc/f"]
     assert parsed.values["image"] == "img" and parsed.values["rm"] is True
+
+
+def test_single_dash_long_options_as_go_reads_them() -> None:
+    """containerd's go-runc sends `restore ... -no-subreaper`; Go's flag package reads
+    "-name" as "--name". Only before the positionals: a container's argv is untouched."""
+    from pyruntime.cli import lean
+
+    parsed = lean.parse(["restore", "--detach", "-no-subreaper", "-pid-file=/p", "c"])
+    assert parsed is not None
+    assert parsed.values["no_subreaper"] and parsed.values["pid_file"] == "/p"
+    parsed = lean.parse(["exec", "c", "ls", "-all"])
+    assert parsed is not None and parsed.values["command"] == ["ls", "-all"]

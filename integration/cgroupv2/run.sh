@@ -2,7 +2,7 @@
 # cgroup v2 lane: boot Debian's 6.1 kernel under QEMU TCG with a pure cgroup2 hierarchy
 # (all controllers enabled) and run a job there against this repo.  See README.md here.
 #
-#   integration/cgroupv2/run.sh                  # pytest -m cgroupv2 -ra tests/
+#   integration/cgroupv2/run.sh                  # pytest -m "cgroupv2 or criu" tests/ integration/{podman,containerd}
 #   integration/cgroupv2/run.sh --selftest       # proves the lane (selftest.sh)
 #   integration/cgroupv2/run.sh -- CMD ARGS...   # any command, run with cwd = repo
 #   integration/cgroupv2/run.sh --prepare-only   # install/download/build, do not boot
@@ -26,9 +26,16 @@ TIMEOUT=${PYRT_CGV2_TIMEOUT:-1200}
 MEM=${PYRT_CGV2_MEM:-2G}
 SMP=${PYRT_CGV2_SMP:-1}
 WORKCACHE=${PYRT_CGV2_WORKCACHE:-loose}  # 9p cache= mode of the repo share (loose: 2x faster imports)
-PACKAGES=(qemu-system-x86 busybox-static cpio xz-utils gzip)
-# Modules the guest needs; their dependencies are added from each .ko's modinfo.
-WANTED_MODULES=(virtio_pci 9pnet_virtio 9p overlay)
+PACKAGES=(qemu-system-x86 busybox-static cpio xz-utils gzip criu podman conmon containerd)
+# Modules the guest needs; their dependencies are added from each .ko's modinfo.  After
+# 9p and overlay come CRIU's (criu check needs the *_diag sockets; a dump of a network
+# namespace needs nf_tables for its lock and nf_conntrack_netlink, else "-22 reported
+# by netlink"; crc32c_generic must precede nf_tables).  A change to this list rebuilds
+# the kernel cache (modules.wanted records what it was built with).
+WANTED_MODULES=(virtio_pci 9pnet_virtio 9p overlay
+	unix_diag inet_diag tcp_diag udp_diag raw_diag af_packet_diag netlink_diag veth tun
+	crc32c_generic nf_tables nft_compat xt_mark ip_tables iptable_filter ip6_tables
+	ip6table_filter nf_conntrack_netlink autofs4)
 
 log() { echo "cgroupv2: $*" >&2; }
 fail() { echo "cgroupv2: ERROR: $*" >&2; exit 125; }
@@ -130,7 +137,8 @@ prepare_kernel() { # sets KDIR
 	if [[ -z $pkg || -z $ver || $ver == "(none)" ]]; then
 		# No package lists (fresh machine): use a cached kernel if there is one.
 		cached=$(ls -d "$CACHE"/kernel/linux-image-*/ 2>/dev/null | sort -V | tail -n1 || true)
-		if [[ -z ${PYRT_CGV2_KERNEL:-} && -n $cached && -f $cached/.done ]]; then
+		if [[ -z ${PYRT_CGV2_KERNEL:-} && -n $cached && -f $cached/.done
+		      && $(cat "$cached/modules.wanted" 2>/dev/null) == "${WANTED_MODULES[*]}" ]]; then
 			KDIR=${cached%/}; log "using cached kernel $(basename "$KDIR") (no apt lists)"; return
 		fi
 		apt_update_once
@@ -140,7 +148,9 @@ prepare_kernel() { # sets KDIR
 		[[ -n $ver && $ver != "(none)" ]] || fail "$pkg has no installable version"
 	fi
 	KDIR=$CACHE/kernel/${pkg}_${ver//:/%}
-	[[ -f $KDIR/.done ]] && { log "kernel $pkg $ver: cached"; return; }
+	if [[ -f $KDIR/.done && $(cat "$KDIR/modules.wanted" 2>/dev/null) == "${WANTED_MODULES[*]}" ]]; then
+		log "kernel $pkg $ver: cached"; return
+	fi
 
 	log "kernel $pkg $ver: downloading and extracting (nothing under /boot is touched)"
 	rm -rf "$KDIR" && mkdir -p "$KDIR/modules"
@@ -156,6 +166,7 @@ prepare_kernel() { # sets KDIR
 		"$KDIR/config" | tr '\n' ' ' | sed 's/^/cgroupv2: config: /; s/$/\n/' >&2
 	log "modules (load order): $(tr '\n' ' ' < "$KDIR/modules/modules.list")"
 	echo "$kver" > "$KDIR/kver"
+	echo "${WANTED_MODULES[*]}" > "$KDIR/modules.wanted"
 	rm -rf "$tmp"
 	touch "$KDIR/.done"
 }
@@ -213,7 +224,7 @@ LOG=$JOBDIR/console.$$.log            # renamed to console.log at the end
 	echo '# written by integration/cgroupv2/run.sh; runs in the guest with cwd = the repo'
 	echo "cd $(printf '%q' "$REPO") || exit 125"
 	case $mode in
-		pytest) echo 'exec .venv/bin/python -m pytest -m cgroupv2 -ra tests/' ;;
+		pytest) echo "exec .venv/bin/python -m pytest -m 'cgroupv2 or criu' -ra tests/ integration/podman integration/containerd" ;;
 		selftest) echo "exec /bin/bash $(printf '%q' "$HERE/selftest.sh")" ;;
 		cmd) printf 'exec'; printf ' %q' "${cmd[@]}"; echo ;;
 	esac

@@ -298,3 +298,32 @@ def test_argv_shapes(containerd: Containerd, sleeper: str) -> None:
     assert "start" in verbs
     assert verbs["exec"][0] == "--process" and "--detach" in verbs["exec"]
     assert "--pid-file" in verbs["exec"]
+
+
+@pytest.mark.criu
+def test_checkpoint_and_restore(containerd: Containerd) -> None:
+    """`ctr c checkpoint --task` (the shim calls pyruntime checkpoint) then `ctr c restore
+    --live` into a new container (the shim calls pyruntime restore): the restored task is
+    the dumped one, still running its loop."""
+    cid, restored = new_id("ckpt"), new_id("rest")
+    ref = f"checkpoint/{cid}:1"
+    containerd.ctr(*containerd.run_args("-d"), IMAGE, cid, "sh", "-c",
+                   "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done",
+                   check=True)
+    try:
+        containerd.wait_status(cid, "RUNNING")
+        time.sleep(1)
+        r = containerd.ctr("container", "checkpoint", "--task", "--rw", cid, ref, timeout=600)
+        assert r.returncode == 0, describe(r)
+        containerd.remove(cid)
+        r = containerd.ctr("container", "restore", "--live", "--rw", restored, ref,
+                           timeout=600)
+        assert r.returncode == 0, describe(r)
+        containerd.wait_status(restored, "RUNNING", timeout=120)
+        r = containerd.ctr("task", "exec", "--exec-id", "e1", restored, "cat", "/tmp/count",
+                           timeout=120)
+        assert r.returncode == 0 and int(r.stdout) > 1, describe(r)  # it counted on
+    finally:
+        containerd.remove(cid)
+        containerd.remove(restored)
+        containerd.ctr("images", "rm", ref, timeout=60)

@@ -166,3 +166,29 @@ def test_argv_shapes(podman: Podman, sleeper: str) -> None:
     assert "start" in verbs
     assert "--process" in verbs["exec"] and "--detach" in verbs["exec"]
     assert "--pid-file" in verbs["exec"]
+
+
+@pytest.mark.criu
+def test_checkpoint_and_restore(podman: Podman) -> None:
+    """podman container checkpoint/restore through pyruntime's checkpoint and restore
+    (conmon gives the container pipes): the counter goes on after the restore."""
+    name = new_name("ckpt")
+    podman("run", "--detach", "--name", name, *RUN_FLAGS, IMAGE, "sh", "-c",
+           "i=0; while :; do echo $i; i=$((i+1)); sleep 0.2; done", check=True)
+    try:
+        time.sleep(2)
+        r = podman("container", "checkpoint", name, timeout=600)
+        assert r.returncode == 0, describe(r)
+        state = podman("inspect", "--format", "{{.State.Status}}", name, check=True)
+        assert state.stdout.strip() == "exited", describe(state)
+        r = podman("container", "restore", name, timeout=600)
+        assert r.returncode == 0, describe(r)
+        time.sleep(2)
+        state = podman("inspect", "--format", "{{.State.Status}}", name, check=True)
+        assert state.stdout.strip() == "running", describe(state)
+        numbers = [int(x) for x in podman("logs", name, check=True).stdout.split()]
+        assert numbers.count(0) == 1, numbers  # not started again: restored
+        assert numbers == list(range(len(numbers))), numbers
+        assert len(numbers) > 12, numbers  # it counted on after the restore
+    finally:
+        podman("rm", "--force", "--time", "0", name)

@@ -33,7 +33,11 @@ _HELP = frozenset(("-h", "--help", "--version", "-v"))
 def _take(argv: list[str], i: int, index: dict[str, Opt], values: dict) -> int | None:
     """Consume the option at argv[i]; return the next index, or None if it is not ours."""
     token = argv[i]
-    # "--opt=value"; a short option's "-f=x" means the value "=x" to click: decline it
+    # "--opt=value"; a short option's "-f=x" means the value "=x" to click: decline it.
+    # "-opt" is "--opt", as Go's flag package reads it (containerd's go-runc sends
+    # "-no-subreaper" to restore)
+    if not token.startswith("--") and len(token) > 2 and "-" + token.partition("=")[0] in index:
+        token = "-" + token
     name, eq, inline = token.partition("=") if token.startswith("--") else (token, "", "")
     opt = index.get(name)
     if opt is None:

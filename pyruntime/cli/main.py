@@ -23,6 +23,7 @@ class Globals:
         self.debug: bool = values["debug"]
         self.systemd_cgroup: bool = values["systemd_cgroup"]
         self.rootless: str = values["rootless"]
+        self.criu: str = values.get("criu") or "criu"
         self.log = Log(self.log_path, self.log_format, self.debug)
 
 

@@ -54,13 +54,27 @@ GLOBAL_OPTIONS = (
     Opt("--systemd-cgroup", "flag", help="manage cgroups with systemd (needs systemd)"),
     Opt("--rootless", default="auto", choices=("auto", "true", "false"),
         help="rootless mode (pyruntime runs as root only)"),
-    Opt("--criu", help="path to criu (checkpoint/restore are not supported)"),
+    Opt("--criu", default="criu", help="path to the criu binary used for checkpoint and restore"),
 )
 
 _BUNDLE = Opt("-b --bundle", default=".", help="path to the bundle directory")
 _PID_FILE = Opt("--pid-file", help="file to write the init's pid to")
 _CONSOLE = Opt("--console-socket", help="unix socket to send the pty master to")
 _ID = Arg("container_id")
+
+# the options checkpoint and restore share (runc's names)
+_CRIU_COMMON = (
+    Opt("--image-path", help="path for saving criu image files (default: ./checkpoint)"),
+    Opt("--work-path", help="path for saving work files and logs (default: the image path)"),
+    Opt("--tcp-established", "flag", help="allow open tcp connections"),
+    Opt("--ext-unix-sk", "flag", help="allow external unix sockets"),
+    Opt("--shell-job", "flag", help="allow shell jobs"),
+    Opt("--file-locks", "flag", help="handle file locks, for safety"),
+    Opt("--manage-cgroups-mode", help="cgroups mode: soft, full, strict or ignore"),
+    Opt("--empty-ns", "multi", help="create a namespace, but don't restore its properties"),
+    Opt("--auto-dedup", "flag", help="enable auto deduplication of memory images"),
+    Opt("--lazy-pages", "flag", help="use userfaultfd to lazily restore memory pages"),
+)
 
 VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("create", "pyruntime.verbs.create:main", "create a container", (
@@ -147,6 +161,27 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
         Opt("--stats", "flag", help="print the stats once and exit"),
         Opt("--interval", default="5s", help="time between stats lines (e.g. 5s, 500ms)"),
     ), (_ID,)),
+    Verb("checkpoint", "pyruntime.verbs.checkpoint:main",
+         "checkpoint a running container (CRIU)", (
+             *_CRIU_COMMON,
+             Opt("--parent-path", help="path for previous criu image files in pre-dump"),
+             Opt("--leave-running", "flag", help="leave the process running after "
+                 "checkpointing"),
+             Opt("--pre-dump", "flag", help="dump the container's memory only, leaving the "
+                 "container running after this"),
+         ), (_ID,)),
+    Verb("restore", "pyruntime.verbs.restore:main",
+         "restore a container from a previous checkpoint (CRIU)", (
+             *_CRIU_COMMON,
+             _CONSOLE,
+             _BUNDLE,
+             Opt("-d --detach", "flag", help="detach from the container's process"),
+             _PID_FILE,
+             Opt("--no-subreaper", "flag", help="disable the use of the subreaper used to "
+                 "reap reparented processes"),
+             Opt("--no-pivot", "flag", help="do not use pivot_root (CRIU restores the root "
+                 "itself; accepted for runc's command line)"),
+         ), (_ID,)),
     # two-word verbs: "GROUP SUB" (GROUPS below); only these import pyruntime.image
     Verb("image load", "pyruntime.verbs.image:load",
          "load an image: oci:DIR[:TAG] or oci-archive:FILE[:TAG]", (

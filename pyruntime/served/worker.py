@@ -88,6 +88,11 @@ def _open_fds() -> list[int]:
     return fds
 
 
+# serve itself; restore, whose restored init must be the caller's child (CRIU restores
+# it as a sibling of criu, i.e. a child of the runtime) - and checkpoint with it
+COLD_VERBS = frozenset(("serve", "checkpoint", "restore"))
+
+
 def _verb(args: list[str]) -> str | None:
     from pyruntime.cli import lean
 
@@ -169,7 +174,7 @@ def run(sock: socket.socket, client_pid: int) -> None:
         if not fields:  # closed before HELLO: someone probing the socket
             os._exit(0)
         hello = Hello(fields, fds)
-        if not _same_world(client_pid) or _verb(hello.argv[1:]) == "serve":
+        if not _same_world(client_pid) or _verb(hello.argv[1:]) in COLD_VERBS:
             protocol.send(sock, ["FALLBACK"])  # nothing done yet: the client runs it cold
             os._exit(0)
         mirrored = _become(hello, sock)

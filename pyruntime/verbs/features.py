@@ -45,7 +45,9 @@ def features() -> dict:
                              "flags": ["MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]},
             "mountExtensions": {"idmap": {"enabled": True}},  # tests/test_mount_options.py
         },
-        "annotations": {"io.github.pyruntime.version": __version__},
+        # runc's key: checkpoint and restore exist (they need criu at run time)
+        "annotations": {"io.github.pyruntime.version": __version__,
+                        "org.opencontainers.runc.checkpoint.enabled": "true"},
     }
 
 
