@@ -175,7 +175,11 @@ static int cloexec_from_proc(struct pyrt_ctx *c, int first)
     return 0;
 }
 
-/* Nothing but 0..2 and the preserved fds may survive execve (CVE-2024-21626). */
+/*
+ * Nothing but 0..2 and the preserved fds may survive execve (CVE-2024-21626).
+ * Runs before the seccomp filter is loaded; the fds still to be opened after it
+ * (the exec fifo's write end) are O_CLOEXEC.
+ */
 int pyrt_prepare_fds(struct pyrt_ctx *c)
 {
     int first = 3 + (c->plan->preserve_fds > 0 ? c->plan->preserve_fds : 0);
@@ -185,18 +189,17 @@ int pyrt_prepare_fds(struct pyrt_ctx *c)
         close(c->root_fd);
         c->root_fd = -1;
     }
-    if (c->fifo_fd >= 0) {
-        close(c->fifo_fd);
-        c->fifo_fd = -1;
-    }
+    /* ENOSYS, EINVAL: an older kernel; EPERM: a seccomp filter of our own caller's */
     if (close_range((unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-        if (errno != ENOSYS && errno != EINVAL)
+        if (errno != ENOSYS && errno != EINVAL && errno != EPERM && errno != EACCES)
             return pyrt_fail(c->sync_fd, "fds", errno, "close_range(%d, CLOEXEC)", first);
         if (cloexec_from_proc(c, first) < 0)
             return -1;
     }
     for (fd = 3; fd < first; fd++) {
-        if (fd == c->sync_fd) /* never hand the sync socket to the container */
+        /* never hand ours to the container: the sync socket, the exec fifo (still
+           to be opened when the filter goes in before READY) */
+        if (fd == c->sync_fd || fd == c->fifo_fd || fd == c->listener_fd)
             continue;
         flags = fcntl(fd, F_GETFD);
         if (flags >= 0 && fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)

@@ -38,6 +38,7 @@ static int before_ready(struct pyrt_ctx *c)
 {
     const struct pyrt_plan *p = c->plan;
     int maps = p->uid_map != NULL || p->gid_map != NULL;
+    int early = p->seccomp_bpf != NULL && !p->no_new_privs;
 
     /* Non-dumpable first (CVE-2016-9962); with maps, right after stage1 wrote them (spawn.c). */
     if (!maps && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -64,30 +65,49 @@ static int before_ready(struct pyrt_ctx *c)
      * The container's credentials before READY, as runc does: the init then waits on
      * the exec fifo holding only the container's capabilities, so code injected into it
      * (a container given CAP_SYS_PTRACE that shares its pid namespace) gains nothing,
-     * and a failure here is a create-time error.  Seccomp: without no_new_privs loading
-     * needs CAP_SYS_ADMIN, so before the credentials; with it, last (after_start), so it
-     * filters as little of ours as possible.  A process may always reopen its own
+     * and a failure here is a create-time error.  A process may always reopen its own
      * /proc/self/fd entries, so the fifo stays reachable under any uid.
      */
-    if ((!p->no_new_privs && pyrt_load_seccomp(c) < 0) ||
-        pyrt_set_creds(c) < 0 ||
+    if (pyrt_set_creds(c, early) < 0 ||
         pyrt_enter_cwd(c) < 0)
         return -1;
-    if (!p->lifeline_until_start)
-        return pyrt_lifeline_cut(c); /* `create`: the caller exits after READY by design */
-    return pyrt_lifeline_rearm(c); /* a change of uid cleared PR_SET_PDEATHSIG */
+    if (!p->lifeline_until_start) {
+        if (pyrt_lifeline_cut(c) < 0) /* `create`: the caller exits after READY by design */
+            return -1;
+    } else if (pyrt_lifeline_rearm(c) < 0) { /* a change of uid cleared PR_SET_PDEATHSIG */
+        return -1;
+    }
+    /*
+     * Seccomp: with no_new_privs, last before execve (after_start).  Without it the
+     * load needs CAP_SYS_ADMIN, which the credentials above kept for it: so here, with
+     * the fds already marked close-on-exec and the executable checked, since every
+     * syscall after the load is one the profile may deny.  What is left after it is
+     * what runc's init also does after its load: dropping CAP_SYS_ADMIN (capset),
+     * READY (write), the exec fifo (open, close), PR_SET_PDEATHSIG for `run`, and
+     * the startContainer hooks.
+     */
+    if (early &&
+        (pyrt_prepare_fds(c) < 0 ||
+         pyrt_refuse_runtime_exe(c) < 0 ||
+         pyrt_load_seccomp(c) < 0 ||
+         pyrt_drop_admin(c) < 0))
+        return -1;
+    return 0;
 }
 
 static int after_start(struct pyrt_ctx *c)
 {
-    int nnp = c->plan->no_new_privs;
+    const struct pyrt_plan *p = c->plan;
+    int late = p->no_new_privs || p->seccomp_bpf == NULL; /* no filter loaded yet */
 
     if (pyrt_wait_fifo(c) < 0 ||
-        pyrt_lifeline_cut(c) < 0 ||
-        pyrt_run_start_hooks(c) < 0 ||
-        pyrt_prepare_fds(c) < 0 ||
-        pyrt_refuse_runtime_exe(c) < 0 ||
-        (nnp && pyrt_load_seccomp(c) < 0))
+        (p->lifeline_until_start && pyrt_lifeline_cut(c) < 0) ||
+        pyrt_run_start_hooks(c) < 0)
+        return -1;
+    if (late &&
+        (pyrt_prepare_fds(c) < 0 ||
+         pyrt_refuse_runtime_exe(c) < 0 ||
+         pyrt_load_seccomp(c) < 0))
         return -1;
     return 0;
 }
@@ -110,7 +130,7 @@ void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int calle
         pyrt_rootfs_cleanup(&c); /* no mount namespace of its own: leave no mounts behind */
         _exit(1);
     }
-    if (pyrt_send(c.sync_fd, PYRT_MSG_READY, 0) < 0)
+    if (pyrt_send_write(c.sync_fd, PYRT_MSG_READY) < 0) /* write(2): maybe after the filter */
         _exit(1);
     if (after_start(&c) < 0)
         _exit(1);

@@ -41,6 +41,8 @@ struct pyrt_ctx {
     int src_sock;     /* init: socket of the bind-mount sources stage1 opened, -1 if none */
     int src_fds[PYRT_SRC_BATCH]; /* init: received, not yet used (mountsrc.c) */
     int src_n, src_next;
+    uint64_t cap_final[3]; /* init: effective, permitted, inheritable after the filter (creds.c) */
+    int admin_kept;   /* init: CAP_SYS_ADMIN kept for a seccomp load, to drop after it */
 };
 
 /* spawn.c: signal handlers and mask back to their defaults (a fork of Python has its own) */
@@ -48,6 +50,7 @@ void pyrt_default_signals(void);
 
 /* sync.c: messages to the caller */
 int pyrt_send(int fd, int32_t type, int32_t pid);
+int pyrt_send_write(int fd, int32_t type); /* the same by write(2) (init's READY) */
 ssize_t pyrt_send_fd(int sock, int fd, struct iovec *iov, size_t niov); /* SCM_RIGHTS */
 int pyrt_fail(int fd, const char *step, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));   /* text + ": strerror(err)" */
@@ -103,7 +106,8 @@ int pyrt_set_sched_attrs(struct pyrt_ctx *c);
 int pyrt_setup_timens(const struct pyrt_plan *p, int sync_fd);
 
 /* creds.c: groups, ids, capabilities, umask, no_new_privs */
-int pyrt_set_creds(struct pyrt_ctx *c);
+int pyrt_set_creds(struct pyrt_ctx *c, int keep_admin); /* keep CAP_SYS_ADMIN for the filter */
+int pyrt_drop_admin(struct pyrt_ctx *c);                /* after that load */
 
 /* exec.c */
 int pyrt_make_cwd(struct pyrt_ctx *c);

@@ -26,6 +26,24 @@ int pyrt_send(int fd, int32_t type, int32_t pid)
     return n == (ssize_t)sizeof m ? 0 : -1;
 }
 
+/*
+ * The same with write(2), which any program needs and so any seccomp profile
+ * allows, unlike sendto(2).  A caller that is gone raises SIGPIPE: init dies,
+ * as it would by its lifeline.
+ */
+int pyrt_send_write(int fd, int32_t type)
+{
+    struct pyrt_msg m;
+    ssize_t n;
+
+    memset(&m, 0, sizeof m);
+    m.type = type;
+    do
+        n = write(fd, &m, sizeof m);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof m ? 0 : -1;
+}
+
 /* Keep messages on one line whatever the paths contain. */
 static void one_line(char *s)
 {
@@ -61,7 +79,8 @@ static int vfail(int fd, int32_t pid, const char *step, int err, int with_str,
     do
         n = send(fd, &m, sizeof m, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
-    if (n < 0 && errno == ENOTSOCK) /* after start: the exec fifo (exec.c) */
+    /* after start: the exec fifo (exec.c); or a seccomp filter denies send */
+    if (n < 0 && errno != EPIPE && errno != ECONNRESET)
         do
             n = write(fd, &m, sizeof m);
         while (n < 0 && errno == EINTR);
