@@ -289,6 +289,14 @@ int pyrt_idmapped_tree(const char *source, int32_t recursive, int32_t idmap_recu
                        int32_t userns_fd);
 
 /*
+ * For reading a file of a container's filesystem from the host (its /etc/passwd):
+ * `path` resolved inside the directory root_fd as if it were "/" (symlinks and ".."
+ * clamped to it, no /proc magic links), opened O_RDONLY|O_NONBLOCK|O_NOCTTY|O_CLOEXEC.
+ * Returns the fd, or -errno.
+ */
+int pyrt_open_read_in_root(int32_t root_fd, const char *path);
+
+/*
  * Run one hook in the namespaces of process target_pid that ns_flags names
  * (CLONE_NEW*), as a child of the caller, with the given stdio.  Returns the
  * hook's pid once it has exec'd (the caller waits for it), or -errno.

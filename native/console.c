@@ -86,13 +86,11 @@ static int send_master(struct pyrt_ctx *c, int sock, int master)
     return 0;
 }
 
-/* The peer becomes 0, 1, 2 and the controlling terminal of a new session. */
+/* The peer becomes 0, 1, 2 and the controlling terminal of init's session (init.c). */
 static int take_peer(struct pyrt_ctx *c, int peer)
 {
     int fd;
 
-    if (setsid() < 0)
-        return pyrt_fail(c->sync_fd, "console", errno, "setsid");
     for (fd = 0; fd < 3; fd++)
         if (dup3(peer, fd, 0) < 0)
             return pyrt_fail(c->sync_fd, "console", errno, "make the pty fd %d", fd);

@@ -20,16 +20,25 @@
  * chdir(cwd) and check that the result is reachable from our root: a cwd
  * reached through a leaked fd's /proc/self/fd/N link would not be
  * (CVE-2024-21626); glibc's getcwd reports that as ENOENT.
+ *
+ * As runc: first as the runtime's user; only if that was refused (EACCES,
+ * EPERM), again as the container's (after_creds), so a cwd either can reach works.
  */
-int pyrt_enter_cwd(struct pyrt_ctx *c)
+int pyrt_enter_cwd(struct pyrt_ctx *c, int after_creds)
 {
     char buf[PATH_MAX];
     const char *cwd = c->plan->cwd;
 
-    if (!cwd)
+    if (!cwd || (after_creds && !c->cwd_pending))
         return 0;
-    if (chdir(cwd) < 0)
+    c->cwd_pending = 0;
+    if (chdir(cwd) < 0) {
+        if (!after_creds && (errno == EACCES || errno == EPERM)) {
+            c->cwd_pending = 1;
+            return 0;
+        }
         return pyrt_fail(c->sync_fd, "chdir", errno, "cwd %s", cwd);
+    }
     if (getcwd(buf, sizeof buf) == NULL)
         return pyrt_fail(c->sync_fd, "chdir", errno, "cwd %s is outside the container root", cwd);
     return 0;
@@ -64,7 +73,12 @@ static int is_executable(const char *path, int *err)
     return 1;
 }
 
-/* Like Go's exec.LookPath, which runc uses: argv[0] with a '/' is taken as is. */
+/*
+ * Like Go's exec.LookPath, which runc uses: argv[0] with a '/' is taken as is.  The
+ * messages are runc's after the step ("exec: "), as engines map them to exit codes:
+ * "executable file not found in $PATH", "no such file or directory" (127),
+ * "permission denied" (126).
+ */
 int pyrt_resolve_exe(struct pyrt_ctx *c)
 {
     const char *name = c->plan->argv[0];
@@ -73,13 +87,16 @@ int pyrt_resolve_exe(struct pyrt_ctx *c)
     int err = 0;
 
     if (!name || !*name)
-        return pyrt_failx(c->sync_fd, "exec", EINVAL, "exec: empty argv[0]");
+        return pyrt_failx(c->sync_fd, "exec", EINVAL, "empty argv[0]");
     nlen = strlen(name);
     if (strchr(name, '/')) {
         if (nlen >= sizeof c->exe)
-            return pyrt_failx(c->sync_fd, "exec", ENAMETOOLONG, "exec: \"%s\": name too long", name);
-        if (!is_executable(name, &err))
-            return pyrt_fail(c->sync_fd, "exec", err, "exec: \"%s\": stat %s", name, name);
+            return pyrt_failx(c->sync_fd, "exec", ENAMETOOLONG, "\"%s\": file name too long", name);
+        if (!is_executable(name, &err)) {
+            if (err == EACCES) /* a directory, no x bit: Go's LookPath says just this */
+                return pyrt_failx(c->sync_fd, "exec", err, "\"%s\": permission denied", name);
+            return pyrt_fail(c->sync_fd, "exec", err, "\"%s\": stat %s", name, name);
+        }
         memcpy(c->exe, name, nlen + 1);
         return 0;
     }
@@ -100,7 +117,7 @@ int pyrt_resolve_exe(struct pyrt_ctx *c)
     }
     c->exe[0] = '\0';
     return pyrt_failx(c->sync_fd, "exec", ENOENT,
-                      "exec: \"%s\": executable file not found in $PATH", name);
+                      "\"%s\": executable file not found in $PATH", name);
 }
 
 /*

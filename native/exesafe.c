@@ -75,7 +75,7 @@ int pyrt_refuse_runtime_exe(struct pyrt_ctx *c)
             return 0; /* execve reports it */
         if (st.st_dev == c->self_dev && st.st_ino == c->self_ino)
             return pyrt_failx(c->sync_fd, "exec", EPERM,
-                              "exec: refusing to run %s%s%s: it is the runtime's own executable "
+                              "refusing to run %s%s%s: it is the runtime's own executable "
                               "(CVE-2019-5736)", c->exe, depth ? " through #! interpreter " : "",
                               depth ? path : "");
         if (!interpreter(path, path, sizeof path))

@@ -47,6 +47,9 @@ static int before_ready(struct pyrt_ctx *c)
         return -1;
     if (maps && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         return pyrt_fail(c->sync_fd, "init", errno, "prctl(PR_SET_DUMPABLE)");
+    /* A session of its own, terminal or not, as runc's init and exec'd processes have. */
+    if (setsid() < 0)
+        return pyrt_fail(c->sync_fd, "init", errno, "setsid");
     if (pyrt_note_runtime_exe(c) < 0 ||
         pyrt_seccomp_prepare(c) < 0 || /* connects to a host path: before the rootfs */
         setup_rootfs(c) < 0 ||
@@ -57,7 +60,7 @@ static int before_ready(struct pyrt_ctx *c)
         pyrt_set_oom_score_adj(c) < 0 ||
         pyrt_set_sched_attrs(c) < 0 ||
         pyrt_setup_console(c) < 0 ||
-        pyrt_enter_cwd(c) < 0 ||
+        pyrt_enter_cwd(c, 0) < 0 ||
         pyrt_resolve_exe(c) < 0 ||
         pyrt_check_fifo(c) < 0)
         return -1;
@@ -69,7 +72,7 @@ static int before_ready(struct pyrt_ctx *c)
      * /proc/self/fd entries, so the fifo stays reachable under any uid.
      */
     if (pyrt_set_creds(c, early) < 0 ||
-        pyrt_enter_cwd(c) < 0)
+        pyrt_enter_cwd(c, 1) < 0)
         return -1;
     if (!p->lifeline_until_start) {
         if (pyrt_lifeline_cut(c) < 0) /* `create`: the caller exits after READY by design */

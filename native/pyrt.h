@@ -43,6 +43,7 @@ struct pyrt_ctx {
     int src_n, src_next;
     uint64_t cap_final[3]; /* init: effective, permitted, inheritable after the filter (creds.c) */
     int admin_kept;   /* init: CAP_SYS_ADMIN kept for a seccomp load, to drop after it */
+    int cwd_pending;  /* init: chdir refused before the credentials, retried after (exec.c) */
 };
 
 /* spawn.c: signal handlers and mask back to their defaults (a fork of Python has its own) */
@@ -111,7 +112,7 @@ int pyrt_drop_admin(struct pyrt_ctx *c);                /* after that load */
 
 /* exec.c */
 int pyrt_make_cwd(struct pyrt_ctx *c);
-int pyrt_enter_cwd(struct pyrt_ctx *c);
+int pyrt_enter_cwd(struct pyrt_ctx *c, int after_creds);
 int pyrt_resolve_exe(struct pyrt_ctx *c);
 int pyrt_check_fifo(struct pyrt_ctx *c);
 int pyrt_wait_fifo(struct pyrt_ctx *c);

@@ -28,7 +28,7 @@ void pyrt_fdpath(char buf[PYRT_FDPATH_LEN], int fd)
     snprintf(buf, PYRT_FDPATH_LEN, "/proc/self/fd/%d", fd);
 }
 
-int pyrt_open_in_root(int root_fd, const char *path, uint64_t resolve)
+static int open_how_in_root(int root_fd, const char *path, uint64_t flags, uint64_t resolve)
 {
     struct open_how how;
     const char *rel = path;
@@ -40,13 +40,25 @@ int pyrt_open_in_root(int root_fd, const char *path, uint64_t resolve)
     if (*rel == '\0')
         rel = ".";
     memset(&how, 0, sizeof how);
-    how.flags = O_PATH | O_CLOEXEC;
+    how.flags = flags;
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve;
     /* EAGAIN: a concurrent rename raced a ".." lookup; the kernel asks to retry. */
     do
         fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
     while (fd < 0 && (errno == EAGAIN || errno == EINTR) && ++tries < 32);
     return (int)fd;
+}
+
+int pyrt_open_in_root(int root_fd, const char *path, uint64_t resolve)
+{
+    return open_how_in_root(root_fd, path, O_PATH | O_CLOEXEC, resolve);
+}
+
+int pyrt_open_read_in_root(int32_t root_fd, const char *path)
+{
+    int fd = open_how_in_root(root_fd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+
+    return fd < 0 ? -errno : fd;
 }
 
 static int create_last(int parent_fd, const char *name, int kind)

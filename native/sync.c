@@ -3,6 +3,7 @@
  * sync socket: one struct pyrt_msg per packet.  Send errors are ignored by the
  * failure helpers (the caller may already be gone); pyrt_send reports them.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,13 +67,18 @@ static int vfail(int fd, int32_t pid, const char *step, int err, int with_str,
     snprintf(m.step, sizeof m.step, "%s", step);
     vsnprintf(m.text, sizeof m.text, fmt, ap);
     if (with_str && err != 0) {
-        /* strerrordesc_np: untranslated, no allocation (unlike strerror). */
+        /* strerrordesc_np: untranslated, no allocation (unlike strerror).  Lower-cased
+           as Go prints errno (runc's texts, which engines match: "no such file or
+           directory", "permission denied"). */
         const char *desc = strerrordesc_np(err);
         len = strlen(m.text);
-        if (desc)
+        if (desc) {
             snprintf(m.text + len, sizeof m.text - len, ": %s", desc);
-        else
+            if (len + 2 < sizeof m.text)
+                m.text[len + 2] = (char)tolower((unsigned char)m.text[len + 2]);
+        } else {
             snprintf(m.text + len, sizeof m.text - len, ": errno %d", err);
+        }
     }
     one_line(m.step);
     one_line(m.text);

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pyruntime.errors import Failure
+from pyruntime.errors import Failure, errno_text
 
 
 def check(terminal: bool, console_socket: str | None, foreground: bool) -> None:
@@ -67,7 +67,7 @@ def open_console(terminal: bool, console_socket: str | None) -> Console:
         s.connect(console_socket)
     except OSError as e:
         s.close()
-        raise Failure(f"--console-socket: {console_socket}: {e.strerror}") from None
+        raise Failure(f"--console-socket: {console_socket}: {errno_text(e.errno)}") from None
     return Console(s.detach())
 
 

@@ -79,7 +79,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
 
         hook_records = hooks.to_record(spec.hooks)
         on_hooks = hooks.create_time_runner(hook_records, container_id, bundle,
-                                            spec.annotations)
+                                            spec.annotations, list(spec.process.env))
     store.reserve(container_id)
     init_pid = 0
     tty, master = console.Console(), -1

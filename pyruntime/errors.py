@@ -15,6 +15,15 @@ class Failure(Exception):
         return self.message
 
 
+def errno_text(err: int) -> str:
+    """strerror as Go (so runc) prints it, lower-case: engines match "no such file or
+    directory", "permission denied" in create/start errors to pick an exit code."""
+    import os
+
+    text = os.strerror(err)
+    return text[:1].lower() + text[1:]
+
+
 class NotFound(Failure):
     """The container id has no state. containerd matches the words 'does not exist'."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from pyruntime.errors import Failure
+from pyruntime.errors import Failure, errno_text
 from pyruntime.state import ContainerState, Store
 
 TYPE_CHECKING = False
@@ -54,7 +54,7 @@ def load_process_file(path: str) -> Process:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise Failure(f"--process {path}: {e.strerror}") from None
+        raise Failure(f"--process {path}: {errno_text(e.errno)}") from None
     from pyruntime.spec.load import decode_json
 
     process = decode_json(raw, Process, PROCESS_FILE)
@@ -77,6 +77,8 @@ def check_process(p: Process, where: str) -> None:
         for name in ("uid", "gid"):
             if not 0 <= getattr(p.user, name) < 2**32 - 1:
                 raise Failure(f"{where}user.{name}: out of range")
+        if p.user.umask is not None and not 0 <= p.user.umask <= 0o777:
+            raise Failure(f"{where}user.umask: must be between 0 and 0777")
     if p.capabilities is not None:
         for field in ("bounding", "effective", "inheritable", "permitted", "ambient"):
             for name in getattr(p.capabilities, field) or []:
@@ -148,9 +150,11 @@ def process_from_flags(container: Process, values: dict) -> Process:
     return p
 
 
-def exec_plan(spec: Spec, process: Process, preserve_fds: int = 0) -> Plan:
-    """The flat plan for an exec: the process's attributes, no filesystem, no fifo."""
+def exec_plan(spec: Spec, process: Process, root: str, preserve_fds: int = 0) -> Plan:
+    """The flat plan for an exec: the process's attributes, no filesystem, no fifo.
+    root: the container's root as we see it (/proc/PID/root), for HOME."""
     from pyruntime.plan.build import Plan, _process
+    from pyruntime.plan.home import with_home
 
     if process.apparmor_profile:
         raise Failure(f"apparmor profile {process.apparmor_profile!r}: AppArmor is not "
@@ -161,6 +165,7 @@ def exec_plan(spec: Spec, process: Process, preserve_fds: int = 0) -> Plan:
     plan.preserve_fds = preserve_fds
     spec.process = process
     _process(spec, plan)
+    plan.envp = with_home(plan.envp, root, plan.uid)
     return plan
 
 

@@ -9,10 +9,14 @@
 | poststart       | `start`, once the user's program runs | the runtime's   | `start`          |
 | poststop        | `delete` (and `run` at the end)       | the runtime's   | `delete`         |
 
-Each hook gets the state JSON on stdin; args/env are exactly the config's (argv[0] is
-args[0], or the path when args is empty); `timeout` seconds kills it. A failing create-
-or start-time hook fails the verb; poststart and poststop failures are only logged.
-The hooks are recorded in state.json at create, so start and delete can run theirs.
+Each hook gets the state JSON on stdin; args are exactly the config's (argv[0] is
+args[0], or the path when args is empty); `timeout` seconds kills it.  Its environment is
+exactly its `env` when the hook has one; without, what runc gives: the runtime's own
+environment, except for the hooks runc's init runs, which get the container process's
+(createContainer: process.env; startContainer: that with HOME, as the process gets it).
+A failing create- or start-time hook fails the verb; poststart and poststop failures
+are only logged.  The hooks are recorded in state.json at create, so start and delete
+can run theirs.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import os
 
 from pyruntime import SPEC_VERSION, jsonio
-from pyruntime.errors import Failure
+from pyruntime.errors import Failure, errno_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,18 +58,22 @@ def to_record(hooks: Hooks | None) -> dict[str, list[dict]]:
 
 
 def _hook_record(h: Hook) -> dict:
-    rec: dict = {"path": h.path, "args": list(h.args), "env": list(h.env)}
+    rec: dict = {"path": h.path, "args": list(h.args)}
+    if h.env is not None:
+        rec["env"] = list(h.env)
     if h.timeout is not None:
         rec["timeout"] = h.timeout
     return rec
 
 
-def plan_hooks(hooks: Hooks) -> tuple[bool, list[tuple[str, list[str], list[str], int]]]:
-    """(whether the init pauses for create-time hooks, startContainer hooks for the init)."""
+def plan_hooks(hooks: Hooks, process_env: list[str]
+               ) -> tuple[bool, list[tuple[str, list[str], list[str], int]]]:
+    """(whether the init pauses for create-time hooks, startContainer hooks for the init).
+    process_env: the container process's environment, for startContainer hooks without env."""
     rec = to_record(hooks)
     pause = any(rec.get(k) for k in ("prestart", "createRuntime", "createContainer",
                                      "startContainer"))
-    start = [(h["path"], _argv(h), list(h["env"]), h.get("timeout") or 0)
+    start = [(h["path"], _argv(h), list(h.get("env", process_env)), h.get("timeout") or 0)
              for h in rec.get("startContainer", [])]
     return pause, start
 
@@ -83,10 +91,11 @@ def state_for_hooks(container_id: str, status: str, pid: int, bundle: str,
 
 
 def run(records: dict[str, list[dict]], kind: str, state: dict, *,
-        ns_of: int | None = None) -> None:
+        ns_of: int | None = None, ns_env: list[str] | None = None) -> None:
     """Run every hook of `kind` in order; Failure on the first that fails.
 
-    ns_of: run them in the namespaces of that pid (createContainer), not the runtime's.
+    ns_of: run them in the namespaces of that pid (createContainer), not the runtime's;
+    ns_env: then the environment of those without env (the container process's).
     """
     data = jsonio.dumps(state).encode()
     for i, hook in enumerate(records.get(kind, [])):
@@ -94,7 +103,7 @@ def run(records: dict[str, list[dict]], kind: str, state: dict, *,
         if ns_of is None:
             _run_here(hook, data, where)
         else:
-            _run_in_ns(hook, data, where, ns_of)
+            _run_in_ns(hook, data, where, ns_of, ns_env or [])
 
 
 def run_logged(records: dict[str, list[dict]], kind: str, state: dict,
@@ -109,11 +118,32 @@ def run_logged(records: dict[str, list[dict]], kind: str, state: dict,
                 warn(str(e))
 
 
-def _env(hook: dict) -> dict[str, str]:
+def _env(hook: dict) -> dict:
+    """The hook's env; without one, the runtime's own."""
+    if hook.get("env") is None:
+        return _runtime_environ()
     env = {}
-    for item in hook.get("env") or []:
+    for item in hook["env"]:
         key, _, value = item.partition("=")
         env[key] = value
+    return env
+
+
+def _runtime_environ() -> dict[bytes, bytes]:
+    """The environment the runtime (the client, when served) was started with: Python's
+    own os.environ has what its start-up added (LC_CTYPE from C-locale coercion)."""
+    from pyruntime import caller
+
+    try:
+        with open(f"{caller.proc()}/environ", "rb") as f:
+            block = f.read()
+    except OSError:
+        return dict(os.environb)
+    env = {}
+    for item in block.split(b"\0"):
+        key, eq, value = item.partition(b"=")
+        if eq and key:
+            env.setdefault(key, value)
     return env
 
 
@@ -134,7 +164,7 @@ def _run_here(hook: dict, data: bytes, where: str) -> None:
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, close_fds=True)
     except OSError as e:
-        raise Failure(f"{where}: {e.strerror}") from None
+        raise Failure(f"{where}: {errno_text(e.errno)}") from None
     try:
         out, _ = proc.communicate(data, timeout=hook.get("timeout"))
     except subprocess.TimeoutExpired:
@@ -163,7 +193,7 @@ def _ns_flags(pid: int) -> int:
     return flags
 
 
-def _run_in_ns(hook: dict, data: bytes, where: str, pid: int) -> None:
+def _run_in_ns(hook: dict, data: bytes, where: str, pid: int, default_env: list[str]) -> None:
     """createContainer: the native code joins the namespaces and execs the hook as our child;
     here we feed its stdin, collect its output and enforce the timeout."""
     from pyruntime._native import ffi, lib
@@ -180,7 +210,8 @@ def _run_in_ns(hook: dict, data: bytes, where: str, pid: int) -> None:
     h = ffi.new("struct pyrt_hook *")
     path = ffi.new("char[]", hook["path"].encode())
     h.path, h.argv = path, strv(_argv(hook))
-    h.envp = strv(list(hook.get("env") or []))
+    env = hook.get("env")
+    h.envp = strv(list(default_env if env is None else env))
     h.timeout = hook.get("timeout") or 0
     in_r, in_w = os.pipe2(os.O_CLOEXEC)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -192,7 +223,7 @@ def _run_in_ns(hook: dict, data: bytes, where: str, pid: int) -> None:
     if child < 0:
         os.close(in_w)
         os.close(out_r)
-        raise Failure(f"{where}: {os.strerror(-child)}")
+        raise Failure(f"{where}: {errno_text(-child)}")
     status, out = _supervise(child, in_w, out_r, data, hook.get("timeout"), where)
     if status != 0:
         raise _describe(where, status, out)
@@ -253,15 +284,17 @@ def _supervise(pid: int, in_w: int, out_r: int, data: bytes, timeout: int | None
 
 
 def create_time_runner(records: dict[str, list[dict]], container_id: str, bundle: str,
-                       annotations: dict[str, str]) -> Callable[[int], bytes]:
+                       annotations: dict[str, str], process_env: list[str]
+                       ) -> Callable[[int], bytes]:
     """spawn()'s on_hooks: prestart, createRuntime, createContainer while the init waits
-    before pivot_root; returns the state JSON the init gives startContainer hooks."""
+    before pivot_root; returns the state JSON the init gives startContainer hooks.
+    process_env: config.json's process.env (createContainer hooks without env get it)."""
 
     def on_hooks(pid: int) -> bytes:
         creating = state_for_hooks(container_id, "creating", pid, bundle, annotations)
         run(records, "prestart", creating)
         run(records, "createRuntime", creating)
-        run(records, "createContainer", creating, ns_of=pid)
+        run(records, "createContainer", creating, ns_of=pid, ns_env=process_env)
         created = state_for_hooks(container_id, "created", pid, bundle, annotations)
         return jsonio.dumps(created).encode()
 

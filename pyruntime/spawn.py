@@ -13,7 +13,7 @@ import os
 import struct
 
 from pyruntime import children
-from pyruntime.errors import Failure
+from pyruntime.errors import Failure, errno_text
 from pyruntime.plan.build import Plan
 
 MSG_SIZE = 512
@@ -31,7 +31,7 @@ class SetupError(Failure):
         if text:
             detail = f"{step}: {text}"
         else:
-            detail = f"{step}: {os.strerror(err)}" if err else step
+            detail = f"{step}: {errno_text(err)}" if err else step
         super().__init__(detail)
         self.step = step
         self.errno = err
@@ -255,7 +255,7 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None) -> int:  # noqa: 
                 if ready:  # execve closed the socket: the process runs
                     return init_pid
                 if rc < 0:
-                    raise Failure(f"spawn: {os.strerror(-rc)}")
+                    raise Failure(f"spawn: {errno_text(-rc)}")
                 raise Failure("container init exited during setup" + _describe_exit(init_pid))
             kind, pid, err, step, text = msg
             if kind == MSG_PID:

@@ -48,7 +48,7 @@ def test_missing_cwd_through_a_symlink_stays_in_the_rootfs(runtime: Runtime, bun
     # dangling inside the rootfs: refused with one line (runc's MkdirAll fails too)
     res = runtime.run("run", "--bundle", b, "c1")
     assert res.returncode == 1 and res.stderr.splitlines() == [
-        "pyruntime: chdir: create cwd /evil/made: No such file or directory"]
+        "pyruntime: chdir: create cwd /evil/made: no such file or directory"]
     # the same path inside the rootfs: the cwd is made there, never in the host's dir
     (b.rootfs / str(host).lstrip("/")).mkdir(parents=True)
     assert runtime.run_bundle(b, "c1").stdout.strip() in ("/evil/made", f"{host}/made")

@@ -135,6 +135,9 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.hostname = spec.hostname or None
     plan.domainname = spec.domainname or None
     _process(spec, plan)
+    from pyruntime.plan.home import with_home
+
+    plan.envp = with_home(plan.envp, plan.rootfs, plan.uid)
     from pyruntime.plan.sched import plan_sched
 
     plan_sched(spec, plan)
@@ -144,7 +147,7 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     if spec.hooks is not None:
         from pyruntime.hooks import plan_hooks
 
-        plan.hooks_pause, plan.start_hooks = plan_hooks(spec.hooks)
+        plan.hooks_pause, plan.start_hooks = plan_hooks(spec.hooks, plan.envp)
     if spec.linux is not None and spec.linux.seccomp is not None:
         from pyruntime.seccomp.profile import build_profile
 

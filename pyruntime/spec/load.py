@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from pyruntime import jsonio
-from pyruntime.errors import Failure
+from pyruntime.errors import Failure, errno_text
 from pyruntime.spec.model import Spec
 from pyruntime.spec.record import DecodeError, decode
 
@@ -21,7 +21,7 @@ def load_bundle_config(bundle: str) -> Spec:
             raise Failure(f"bundle {bundle}: no such directory") from None
         raise Failure(f"config.json: not found in bundle {bundle}") from None
     except OSError as e:
-        raise Failure(f"config.json: {e.strerror}") from None
+        raise Failure(f"config.json: {errno_text(e.errno)}") from None
     return parse_config(raw)
 
 

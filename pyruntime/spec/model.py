@@ -100,7 +100,7 @@ class Mount(Record):
 class Hook(Record):
     path: str
     args: list[str] = []
-    env: list[str] = []
+    env: list[str] | None = None  # None: the runtime's environment (runc's), [] : empty
     timeout: int | None = None
 
 

@@ -91,7 +91,7 @@ def _hooks(spec: Spec) -> None:
                 raise _fail(f"{where}.path", f"must be an absolute path: {hook.path!r}")
             if hook.timeout is not None and hook.timeout <= 0:
                 raise _fail(f"{where}.timeout", "must be greater than zero")
-            for j, e in enumerate(hook.env):
+            for j, e in enumerate(hook.env or []):
                 if "=" not in e:
                     raise _fail(f"{where}.env[{j}]", f"expected KEY=VALUE, got {e!r}")
 

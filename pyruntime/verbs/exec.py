@@ -36,7 +36,7 @@ def main(g: Globals, values: dict) -> int:
     from pyruntime import console
 
     console.check(process.terminal, values["console_socket"], not detach)
-    plan = ex.exec_plan(spec, process, values["preserve_fds"])
+    plan = ex.exec_plan(spec, process, f"/proc/{state.pid}/root", values["preserve_fds"])
     if spec.linux is not None and spec.linux.seccomp is not None:  # as runc: the container's
         from pyruntime import SPEC_VERSION, seccomp  # filter applies to exec'd processes too
         from pyruntime.seccomp.profile import build_profile
