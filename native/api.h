@@ -251,8 +251,9 @@ struct pyrt_plan {
     const struct pyrt_sysctl *sysctls;   /* written after pivot_root via a private procfs */
     size_t n_sysctls;
 
-    /* seccomp (seccomp_load.c): after `start`; before the credentials without
-       no_new_privs (loading then needs CAP_SYS_ADMIN), else last before execve */
+    /* seccomp (seccomp_load.c): with no_new_privs last before execve, after `start`;
+       without, before READY, after the credentials, which keep CAP_SYS_ADMIN for the
+       load and drop it right after (init.c, creds.c) */
     const uint8_t *seccomp_bpf;          /* struct sock_filter[] from pyrt_seccomp_compile; NULL:
                                             no filter */
     size_t seccomp_bpf_len;              /* bytes, a multiple of 8 */
