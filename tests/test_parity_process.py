@@ -47,7 +47,7 @@ def write_passwd(rootfs: Path, text: str) -> None:
 def exec_homes(rt: Runtime, cid: str, b) -> list[str]:  # noqa: ANN001
     rt.create(b, cid)
     rt.start(cid)
-    out = [rt.output(cid)]
+    out = []
     for flags in (["--user", "1000:1000"], ["--user", "2000:2000"],
                   ["--env", "HOME=/custom"], ["--env", "HOME="]):
         res = rt.run("exec", *flags, cid, "sh", "-c", 'echo "HOME=$HOME"')
@@ -56,7 +56,7 @@ def exec_homes(rt: Runtime, cid: str, b) -> list[str]:  # noqa: ANN001
     rt.kill(cid, "KILL")
     rt.wait_status(cid, "stopped")
     rt.delete(cid)
-    return out
+    return [rt.output(cid), *out]  # read once it has stopped: `start` does not wait for it
 
 
 def test_home_from_the_containers_passwd(runtime: Runtime, bundle, tmp_path: Path,
@@ -98,6 +98,20 @@ def test_home_through_a_symlink_inside_the_rootfs(runtime: Runtime, bundle, tmp_
     (b.rootfs / "etc" / "passwd").symlink_to("/data/passwd")
     outs = both(runtime, tmp_path, test_token, lambda rt, cid: rt.run_bundle(b, cid))
     assert outs[0].stdout == outs[1].stdout == "HOME=/home/u\n"
+
+
+def test_home_from_a_passwd_bind_mounted_by_the_config(runtime: Runtime, bundle,
+                                                       tmp_path: Path, test_token: str) -> None:
+    # podman binds a passwd of its own over the image's
+    host = tmp_path / "bound-passwd"
+    host.write_text("u:x:1000:1000::/from-the-mount:/bin/sh\n")
+    b = bundle(["sh", "-c", 'echo "HOME=$HOME"'])
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b.config["mounts"].append({"destination": "/etc/passwd", "type": "bind",
+                               "source": str(host), "options": ["bind", "ro"]})
+    b.write()
+    outs = both(runtime, tmp_path, test_token, lambda rt, cid: rt.run_bundle(b, cid))
+    assert outs[0].stdout == outs[1].stdout == "HOME=/from-the-mount\n"
 
 
 # -- sessions -----------------------------------------------------------------------------

@@ -135,9 +135,10 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.hostname = spec.hostname or None
     plan.domainname = spec.domainname or None
     _process(spec, plan)
-    from pyruntime.plan.home import with_home
+    from pyruntime.plan.home import passwd_at_create, with_home
 
-    plan.envp = with_home(plan.envp, plan.rootfs, plan.uid)
+    passwd_root, passwd = passwd_at_create(spec.mounts, plan.rootfs, bundle)
+    plan.envp = with_home(plan.envp, passwd_root, plan.uid, passwd)
     from pyruntime.plan.sched import plan_sched
 
     plan_sched(spec, plan)
