@@ -8,8 +8,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
-SYS_PYTHON ?= python3
-APT_PACKAGES := busybox-static libseccomp-dev libcap-dev pkg-config gcc libc6-dev runc crun hyperfine zstd \
+# Debian's interpreter, not whatever `python3` is on root's PATH (pyenv's lives under /root,
+# which other users cannot read or execute): the venv must work for every user (README,
+# Rootless).  Debian's build is also PGO/LTO-optimised and starts faster.
+SYS_PYTHON ?= /usr/bin/python3
+APT_PACKAGES := python3-venv python3-dev busybox-static libseccomp-dev libcap-dev pkg-config gcc libc6-dev runc crun hyperfine zstd \
                 criu
 PYTEST_ARGS ?=
 
@@ -32,14 +35,30 @@ apt:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-$(PY):
+# An existing venv built from another interpreter (e.g. pyenv's, before SYS_PYTHON was
+# Debian's) is recreated; one built from SYS_PYTHON is kept, so setup stays idempotent.
+VENV_WANT := $(shell readlink -f $(SYS_PYTHON) 2>/dev/null)
+VENV_HAVE := $(shell sed -n 's/^executable = //p' $(VENV)/pyvenv.cfg 2>/dev/null \
+                     | xargs -r readlink -f 2>/dev/null)
+VENV_CFG := $(VENV)/pyvenv.cfg
+ifneq ($(VENV_HAVE),$(VENV_WANT))
+$(VENV_CFG): FORCE
+endif
+$(VENV_CFG):
+	@if [ -e $(VENV) ]; then \
+	  echo "setup: $(VENV) was built from '$(VENV_HAVE)', not $(VENV_WANT): recreating it"; \
+	  rm -rf $(VENV); \
+	fi
 	$(SYS_PYTHON) -m venv $(VENV)
+
+.PHONY: FORCE
+FORCE:
 
 # The editable install is redone only when the packaging files change.  It leaves the
 # cffi extension out (PYRUNTIME_SKIP_NATIVE=1, see setup.py): the extension is built in
 # place below, into pyruntime/, which the editable install imports from.  One copy of
 # _native*.so, one way to build it.
-$(STAMPS)/installed: pyproject.toml setup.py | $(PY)
+$(STAMPS)/installed: pyproject.toml setup.py $(VENV_CFG)
 	$(PY) -m pip install -q 'setuptools>=68' wheel 'cffi>=1.16'
 	PYRUNTIME_SKIP_NATIVE=1 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	@mkdir -p $(STAMPS) && touch $@
@@ -67,7 +86,8 @@ $(VENV)/bin/pyruntime: $(STAMPS)/installed $(CLIENT_SRC) $(wildcard native/*.h)
 # higher-priority _native.cpython-3XX-*.so.)
 native-if-stale: $(STAMPS)/installed
 	@so=$$($(PY) -c 'import importlib.util as u; s = u.find_spec("pyruntime._native"); print(s.origin if s else "")' 2>/dev/null || true); \
-	if [ -z "$$so" ] || [ -n "$$(find native -type f -newer "$$so" -print -quit)" ]; then \
+	if [ -z "$$so" ] || [ "$$so" -ot $(VENV_CFG) ] \
+	   || [ -n "$$(find native -type f -newer "$$so" -print -quit)" ]; then \
 	  echo "setup: building the native extension (native/build.py)"; \
 	  $(PY) native/build.py; \
 	fi
