@@ -34,7 +34,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
            no_pivot: bool = False, preserve_fds: int = 0,
            warn: Callable[[str], None] | None = None, console_socket: str | None = None,
            foreground: bool = False, extra: dict | None = None,
-           debug: Callable[[str], None] | None = None) -> ContainerState:
+           debug: Callable[[str], None] | None = None,
+           rootless: bool = False) -> ContainerState:
     """Set the container up; return once its init waits on the exec fifo.
 
     With process.terminal, the pty master goes to `console_socket`, or, in the
@@ -42,9 +43,11 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
 
     Validation happens before anything touches disk; after that, any failure removes
     what was made (the state dir, the fifo, the cgroups) and kills the init, so nothing
-    is left.
+    is left.  `rootless` (--rootless, pyruntime/rootless.py): go without the cgroups
+    this caller may not make.
     """
     from pyruntime import cgroups
+    from pyruntime import rootless as rootless_mode
     from pyruntime.plan.build import add_listen_fds, build_plan
     from pyruntime.spec.load import load_bundle_config
 
@@ -54,9 +57,11 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     directory = os.path.join(store.root, container_id)
     fifo = os.path.join(directory, FIFO_NAME)
     linux = spec.linux
-    cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id)
+    cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id,
+                                   rootless)
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
                       cgroup_dirs=cgroups.mount_dirs(cgroup))
+    rootless_mode.check_caller(plan)
     add_listen_fds(plan, os.environ, caller.caller_pid())
     plan.lifeline_until_start = foreground
     net_moves: list[tuple[str, str]] = []

@@ -166,6 +166,9 @@ def exec_plan(spec: Spec, process: Process, root: str, preserve_fds: int = 0) ->
     spec.process = process
     _process(spec, plan)
     plan.envp = with_home(plan.envp, root, plan.uid)
+    from pyruntime.rootless import fit_process
+
+    fit_process(plan)
     return plan
 
 

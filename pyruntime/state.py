@@ -66,7 +66,12 @@ class Store:
         path = self.dir(container_id)
         if container_id == IMAGES_DIR:
             raise Failure(f"container id {container_id!r} is reserved (the image store)")
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+        except PermissionError as e:
+            from pyruntime.rootless import root_failure
+
+            raise root_failure(self.root, e) from None
         try:
             os.mkdir(path, 0o711)
         except FileExistsError:

@@ -95,6 +95,12 @@ static int socket_path(int argc, char **argv, char *out, size_t len)
             i++;
         }
     }
+    /* A non-root user's default root, as pyruntime/rootless.py decides it. */
+    if (!strcmp(root, DEFAULT_ROOT) && geteuid() != 0) {
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        if (xdg && *xdg)
+            return snprintf(out, len, "%s/pyruntime/%s", xdg, SOCKET_NAME) < (int)len ? 0 : -1;
+    }
     return snprintf(out, len, "%s/%s", root, SOCKET_NAME) < (int)len ? 0 : -1;
 }
 

@@ -10,25 +10,33 @@ if TYPE_CHECKING:
     from pyruntime.cgroups.driver import Driver
 
 
-def for_container(cgroups_path: str | None, container_id: str) -> Driver:
-    """The driver for a new container on this host (nothing is created yet)."""
+def for_container(cgroups_path: str | None, container_id: str,
+                  rootless: bool = False) -> Driver:
+    """The driver for a new container on this host (nothing is created yet).  `rootless`
+    (--rootless) without a cgroups_path: hierarchies the caller may not write are left
+    out at create (Driver.skip_denied); with a path, the container must get it."""
     from pyruntime.cgroups.detect import UNIFIED, host
     from pyruntime.cgroups.paths import resolve
 
     h = host()
     paths = resolve(h, cgroups_path, container_id)
+    driver: Driver
     if h.mode == UNIFIED:
         from pyruntime.cgroups.v2 import V2
 
-        return V2(paths, mountpoint=h.hierarchies[0].mountpoint)
-    from pyruntime.cgroups.v1 import V1
+        driver = V2(paths, mountpoint=h.hierarchies[0].mountpoint)
+    else:
+        from pyruntime.cgroups.v1 import V1
 
-    return V1(paths)
+        driver = V1(paths)
+    driver.skip_denied = rootless and not cgroups_path
+    return driver
 
 
 def from_record(record: dict | None) -> Driver | None:
-    """The driver of an existing container, from what state.json recorded."""
-    if not record:
+    """The driver of an existing container, from what state.json recorded; None when it
+    has no cgroups (or, rootless, none it could make)."""
+    if not record or not record.get("paths"):
         return None
     paths = dict(record.get("paths") or {})
     created = list(record.get("created") or [])

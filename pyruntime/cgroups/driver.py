@@ -41,6 +41,24 @@ def write_failure(path: str, value: str, e: OSError) -> Failure:
     return Failure(f"cgroup: write {value!r} to {path}: {e.strerror or e}")
 
 
+class Denied(Failure):
+    """A cgroup directory this caller may not make (EACCES, EPERM, EROFS)."""
+
+
+DENIED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def mkdir_failure(directory: str, e: OSError) -> Failure:
+    """mkdir of a container's cgroup failed.  Refused for lack of rights, a non-root caller
+    has no delegated subtree there: say so (Denied, which a rootless create may skip)."""
+    if e.errno in DENIED_ERRNOS:
+        if os.geteuid() != 0:
+            return Denied(f"cgroup: cannot write cgroup {directory}: "
+                          f"{(e.strerror or '').lower()} (no delegation)")
+        return Denied(f"cgroup: mkdir {directory}: {e.strerror}")
+    return Failure(f"cgroup: mkdir {directory}: {e.strerror}")
+
+
 def read_pids(directory: str) -> list[int]:
     """Every pid in the cgroup at `directory` and in the cgroups below it."""
     pids: list[int] = []
@@ -62,6 +80,18 @@ class Driver:
     def __init__(self, paths: dict[str, str], created: list[str] | None = None) -> None:
         self.paths = paths
         self.created: list[str] = created or []
+        # Rootless without linux.cgroupsPath (pyruntime/rootless.py): a hierarchy whose
+        # directory the caller may not make is left out of `paths`, as runc's rootless
+        # cgroup manager does, and noted in `denied` (key -> the refusal) and `left_out`
+        # (key -> the directory it would have had).
+        self.skip_denied = False
+        self.denied: dict[str, Denied] = {}
+        self.left_out: dict[str, str] = {}
+
+    def leave_out(self, key: str, e: Denied) -> None:
+        """Rootless: go without the hierarchy `key` (create was refused its directory)."""
+        self.left_out[key] = self.paths.pop(key)
+        self.denied[key] = e
 
     # -- state.json ------------------------------------------------------------------------
     def to_record(self) -> dict:
@@ -106,6 +136,10 @@ class Driver:
             plan.cgroup_procs.append(procs)
             clone = procs = None
         plan.cgroup_dir, plan.cgroup_dir_procs = clone, procs
+        if self.left_out:  # the cgroup mount's binds named the directories never made
+            from pyruntime.plan.cgroup_mount import bind_own_instead
+
+            bind_own_instead(plan.mounts, set(self.left_out.values()))
 
     def add_pid(self, pid: int) -> None:
         for path in self.procs_files():

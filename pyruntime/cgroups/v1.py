@@ -11,8 +11,10 @@ import os
 import time
 
 from pyruntime.cgroups.driver import (
+    Denied,
     Driver,
     OomWatch,
+    mkdir_failure,
     read_pids,
     read_text,
     write_failure,
@@ -41,6 +43,12 @@ class V1(Driver):
                 return d
         return None
 
+    def _denied(self, controller: str) -> Denied | None:
+        for key, e in self.denied.items():
+            if key and controller in key.split(","):
+                return e
+        return None
+
     def _need(self, controller: str) -> str:
         d = self._dir(controller)
         if d is None:
@@ -56,7 +64,12 @@ class V1(Driver):
     def create(self) -> None:
         try:
             for key in sorted(self.paths, key=_rank):
-                self._make(self.paths[key], cpuset="cpuset" in key.split(","))
+                try:
+                    self._make(self.paths[key], cpuset="cpuset" in key.split(","))
+                except Denied as e:
+                    if not self.skip_denied:
+                        raise
+                    self.leave_out(key, e)
         except BaseException:
             self.destroy()
             raise
@@ -75,7 +88,7 @@ class V1(Driver):
                     _copy_cpuset_from_parent(d)
                 continue
             except OSError as e:
-                raise Failure(f"cgroup: mkdir {d}: {e.strerror}") from None
+                raise mkdir_failure(d, e) from None
             self.created.append(d)
             if cpuset:
                 _copy_cpuset_from_parent(d)
@@ -102,6 +115,12 @@ class V1(Driver):
             if d is None:
                 if w.optional:
                     continue
+                denied = self._denied(w.controller)
+                if denied is not None:
+                    if w.controller == "devices":  # runc: not expected to work rootless
+                        continue
+                    raise Failure(f"{w.field or 'cgroup'}: cannot set {w.filename}: "
+                                  f"{denied.message.removeprefix('cgroup: ')}")
                 where = w.field or "cgroup"
                 raise Failure(f"{where}: cannot set {w.filename}: the {w.controller} "
                               "controller is not mounted on this host")

@@ -12,7 +12,15 @@ from __future__ import annotations
 import os
 import select
 
-from pyruntime.cgroups.driver import Driver, OomWatch, read_pids, read_text, write_text
+from pyruntime.cgroups.driver import (
+    Denied,
+    Driver,
+    OomWatch,
+    mkdir_failure,
+    read_pids,
+    read_text,
+    write_text,
+)
 from pyruntime.cgroups.resources import KEEP_QUOTA
 from pyruntime.errors import Failure
 
@@ -46,11 +54,16 @@ class V2(Driver):
         return self.dir
 
     def clone_dir(self) -> str | None:
-        return self.dir
+        return self.paths.get("")
 
     def create(self) -> None:
         try:
             self._make()
+        except Denied as e:
+            self.destroy()
+            if not self.skip_denied:
+                raise
+            self.leave_out("", e)
         except BaseException:
             self.destroy()
             raise
@@ -74,7 +87,7 @@ class V2(Driver):
                     raise Failure(f"cgroup: {current} already has processes in it; "
                                   "a container needs a cgroup of its own") from None
             except OSError as e:
-                raise Failure(f"cgroup: mkdir {current}: {e.strerror}") from None
+                raise mkdir_failure(current, e) from None
 
     def _enable_controllers(self, directory: str) -> None:
         """Enable in `directory`'s subtree_control what it has and we want.

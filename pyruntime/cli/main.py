@@ -17,7 +17,9 @@ class Globals:
     """The global options every verb receives, and the log they write to."""
 
     def __init__(self, values: dict) -> None:
-        self.root: str = values["root"]
+        from pyruntime.rootless import state_root
+
+        self.root: str = state_root(values["root"])
         self.log_path: str | None = values["log"]
         self.log_format: str = values["log_format"]
         self.debug: bool = values["debug"]

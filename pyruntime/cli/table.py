@@ -47,13 +47,14 @@ class Verb:
 
 
 GLOBAL_OPTIONS = (
-    Opt("--root", default="/run/pyruntime", help="root directory for container state"),
+    Opt("--root", default="/run/pyruntime",
+        help="root directory for container state (non-root: $XDG_RUNTIME_DIR/pyruntime)"),
     Opt("--log", help="log file (default: stderr)"),
     Opt("--log-format", default="text", choices=("text", "json"), help="log format"),
     Opt("--debug", "flag", help="log debug messages"),
     Opt("--systemd-cgroup", "flag", help="manage cgroups with systemd (needs systemd)"),
     Opt("--rootless", default="auto", choices=("auto", "true", "false"),
-        help="rootless mode (pyruntime runs as root only)"),
+        help="leave out cgroups this user may not create (auto: when not root)"),
     Opt("--criu", default="criu", help="path to the criu binary used for checkpoint and restore"),
 )
 

@@ -81,3 +81,18 @@ def expand(destination: str, flags: int, cgroup_dirs: dict[str, str] | None = No
             steps.append((source, os.path.join(destination, os.path.basename(h.mountpoint)),
                           None, bind_flags, None))
     return steps
+
+
+def bind_own_instead(steps: list, left_out: set[str]) -> None:
+    """Rootless: the container's directories in `left_out` were never made (no rights);
+    bind this process's own cgroup there instead, as for a hierarchy in which the
+    container has no directory (runc 1.1.5 rootless shows the same)."""
+    own = own_cgroups()
+    tops = {h.mountpoint: _controllers_key(h) for h in host_hierarchies()}
+    for step in steps:
+        if step.source not in left_out:
+            continue
+        for top, key in tops.items():
+            if step.source.startswith(top + "/"):
+                step.source = top + own.get(key, "/").rstrip("/")
+                break

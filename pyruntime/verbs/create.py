@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pyruntime import rootless
 from pyruntime.cli.main import Globals
 from pyruntime.container import create
 from pyruntime.state import Store
@@ -19,5 +20,5 @@ def main(g: Globals, values: dict) -> int:
     create(Store(g.root), values["container_id"], values["bundle"],
            pid_file=values["pid_file"], no_pivot=values["no_pivot"],
            preserve_fds=values["preserve_fds"], warn=g.log.warning, debug=g.log.debug,
-           console_socket=values["console_socket"])
+           console_socket=values["console_socket"], rootless=rootless.enabled(g.rootless))
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import _signal  # not signal: it imports enum (~8 ms); the C half has all we use
 import os
 
-from pyruntime import children
+from pyruntime import children, rootless
 from pyruntime.cli.main import Globals
 from pyruntime.container import create, destroy, start
 from pyruntime.errors import Failure
@@ -51,7 +51,8 @@ def main(g: Globals, values: dict) -> int:
                        pid_file=values["pid_file"], no_pivot=values["no_pivot"],
                        preserve_fds=values["preserve_fds"], warn=g.log.warning,
                        debug=g.log.debug, console_socket=values["console_socket"],
-                       foreground=not detach, extra=extra)
+                       foreground=not detach, extra=extra,
+                       rootless=rootless.enabled(g.rootless))
     except BaseException:
         if extra:  # from here on, destroy() removes the image bundle
             from pyruntime.verbs.image import discard_run_bundle
