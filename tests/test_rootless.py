@@ -1,0 +1,257 @@
+"""A user without privileges runs containers (README, Rootless).
+
+The module creates that user (useradd) and removes it afterwards; every pyruntime call
+runs as it (setpriv), with $XDG_RUNTIME_DIR in a directory it owns, so the state lives in
+$XDG_RUNTIME_DIR/pyruntime.  Under `make test-served` the user's calls go through a
+`pyruntime serve` of its own.  The checkout must be usable by other users (readable,
+searchable, and the venv built from /usr/bin/python3 by `make setup`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyruntime.api.leftovers import _is_zombie_or_gone
+from pyruntime.api.rootfs import build_busybox_rootfs
+from support.leftovers import TOKEN_VAR
+from support.runtime import served_suite
+
+pytestmark = pytest.mark.root  # useradd, setpriv
+
+REPO = Path(__file__).resolve().parent.parent
+CLIENT = Path(sys.executable).parent / "pyruntime"
+TIMEOUT = 60
+
+
+class User:
+    def __init__(self, name: str) -> None:
+        pw = pwd.getpwnam(name)
+        self.name, self.uid, self.gid = name, pw.pw_uid, pw.pw_gid
+
+
+def _not_for_others(path: Path) -> str | None:
+    """The first directory from / to `path` that other users cannot search, if any."""
+    for p in [*reversed(path.parents), path]:
+        if not p.stat().st_mode & stat.S_IXOTH:
+            return str(p)
+    return None
+
+
+@pytest.fixture(scope="module")
+def user() -> Iterator[User]:
+    name = f"pyrt-rl-{os.getpid()}"
+    subprocess.run(["useradd", "--no-create-home", "--user-group", "--shell",
+                    "/usr/sbin/nologin", name], check=True, capture_output=True)
+    try:
+        u = User(name)
+        blocked = _not_for_others(CLIENT.resolve().parent) or _not_for_others(
+            Path(os.path.realpath(sys.executable)))
+        check = subprocess.run(_as(u, sys.executable, "-c", "import pyruntime._native"),
+                               capture_output=True, text=True, timeout=TIMEOUT, cwd="/")
+        if blocked or check.returncode:
+            pytest.fail(f"user {name} cannot use this checkout ({REPO}): "
+                        f"{f'{blocked} is not searchable by other users; ' if blocked else ''}"
+                        f"{check.stderr.strip()[-300:]} -- every directory down to it must "
+                        "be o+rx, and the venv built from /usr/bin/python3 (`make setup`)")
+        yield u
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+def _as(u: User, *argv: str) -> list[str]:
+    return ["setpriv", f"--reuid={u.uid}", f"--regid={u.gid}", "--init-groups", *argv]
+
+
+class Home:
+    """The user's directory for one test: a bundle it owns and its XDG_RUNTIME_DIR."""
+
+    def __init__(self, u: User, token: str) -> None:
+        self.user = u
+        self.token = token
+        self.dir = Path(tempfile.mkdtemp(prefix="pyrt-rootless-"))  # pytest's tmp is 0700
+        self.xdg = self.dir / "xdg"
+        self.xdg.mkdir(mode=0o700)
+        self.bundle = self.dir / "bundle"
+        build_busybox_rootfs(self.bundle / "rootfs")
+        subprocess.run(["chown", "-R", f"{u.uid}:{u.gid}", str(self.dir)], check=True)
+        self.server: subprocess.Popen | None = None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.dir),
+                "XDG_RUNTIME_DIR": str(self.xdg), **extra}
+
+    def run(self, *args: str, env: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+        # files, not pipes: a created container's init keeps them open
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            rc = subprocess.run(_as(self.user, str(CLIENT), *args), cwd=self.bundle,
+                                env=self.env() if env is None else env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                timeout=TIMEOUT).returncode
+            out.seek(0)
+            err.seek(0)
+            r = subprocess.CompletedProcess(args, rc, out.read(), err.read())
+        if check and r.returncode:
+            raise AssertionError(f"pyruntime {' '.join(args)}: exit {r.returncode}: "
+                                 f"{r.stderr}")
+        return r
+
+    def spec(self, args: list[str], **linux: object) -> dict:
+        """`pyruntime spec --rootless` as the user, then the test's args and edits."""
+        (self.bundle / "config.json").unlink(missing_ok=True)
+        self.run("spec", "--rootless")
+        config = json.loads((self.bundle / "config.json").read_text())
+        config["process"].update(args=args, terminal=False)
+        config["process"]["env"].append(f"{TOKEN_VAR}={self.token}")
+        config["linux"].update(linux)
+        self.write(config)
+        return config
+
+    def write(self, config: dict) -> None:
+        path = self.bundle / "config.json"
+        path.write_text(json.dumps(config))
+        os.chown(path, self.user.uid, self.user.gid)
+
+    def serve(self) -> None:
+        """The user's own `pyruntime serve`, at $XDG_RUNTIME_DIR/pyruntime/serve.sock."""
+        self.server = subprocess.Popen(_as(self.user, str(CLIENT), "serve"), cwd=self.dir,
+                                       env=self.env(), stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True)
+        line = self.server.stdout.readline()
+        assert line.startswith("ready"), self.server.stderr.read()
+
+    def state_root(self) -> list[str]:
+        root = self.xdg / "pyruntime"
+        return sorted(n for n in os.listdir(root) if not n.startswith("serve")) \
+            if root.exists() else []
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(timeout=TIMEOUT)
+            self.server.stdout.close()
+            self.server.stderr.close()
+        for cid in self.state_root():
+            self.run("delete", "--force", cid, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def home(user: User, test_token: str) -> Iterator[Home]:
+    h = Home(user, test_token)
+    try:
+        if served_suite():
+            h.serve()
+        yield h
+    finally:
+        h.close()
+
+
+def _wait_status(h: Home, cid: str, want: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while json.loads(h.run("state", cid).stdout)["status"] != want:
+        assert time.monotonic() < deadline, f"{cid} never became {want}"
+        time.sleep(0.05)
+
+
+def test_run_as_user_is_root_in_its_user_namespace(home: Home) -> None:
+    home.spec(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/setgroups; "
+               "ls /sys/class >/dev/null && echo sysfs; echo x > /dev/null && echo null"])
+    r = home.run("run", "c1")
+    lines = r.stdout.split("\n")
+    assert lines[:2] == ["0", "0"], r.stdout
+    assert lines[2].split() == ["0", str(home.user.uid), "1"]
+    assert lines[3:6] == ["deny", "sysfs", "null"]
+    # its own state root, and nothing left in it
+    assert (home.xdg / "pyruntime").stat().st_uid == home.user.uid
+    assert home.state_root() == []
+    assert not json.loads(home.run("list", "--format", "json").stdout)
+
+
+def test_lifecycle_and_exec(home: Home) -> None:
+    home.spec(["sleep", "1000"])
+    home.run("create", "c2")
+    _wait_status(home, "c2", "created")
+    home.run("start", "c2")
+    _wait_status(home, "c2", "running")
+    state = json.loads(home.run("state", "c2").stdout)
+    assert os.stat(f"/proc/{state['pid']}").st_uid == home.user.uid  # uid 0 inside
+    assert [c["id"] for c in json.loads(home.run("list", "--format", "json").stdout)] \
+        == ["c2"]
+    r = home.run("exec", "c2", "sh", "-c", "id -u; cat /proc/1/cmdline")
+    assert r.stdout == "0\nsleep\x001000\x00", r.stdout
+    home.run("kill", "c2", "KILL")
+    _wait_status(home, "c2", "stopped")
+    home.run("delete", "c2")
+    assert home.state_root() == []
+    assert _is_zombie_or_gone(state["pid"])  # a zombie until its reaper (pytest) waits
+
+
+def test_bind_mount_of_the_users_own_file(home: Home) -> None:
+    own = home.dir / "note.txt"
+    own.write_text("mine\n")
+    os.chown(own, home.user.uid, home.user.gid)
+    config = home.spec(["cat", "/mnt/note.txt"])
+    config["mounts"].append({"destination": "/mnt/note.txt", "type": "bind",
+                             "source": str(own), "options": ["bind", "ro"]})
+    home.write(config)
+    assert home.run("run", "c3").stdout == "mine\n"
+
+
+def test_without_a_user_namespace_needs_root(home: Home) -> None:
+    config = home.spec(["true"])
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                     if n["type"] != "user"]
+    for key in ("uidMappings", "gidMappings"):
+        del config["linux"][key]
+    home.write(config)
+    r = home.run("run", "c4", check=False)
+    assert r.returncode == 1
+    assert "needs root or a user namespace" in r.stderr
+    assert home.state_root() == []
+
+
+def test_mapping_another_uid_is_refused(home: Home) -> None:
+    home.spec(["true"], uidMappings=[{"containerID": 0, "hostID": 0, "size": 1}])
+    r = home.run("run", "c5", check=False)
+    assert r.returncode == 1
+    assert "linux.uidMappings" in r.stderr and "only its own uid" in r.stderr, r.stderr
+    assert home.state_root() == []
+
+
+def test_cgroups_without_delegation_name_the_cause(home: Home) -> None:
+    """This host has no cgroup subtree delegated to the user: a cgroupsPath it asks for,
+    or --rootless false (cgroups required), fails naming the directory; --rootless auto
+    without a path runs without cgroups (the other tests)."""
+    home.spec(["true"], cgroupsPath=f"pyrt-rootless-{home.token}")
+    r = home.run("run", "c6", check=False)
+    assert r.returncode == 1
+    assert "cannot write cgroup /sys/fs/cgroup/" in r.stderr, r.stderr
+    assert "permission denied (no delegation)" in r.stderr, r.stderr
+    home.spec(["true"])
+    r = home.run("--rootless", "false", "run", "c7", check=False)
+    assert r.returncode == 1
+    assert "permission denied (no delegation)" in r.stderr, r.stderr
+    assert home.state_root() == []
+
+
+def test_without_xdg_runtime_dir_the_root_is_named(home: Home) -> None:
+    home.spec(["true"])
+    env = home.env()
+    del env["XDG_RUNTIME_DIR"]
+    r = home.run("run", "c8", env=env, check=False)
+    assert r.returncode == 1
+    assert "XDG_RUNTIME_DIR is not set" in r.stderr, r.stderr
