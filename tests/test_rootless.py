@@ -234,13 +234,20 @@ def test_mapping_another_uid_is_refused(home: Home) -> None:
 
 def test_cgroups_without_delegation_name_the_cause(home: Home) -> None:
     """This host has no cgroup subtree delegated to the user: a cgroupsPath it asks for,
-    or --rootless false (cgroups required), fails naming the directory; --rootless auto
-    without a path runs without cgroups (the other tests)."""
+    a limit, or --rootless false (cgroups required), fails naming the directory;
+    --rootless auto without a path runs without cgroups (the other tests)."""
     home.spec(["true"], cgroupsPath=f"pyrt-rootless-{home.token}")
     r = home.run("run", "c6", check=False)
     assert r.returncode == 1
     assert "cannot write cgroup /sys/fs/cgroup/" in r.stderr, r.stderr
     assert "permission denied (no delegation)" in r.stderr, r.stderr
+    home.spec(["true"], resources={"pids": {"limit": 10}})
+    r = home.run("run", "c6", check=False)
+    assert r.returncode == 1
+    assert "cannot set pids.max: cannot write cgroup /sys/fs/cgroup/" in r.stderr, r.stderr
+    assert "(no delegation)" in r.stderr, r.stderr
+    home.spec(["true"], resources={"devices": [{"allow": False, "access": "rwm"}]})
+    home.run("run", "c6")  # as runc: device rules are not expected to work rootless
     home.spec(["true"])
     r = home.run("--rootless", "false", "run", "c7", check=False)
     assert r.returncode == 1

@@ -59,6 +59,13 @@ def mkdir_failure(directory: str, e: OSError) -> Failure:
     return Failure(f"cgroup: mkdir {directory}: {e.strerror}")
 
 
+def check_joinable(directory: str) -> None:
+    """An existing cgroup a non-root caller could not put the init into is refused like
+    one it could not make (runc's rootless manager skips both alike)."""
+    if os.geteuid() != 0 and not os.access(os.path.join(directory, "cgroup.procs"), os.W_OK):
+        raise mkdir_failure(directory, OSError(errno.EACCES, os.strerror(errno.EACCES)))
+
+
 def read_pids(directory: str) -> list[int]:
     """Every pid in the cgroup at `directory` and in the cgroups below it."""
     pids: list[int] = []

@@ -14,6 +14,7 @@ from pyruntime.cgroups.driver import (
     Denied,
     Driver,
     OomWatch,
+    check_joinable,
     mkdir_failure,
     read_pids,
     read_text,
@@ -51,6 +52,10 @@ class V1(Driver):
 
     def _need(self, controller: str) -> str:
         d = self._dir(controller)
+        denied = self._denied(controller) if d is None else None
+        if denied is not None:
+            raise Failure(f"cgroup: cannot set {controller} limits: "
+                          f"{denied.message.removeprefix('cgroup: ')}")
         if d is None:
             raise Failure(f"cgroup: the {controller} controller is not mounted on this host")
         return d
@@ -92,6 +97,8 @@ class V1(Driver):
             self.created.append(d)
             if cpuset:
                 _copy_cpuset_from_parent(d)
+        if not missing:
+            check_joinable(directory)
         if not missing and read_pids(directory):
             raise Failure(f"cgroup: {directory} already has processes in it; "
                           "a container needs a cgroup of its own")

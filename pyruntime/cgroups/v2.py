@@ -16,6 +16,7 @@ from pyruntime.cgroups.driver import (
     Denied,
     Driver,
     OomWatch,
+    check_joinable,
     mkdir_failure,
     read_pids,
     read_text,
@@ -83,6 +84,8 @@ class V2(Driver):
                 os.mkdir(current, 0o755)
                 self.created.append(current)
             except FileExistsError:
+                if i == len(parts) - 1:
+                    check_joinable(current)
                 if i == len(parts) - 1 and read_pids(current):
                     raise Failure(f"cgroup: {current} already has processes in it; "
                                   "a container needs a cgroup of its own") from None
