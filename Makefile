@@ -12,7 +12,7 @@ STAMPS := $(VENV)/.stamps
 # which other users cannot read or execute): the venv must work for every user (README,
 # Rootless).  Debian's build is also PGO/LTO-optimised and starts faster.
 SYS_PYTHON ?= /usr/bin/python3
-APT_PACKAGES := python3-venv python3-dev busybox-static libseccomp-dev libcap-dev pkg-config gcc libc6-dev runc crun hyperfine zstd \
+APT_PACKAGES := python3-venv python3-dev uidmap busybox-static libseccomp-dev libcap-dev pkg-config gcc libc6-dev runc crun hyperfine zstd \
                 criu
 PYTEST_ARGS ?=
 

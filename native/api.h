@@ -148,6 +148,8 @@ struct pyrt_plan {
     const char *uid_map;                 /* text for /proc/PID/uid_map; NULL: none */
     const char *gid_map;                 /* text for /proc/PID/gid_map; NULL: none */
     int32_t deny_setgroups;              /* write "deny" to /proc/PID/setgroups first */
+    const char *newuidmap;               /* non-NULL: uid_map is written by this setuid */
+    const char *newgidmap;               /* helper (ranges for a non-root caller) */
 
     /* filesystem */
     const char *rootfs;                  /* absolute host path; NULL: no filesystem setup at all

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pyrt.h"
@@ -91,6 +92,51 @@ static int write_proc(int proc_fd, pid_t pid, const char *file, const char *text
     return 0;
 }
 
+#define PYRT_MAX_MAP_ARGS 96
+
+/*
+ * A non-root caller's ranges (/etc/subuid, /etc/subgid): only the setuid
+ * newuidmap/newgidmap may write them.  `text` is the map ("inner outer count"
+ * lines), passed as arguments after the pid; the helper reports on stderr.
+ */
+static int run_map_tool(const char *tool, pid_t pid, const char *text, int sync_fd)
+{
+    char buf[4096], pidbuf[16];
+    char *argv[PYRT_MAX_MAP_ARGS + 3];
+    char *save = NULL, *tok;
+    int argc = 0, status;
+    pid_t child;
+
+    if (strlen(text) >= sizeof buf)
+        return pyrt_fail_pid(sync_fd, pid, "id maps", E2BIG, "%s: map too long", tool);
+    strcpy(buf, text);
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
+    argv[argc++] = (char *)tool;
+    argv[argc++] = pidbuf;
+    for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+        if (argc >= PYRT_MAX_MAP_ARGS + 2)
+            return pyrt_fail_pid(sync_fd, pid, "id maps", E2BIG, "%s: too many ranges", tool);
+        argv[argc++] = tok;
+    }
+    argv[argc] = NULL;
+    child = fork();
+    if (child < 0)
+        return pyrt_fail_pid(sync_fd, pid, "id maps", errno, "fork for %s", tool);
+    if (child == 0) {
+        char *envp[] = { NULL };
+        execve(tool, argv, envp);
+        _exit(127);
+    }
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno != EINTR)
+            return pyrt_fail_pid(sync_fd, pid, "id maps", errno, "waitpid %s", tool);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return pyrt_fail_pid(sync_fd, pid, "id maps", EPERM, "%s %d \"%.200s\" failed (status %d)",
+                             tool, (int)pid, text, status);
+    return 0;
+}
+
 /*
  * Written by stage1, which is in the parent user namespace of init's new one.
  * proc_fd is the caller's /proc, opened before any setns, so `pid` (a pid in
@@ -100,9 +146,11 @@ int pyrt_write_maps(int proc_fd, pid_t pid, const struct pyrt_plan *p, int sync_
 {
     if (p->deny_setgroups && write_proc(proc_fd, pid, "setgroups", "deny", sync_fd) < 0)
         return -1;
-    if (p->gid_map && write_proc(proc_fd, pid, "gid_map", p->gid_map, sync_fd) < 0)
+    if (p->gid_map && (p->newgidmap ? run_map_tool(p->newgidmap, pid, p->gid_map, sync_fd)
+                                    : write_proc(proc_fd, pid, "gid_map", p->gid_map, sync_fd)) < 0)
         return -1;
-    if (p->uid_map && write_proc(proc_fd, pid, "uid_map", p->uid_map, sync_fd) < 0)
+    if (p->uid_map && (p->newuidmap ? run_map_tool(p->newuidmap, pid, p->uid_map, sync_fd)
+                                    : write_proc(proc_fd, pid, "uid_map", p->uid_map, sync_fd)) < 0)
         return -1;
     return 0;
 }

@@ -74,9 +74,9 @@ def check_caller(plan) -> None:  # noqa: ANN001 - plan.build.Plan (not imported 
                       '{"type": "user"} with linux.uidMappings/gidMappings '
                       "(`pyruntime spec --rootless` writes such a config)")
     if new:
-        _check_self_map(plan.uid_map, os.geteuid(), "linux.uidMappings", "uid")
-        _check_self_map(plan.gid_map, os.getegid(), "linux.gidMappings", "gid")
-        plan.deny_setgroups = True
+        plan.newuidmap = _map_writer(plan.uid_map, os.geteuid(), "uid")
+        plan.newgidmap = _map_writer(plan.gid_map, os.getegid(), "gid")
+        plan.deny_setgroups = plan.newgidmap is None
     fit_process(plan)
 
 
@@ -91,11 +91,49 @@ def fit_process(plan) -> None:  # noqa: ANN001 - plan.build.Plan
     plan.set_groups = False
 
 
-def _check_self_map(text: str | None, own: int, field: str, kind: str) -> None:
-    """Only "<n> <own id> 1" can be written by an unprivileged caller itself."""
-    lines = (text or "").split("\n")
-    rows = [line.split() for line in lines if line]
-    if len(rows) != 1 or rows[0][1:] != [str(own), "1"]:
+HELPERS = {"uid": ("/usr/bin/newuidmap", "/etc/subuid"),
+           "gid": ("/usr/bin/newgidmap", "/etc/subgid")}
+
+
+def _map_writer(text: str | None, own: int, kind: str) -> str | None:
+    """None: the caller writes this map itself, which the kernel allows for one entry of
+    size 1 onto its own id.  Otherwise the setuid helper (package uidmap) that writes it,
+    once every entry is the own id or inside a range /etc/sub{u,g}id grants the caller."""
+    field = f"linux.{kind}Mappings"
+    rows = [[int(x) for x in line.split()] for line in (text or "").split("\n") if line]
+    if len(rows) == 1 and rows[0][1:] == [own, 1]:
+        return None
+    tool, ranges_file = HELPERS[kind]
+    if not os.access(tool, os.X_OK):
         raise Failure(f"config.json: {field}: a non-root user (own {kind} {own}) can map "
-                      f"only its own {kind}, as one entry of size 1 (mapping ranges "
-                      "through newuidmap/newgidmap is not supported)")
+                      f"only its own {kind} (one entry of size 1) without {tool} "
+                      "(package uidmap) and ranges in " + ranges_file)
+    granted = _subid_ranges(ranges_file, own if kind == "uid" else os.geteuid())
+    for _inner, outer, size in rows:
+        if not ((outer == own and size == 1)
+                or any(start <= outer and outer + size <= start + count
+                       for start, count in granted)):
+            raise Failure(f"config.json: {field}: host {kind}s {outer}-{outer + size - 1} are "
+                          f"neither the user's own {kind} ({own}) nor in its ranges in "
+                          f"{ranges_file} ({granted or 'none'})")
+    return tool
+
+
+def _subid_ranges(path: str, uid: int) -> list[tuple[int, int]]:
+    """The (start, count) ranges `path` grants to the user `uid` (by name or number)."""
+    import pwd
+
+    try:
+        names = {str(uid), pwd.getpwuid(uid).pw_name}
+    except KeyError:
+        names = {str(uid)}
+    ranges = []
+    try:
+        with open(path) as f:
+            for line in f:
+                fields = line.strip().split(":")
+                if len(fields) == 3 and fields[0] in names:
+                    ranges.append((int(fields[1]), int(fields[2])))
+    except (OSError, ValueError):
+        pass
+    return ranges

@@ -97,6 +97,7 @@ def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi
     p.joins, p.n_joins = array("struct pyrt_ns_join", plan.joins, fill_join)
     p.uid_map, p.gid_map = s(plan.uid_map), s(plan.gid_map)
     p.deny_setgroups = int(plan.deny_setgroups)
+    p.newuidmap, p.newgidmap = s(plan.newuidmap), s(plan.newgidmap)
     p.rootfs = s(plan.rootfs)
     p.root_propagation_pre = plan.root_propagation_pre
     p.root_propagation_post = plan.root_propagation_post

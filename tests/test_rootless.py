@@ -224,11 +224,44 @@ def test_without_a_user_namespace_needs_root(home: Home) -> None:
     assert home.state_root() == []
 
 
+def test_ranges_from_etc_subuid_through_newuidmap(home: Home) -> None:
+    """/etc/subuid and /etc/subgid grant the user a range (usermod here; userdel removes
+    it): newuidmap/newgidmap write the maps, and a process.user in the range works."""
+    u, start = home.user, 1_500_000_000 + os.getpid() % 1000 * 65536
+    subprocess.run(["usermod", "--add-subuids", f"{start}-{start + 65535}", "--add-subgids",
+                    f"{start}-{start + 65535}", u.name], check=True, capture_output=True)
+    try:
+        maps = [{"containerID": 0, "hostID": u.uid, "size": 1},
+                {"containerID": 1, "hostID": start, "size": 65536}]
+        gmaps = [{**maps[0], "hostID": u.gid}, maps[1]]
+        config = home.spec(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map; "
+                            "cat /proc/self/setgroups; touch /dev/shm/f; stat -c %u /dev/shm/f"],
+                           uidMappings=maps, gidMappings=gmaps)
+        config["process"]["user"] = {"uid": 5, "gid": 7}
+        home.write(config)
+        lines = home.run("run", "c9").stdout.split("\n")
+        assert lines[:2] == ["5", "7"]
+        assert [line.split() for line in lines[2:4]] == [["0", str(u.uid), "1"],
+                                                         ["1", str(start), "65536"]]
+        assert lines[4:6] == ["allow", "5"]
+        home.spec(["true"], uidMappings=[maps[0], {**maps[1], "hostID": start - 65536}],
+                  gidMappings=gmaps)
+        r = home.run("run", "c10", check=False)
+        assert r.returncode == 1
+        assert "linux.uidMappings: host uids" in r.stderr and "/etc/subuid" in r.stderr
+        assert home.state_root() == []
+    finally:
+        subprocess.run(["usermod", "--del-subuids", f"{start}-{start + 65535}",
+                        "--del-subgids", f"{start}-{start + 65535}", u.name],
+                       capture_output=True)
+
+
 def test_mapping_another_uid_is_refused(home: Home) -> None:
     home.spec(["true"], uidMappings=[{"containerID": 0, "hostID": 0, "size": 1}])
     r = home.run("run", "c5", check=False)
     assert r.returncode == 1
-    assert "linux.uidMappings" in r.stderr and "only its own uid" in r.stderr, r.stderr
+    assert "linux.uidMappings: host uids 0-0 are neither the user's own uid" in r.stderr, \
+        r.stderr
     assert home.state_root() == []
 
 

@@ -54,6 +54,8 @@ class Plan:
         self.uid_map: str | None = None
         self.gid_map: str | None = None
         self.deny_setgroups = False
+        self.newuidmap: str | None = None  # rootless ranges: written by these helpers
+        self.newgidmap: str | None = None
         self.rootfs = ""
         self.root_propagation_pre = 0
         self.root_propagation_post = 0
