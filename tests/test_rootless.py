@@ -200,6 +200,16 @@ def test_lifecycle_and_exec(home: Home) -> None:
     assert _is_zombie_or_gone(state["pid"])  # a zombie until its reaper (pytest) waits
 
 
+def test_a_terminal(home: Home) -> None:
+    """process.terminal in the foreground: the container gets a pty of its own devpts
+    (mounted in its user namespace) and `run` relays it."""
+    config = home.spec(["sh", "-c", "tty; id -u; stat -c '%u %t' /dev/console"])
+    config["process"]["terminal"] = True
+    home.write(config)
+    out = home.run("run", "c11").stdout.replace("\r\n", "\n")
+    assert out == "/dev/pts/0\n0\n0 88\n", out  # 0x88 = 136, the pty major
+
+
 def test_bind_mount_of_the_users_own_file(home: Home) -> None:
     own = home.dir / "note.txt"
     own.write_text("mine\n")
