@@ -305,3 +305,35 @@ def test_without_xdg_runtime_dir_the_root_is_named(home: Home) -> None:
     r = home.run("run", "c8", env=env, check=False)
     assert r.returncode == 1
     assert "XDG_RUNTIME_DIR is not set" in r.stderr, r.stderr
+
+
+def _init_exe(h: Home, cid: str) -> str:
+    """What forked the created container's init (it has not exec'd yet): the C client when
+    served, the Python CLI when cold."""
+    pid = json.loads(h.run("state", cid).stdout)["pid"]
+    return os.path.realpath(f"/proc/{pid}/exe")
+
+
+def test_served_only_by_the_users_own_server(home: Home) -> None:
+    """The user's calls go to a `pyruntime serve` of its own (at its default root); a
+    server of another user (root's here, its socket open to all) is not trusted: cold."""
+    from support.served import SOCKET_ENV, Server
+
+    if home.server is None:
+        home.serve()
+    home.spec(["true"])
+    home.run("create", "c12")
+    assert _init_exe(home, "c12") == str(CLIENT.resolve())
+    home.run("delete", "--force", "c12")
+    root_server = Server(Path(tempfile.mkdtemp(prefix="pyrt-rootless-srv-")))
+    try:
+        root_server.socket.chmod(0o777)
+        root_server.socket.parent.chmod(0o755)
+        env = {**home.env(), SOCKET_ENV: str(root_server.socket)}
+        home.run("create", "c13", env=env)
+        assert _init_exe(home, "c13") == os.path.realpath(sys.executable)
+        home.run("delete", "--force", "c13", env=env)
+        assert home.state_root() == []
+    finally:
+        root_server.stop()
+        shutil.rmtree(root_server.socket.parent, ignore_errors=True)
