@@ -16,13 +16,20 @@ DEFAULT_ROOT = "/run/pyruntime"
 
 
 def state_root(root: str) -> str:
-    """--root as given, except that a non-root caller's default is
+    """--root as given, except that a rootless caller's default is
     $XDG_RUNTIME_DIR/pyruntime (runc: $XDG_RUNTIME_DIR/runc), a directory of its own."""
-    if root == DEFAULT_ROOT and os.geteuid() != 0:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
-        if xdg:
-            return os.path.join(xdg, "pyruntime")
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if root == DEFAULT_ROOT and xdg and _honor_xdg():
+        return os.path.join(xdg, "pyruntime")
     return root
+
+
+def _honor_xdg() -> bool:
+    """runc's rule: a non-root user, or root in a user namespace (rootless podman runs the
+    runtime so) unless $USER says root; never the real root (its /run/user/0)."""
+    if os.geteuid() != 0:
+        return True
+    return in_user_namespace() and os.environ.get("USER", "") != "root"
 
 
 def root_failure(root: str, e: OSError) -> Failure:

@@ -201,8 +201,13 @@ def _namespaces(spec: Spec, plan: Plan) -> bool:
         plan.root_uid_gid = (_host_id(linux.uid_mappings, 0, "linux.uidMappings"),
                              _host_id(linux.gid_mappings, 0, "linux.gidMappings"))
     plan.loopback_up = bool(plan.clone_flags & k.CLONE_NEWNET)
-    # mknod is refused in any user namespace but the host's, new or joined
-    return new_userns or any(flag == k.CLONE_NEWUSER for flag, _ in plan.joins)
+    # mknod is refused in any user namespace but the host's, new or joined, or the one
+    # this runtime runs in (rootless podman's, as runc checks)
+    if new_userns or any(flag == k.CLONE_NEWUSER for flag, _ in plan.joins):
+        return True
+    from pyruntime.rootless import in_user_namespace
+
+    return in_user_namespace()
 
 
 def _host_id(maps: list, container_id: int, field: str) -> int:
