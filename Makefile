@@ -73,11 +73,16 @@ $(VENV)/bin/pyruntime-python: $(STAMPS)/installed pyruntime/cli/launcher.py
 # when one listens, else execs pyruntime-python.  It forks the container's processes
 # itself, so it links the native spawn code; static, so no dynamic loader runs per call;
 # without native/seccomp.c (compiling profiles is the Python side's, with libseccomp).
-# Rebuilt after every install, since pip puts its own console script at this path.
+# Rebuilt after every install, since pip puts its own console script at this path, and
+# after any change to the package: it carries the package's build id, which a server must
+# share to serve it (pyruntime/served/buildid.py).
 CLIENT_SRC := native/client/pyruntime.c $(filter-out native/seccomp.c,$(wildcard native/*.c))
-$(VENV)/bin/pyruntime: $(STAMPS)/installed $(CLIENT_SRC) $(wildcard native/*.h)
+PACKAGE_FILES := $(shell find pyruntime -name __pycache__ -prune -o -name '*.py' -print) \
+                 $(wildcard pyruntime/_native*.so)
+$(VENV)/bin/pyruntime: $(STAMPS)/installed $(CLIENT_SRC) $(wildcard native/*.h) $(PACKAGE_FILES)
+	id=$$($(PY) -m pyruntime.served.buildid); \
 	$(CC) -O2 -Wall -Wextra -Werror=implicit-function-declaration -D_GNU_SOURCE -Inative \
-	  -static -o $@.tmp $(CLIENT_SRC)
+	  -DPYRT_BUILD_ID="\"$$id\"" -static -o $@.tmp $(CLIENT_SRC)
 	mv $@.tmp $@
 
 # Rebuild the extension when the file Python would import as pyruntime._native is missing

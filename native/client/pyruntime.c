@@ -14,8 +14,12 @@
  *     init is reparented to the caller's subreaper (containerd's shim, conmon)
  *     exactly as with runc; WAIT reaps them the same way;
  *   - forwards the signals it gets to the worker, and exits with its status (EXIT).
- * It makes no decision of its own: with no server (or a refusal, FALLBACK, before
- * any side effect) it execs the Python CLI, `pyruntime-python` next to itself.
+ * It makes no decision of its own: with no server, a refusal (FALLBACK: another build
+ * id, a caller with other privileges...) or no answer within PYRUNTIME_SERVE_TIMEOUT_MS
+ * (5 s), it execs the Python CLI, `pyruntime-python` next to itself.  Until a worker
+ * has answered PID nothing has been done and no worker holds any of our fds (they go
+ * in FDS, after the answer), so running cold is safe; after it, a worker that dies
+ * leaves one line on stderr and exit status 1.
  *
  * Messages are SOCK_SEQPACKET records of NUL-terminated fields; the first field
  * is the kind.  See pyruntime/served/protocol.py for the other side.
@@ -24,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,8 +37,10 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -43,6 +50,15 @@
 #define DEFAULT_ROOT "/run/pyruntime"
 #define SOCKET_NAME "serve.sock"
 #define COLD_NAME "pyruntime-python"
+#define TIMEOUT_MS 5000     /* connect + HELLO + the first answer; then run cold */
+#define TIMEOUT_ENV "PYRUNTIME_SERVE_TIMEOUT_MS"
+
+#ifndef PYRT_BUILD_ID
+#define PYRT_BUILD_ID "unknown" /* matches no server: every call runs cold */
+#endif
+/* The package this client was built with (the Makefile passes its hash; see
+   pyruntime/served/buildid.py); the marker lets the tests read it from the binary. */
+static const char build_marker[] = "pyruntime-build-id=" PYRT_BUILD_ID;
 
 extern char **environ;
 
@@ -104,10 +120,34 @@ static int socket_path(int argc, char **argv, char *out, size_t len)
     return snprintf(out, len, "%s/%s", root, SOCKET_NAME) < (int)len ? 0 : -1;
 }
 
-static int connect_server(const char *path)
+/* CLOCK_MONOTONIC in ms. */
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long timeout_ms(void)
+{
+    const char *env = getenv(TIMEOUT_ENV);
+    char *end;
+    long long v;
+
+    if (!env || !*env)
+        return TIMEOUT_MS;
+    v = strtoll(env, &end, 10);
+    return *end || v <= 0 ? TIMEOUT_MS : v;
+}
+
+/* A connect to a server whose backlog is full waits at most `ms` (SO_SNDTIMEO bounds
+   a unix socket's connect, and the HELLO's send). */
+static int connect_server(const char *path, long long ms)
 {
     struct sockaddr_un sa;
     struct ucred cred;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     socklen_t len = sizeof cred;
     int fd;
 
@@ -119,7 +159,8 @@ static int connect_server(const char *path)
     fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         close(fd);
         return -1;
     }
@@ -222,23 +263,25 @@ static int open_fds(int skip, int *out, int max)
     return n;
 }
 
-static int hello(int sock, int argc, char **argv)
+/* HELLO: the call, and the numbers of our fds (fds[], n_fds: sent later, in FDS, once
+   a worker has taken the call: one that hangs before then holds none of them). */
+static int hello(int sock, int argc, char **argv, int *fds, int *n_fds)
 {
     struct rec r = {0};
-    char cwd[PATH_MAX];
-    int fds[MAX_FDS];
-    int n_fds, i, ok;
+    char cwd[PATH_MAX], id[sizeof build_marker + 32];
+    int i, ok;
     mode_t mask = umask(0);
     char **e;
 
     umask(mask);
     if (!getcwd(cwd, sizeof cwd))
         cwd[0] = '\0'; /* deleted cwd: the worker stays in / */
-    n_fds = open_fds(sock, fds, MAX_FDS);
-    if (n_fds < 0)
+    *n_fds = open_fds(sock, fds, MAX_FDS);
+    if (*n_fds < 0)
         return -1;
-    ok = !put(&r, "HELLO") && !put(&r, cwd) && !putn(&r, mask) && !putn(&r, sock) &&
-         !putn(&r, argc);
+    snprintf(id, sizeof id, "%s:%zu", strchr(build_marker, '=') + 1, sizeof(struct pyrt_plan));
+    ok = !put(&r, "HELLO") && !put(&r, id) && !put(&r, cwd) && !putn(&r, mask) &&
+         !putn(&r, sock) && !putn(&r, argc);
     for (i = 0; ok && i < argc; i++)
         ok = !put(&r, argv[i]);
     for (e = environ; ok && *e; e++)
@@ -246,12 +289,21 @@ static int hello(int sock, int argc, char **argv)
     ok = ok && !putn(&r, e - environ);
     for (e = environ; ok && *e; e++)
         ok = !put(&r, *e);
-    ok = ok && !putn(&r, n_fds);
-    for (i = 0; ok && i < n_fds; i++) {
+    ok = ok && !putn(&r, *n_fds);
+    for (i = 0; ok && i < *n_fds; i++) {
         int flags = fcntl(fds[i], F_GETFD);
         ok = !putn(&r, fds[i]) && !putn(&r, flags > 0 && (flags & FD_CLOEXEC));
     }
-    ok = ok && send_rec(sock, &r, fds, n_fds) == (ssize_t)r.len;
+    ok = ok && send_rec(sock, &r, NULL, 0) == (ssize_t)r.len;
+    free(r.buf);
+    return ok ? 0 : -1;
+}
+
+static int send_fds(int sock, const int *fds, int n_fds)
+{
+    struct rec r = {0};
+    int ok = !put(&r, "FDS") && send_rec(sock, &r, fds, n_fds) == (ssize_t)r.len;
+
     free(r.buf);
     return ok ? 0 : -1;
 }
@@ -382,15 +434,79 @@ out:
     return rc;
 }
 
+static void worker_died(const char *why) __attribute__((noreturn));
+
+/* The worker took the call and is gone: it may have done part of it, so running it
+   again cold is not safe (a half-made create is for `delete --force`). */
+static void worker_died(const char *why)
+{
+    fprintf(stderr, "pyruntime: the server's worker died during the call (%s)\n", why);
+    exit(1);
+}
+
+/* WAIT: waitpid() for the worker, watching the worker's socket meanwhile: if the worker
+   dies, say so now instead of when the container exits. */
+static pid_t wait_child(int sock, pid_t pid, int *status, int options)
+{
+    int pidfd = -1;
+
+    if (pid > 0 && !(options & WNOHANG))
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    while (pidfd >= 0) {
+        struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = sock, .events = POLLRDHUP}};
+        int n = poll(p, 2, -1);
+
+        if (n < 0 && errno == EINTR)
+            continue; /* a forwarded signal */
+        if (n < 0 || (p[0].revents & POLLIN))
+            break;
+        if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+            close(pidfd);
+            worker_died("connection closed");
+        }
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    pid_t got;
+    do
+        got = waitpid(pid, status, options);
+    while (got < 0 && errno == EINTR);
+    return got;
+}
+
+/* One record from the worker: its length, 0 at end of stream, -1 on error (errno), -2 if
+   `deadline` (ms, CLOCK_MONOTONIC; 0 for none) passed first. */
+static ssize_t recv_rec(int sock, struct msghdr *msg, long long deadline)
+{
+    ssize_t n;
+
+    for (;;) {
+        if (deadline) {
+            struct pollfd p = {.fd = sock, .events = POLLIN};
+            long long left = deadline - now_ms();
+            int k = left > 0 ? poll(&p, 1, (int)left) : 0;
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k == 0)
+                return -2;
+        }
+        n = recvmsg(sock, msg, MSG_CMSG_CLOEXEC);
+        if (n >= 0 || errno != EINTR)
+            return n;
+    }
+}
+
 int main(int argc, char **argv)
 {
     static char buf[MSG_MAX];
     char path[PATH_MAX];
-    int sock;
+    int sock, my_fds[MAX_FDS], n_my_fds = 0;
+    long long ms = timeout_ms(), deadline = now_ms() + ms;
+    int served = 0; /* the worker has our fds: no running cold any more */
 
-    if (socket_path(argc, argv, path, sizeof path) < 0 || (sock = connect_server(path)) < 0)
+    if (socket_path(argc, argv, path, sizeof path) < 0 || (sock = connect_server(path, ms)) < 0)
         cold(argv);
-    if (hello(sock, argc, argv) < 0) { /* too big to pass: nothing happened yet */
+    if (hello(sock, argc, argv, my_fds, &n_my_fds) < 0) { /* too big, or no answer */
         close(sock);
         cold(argv);
     }
@@ -402,16 +518,14 @@ int main(int argc, char **argv)
         int fds[MAX_FDS], n_fds = 0, nf;
         char *f[4 + 2 * MAX_FDS];
         struct cmsghdr *cm;
-        ssize_t n;
+        ssize_t n = recv_rec(sock, &msg, served ? 0 : deadline);
 
-        do
-            n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n <= 0) {
-            fprintf(stderr, "pyruntime: the server's worker went away (%s)\n",
-                    n < 0 ? strerror(errno) : "connection closed");
-            return 1;
+        if (n <= 0 && !served) { /* no worker took the call: nothing was done */
+            close(sock);
+            cold(argv);
         }
+        if (n <= 0)
+            worker_died(n < 0 ? strerror(errno) : "connection closed");
         for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
             if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
                 int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
@@ -424,21 +538,33 @@ int main(int argc, char **argv)
         nf = fields(buf, (size_t)n, f, (int)(sizeof f / sizeof f[0]));
         if (nf < 1)
             continue;
-        if (!strcmp(f[0], "PID") && nf >= 2) {
+        if (!served) {
+            struct timeval none = {0};
+            if (strcmp(f[0], "PID") || nf < 2) { /* FALLBACK, or not a worker we know */
+                while (n_fds > 0)
+                    close(fds[--n_fds]);
+                close(sock);
+                cold(argv);
+            }
+            /* From here the call is the worker's: no time limit, and if it dies, one
+               line saying so.  If it is gone already, it never had our fds: run cold. */
+            if (setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none) < 0 ||
+                send_fds(sock, my_fds, n_my_fds) < 0) {
+                close(sock);
+                cold(argv);
+            }
+            served = 1;
             worker_pid = atoi(f[1]);
             forward_signals();
-        } else if (!strcmp(f[0], "FALLBACK")) {
-            close(sock);
-            cold(argv);
         } else if (!strcmp(f[0], "SPAWN")) {
             if (reply(sock, spawn(f, nf, fds, n_fds), 0) < 0)
-                return 1;
+                worker_died(strerror(errno));
             continue;
         } else if (!strcmp(f[0], "WAIT") && nf >= 3) {
             int status = 0;
-            pid_t got = waitpid(atoi(f[1]), &status, atoi(f[2]));
+            pid_t got = wait_child(sock, atoi(f[1]), &status, atoi(f[2]));
             if (reply(sock, got < 0 ? -errno : got, status) < 0)
-                return 1;
+                worker_died(strerror(errno));
         } else if (!strcmp(f[0], "EXIT") && nf >= 2) {
             return atoi(f[1]);
         }

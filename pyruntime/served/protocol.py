@@ -3,13 +3,15 @@
 A record is one SOCK_SEQPACKET message: NUL-terminated fields, the first one its kind,
 optionally with fds (SCM_RIGHTS).
 
-    client -> worker   HELLO cwd umask client_sock argc argv.. envc env.. nfds (fd cloexec)..
-                       R a b                 (the answer to SPAWN or WAIT)
-    worker -> client   PID pid               (forward your signals to it)
-                       FALLBACK              (run the Python CLI yourself; nothing was done)
-                       SPAWN base len plan n (target cloexec)..  + memfd, n fds
+    client -> worker   HELLO build_id cwd umask client_sock argc argv.. envc env..
+                             nfds (fd cloexec)..
+    worker -> client   FALLBACK reason       (run the Python CLI yourself; nothing was done)
+                       PID pid               (served: send the fds, forward your signals)
+    client -> worker   FDS                   + the fds HELLO listed, in its order
+    worker -> client   SPAWN base len plan n (target cloexec)..  + memfd, n fds
                        WAIT pid options
                        EXIT code
+    client -> worker   R a b                 (the answer to SPAWN or WAIT)
 """
 
 from __future__ import annotations

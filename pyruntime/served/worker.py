@@ -1,6 +1,12 @@
 """One call of the `pyruntime` client, run in a fork of the server.
 
-The worker first becomes the process a cold `pyruntime` would have been: the client's
+It first decides whether to serve the call at all: the client's build id must be the
+server's, and the caller the server's equal (pyruntime/served/admission.py); else it
+answers FALLBACK and the client runs the call cold, nothing having been done.  Only once
+it has answered PID does the client send its fds, so a worker that hangs before that
+holds none of them (the client, tired of waiting, runs the call cold).
+
+The worker then becomes the process a cold `pyruntime` would have been: the client's
 fds at the same numbers (and nothing else), its environment, cwd and umask, and its pid
 for the answers that depend on the caller (pyruntime/caller.py).  Then it runs the CLI's
 main() and sends the exit status.  What must be the client's own doing - forking stage1
@@ -15,18 +21,20 @@ import socket
 import sys
 
 from pyruntime import caller, children
-from pyruntime.served import protocol
+from pyruntime.served import admission, protocol
 
-NAMESPACES = ("mnt", "pid", "user", "cgroup", "net", "ipc", "uts")
+HELLO_TIMEOUT = 30.0  # seconds a connection may take to say HELLO (the client: at once)
 
 
 class Hello:
-    """The client's HELLO record."""
+    """The client's HELLO record: the call, and the numbers its fds will take.  The fds
+    themselves come in the FDS record, once this worker has agreed to serve the call."""
 
-    def __init__(self, fields: list[bytes], fds: list[int]) -> None:
+    def __init__(self, fields: list[bytes]) -> None:
         if not fields or fields[0] != b"HELLO":
             raise ConnectionError("pyruntime client: expected HELLO")
         it = iter(fields[1:])
+        self.build_id = next(it).decode(errors="replace")
         self.cwd = os.fsdecode(next(it))
         self.umask = int(next(it))
         self.sock_fd = int(next(it))
@@ -38,8 +46,12 @@ class Hello:
         for _ in range(int(next(it))):
             self.fd_numbers.append(int(next(it)))
             self.fd_cloexec.append(next(it) == b"1")
-        if len(fds) != len(self.fd_numbers):
-            raise ConnectionError("pyruntime client: fd count does not match HELLO")
+        self.fds: list[int] = []
+
+    def take_fds(self, fields: list[bytes], fds: list[int]) -> None:
+        """The FDS record: the client's fds, in the order HELLO listed their numbers."""
+        if fields != [b"FDS"] or len(fds) != len(self.fd_numbers):
+            raise ConnectionError("pyruntime client: FDS does not match HELLO")
         self.fds = fds
 
 
@@ -100,21 +112,6 @@ def _verb(args: list[str]) -> str | None:
     return parsed.verb.name if parsed is not None else None
 
 
-def _same_world(client_pid: int) -> bool:
-    """Serve only a client that sees the host as the server does: same namespaces, same
-    root.  Anything else runs cold, in the client's own world."""
-    try:
-        for ns in NAMESPACES:
-            a = os.stat(f"/proc/{client_pid}/ns/{ns}")
-            b = os.stat(f"/proc/self/ns/{ns}")
-            if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
-                return False
-        a, b = os.stat(f"/proc/{client_pid}/root"), os.stat("/")
-        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-    except OSError:
-        return False
-
-
 def _become(hello: Hello, sock: socket.socket) -> set[int]:
     """The client's fds at their numbers, this socket at the number the client's socket
     has (so no fd opened later here takes a number that is in use there), nothing else."""
@@ -163,20 +160,58 @@ def _lift(fd: int, floor: int) -> int:
     return moved
 
 
-def run(sock: socket.socket, client_pid: int) -> None:
+def _refusal(hello: Hello, client_pid: int, pidfd: int, own: Own) -> str | None:
+    """Why this call must run cold (None: serve it).  Decided before any side effect."""
+    if hello.build_id != own.build_id:
+        return "build id"
+    verb = _verb(hello.argv[1:])
+    if verb in COLD_VERBS:
+        return verb
+    return admission.difference(client_pid, pidfd, own.profile)
+
+
+class Own:
+    """What the server is: its build id and its privileges (pyruntime/served/admission.py),
+    taken once in the server, before the spares are forked."""
+
+    def __init__(self, build_id: str, profile: dict[str, object]) -> None:
+        self.build_id = build_id
+        self.profile = profile
+
+
+def run(sock: socket.socket, client_pid: int, pidfd: int, own: Own) -> None:
     """In the forked worker: serve one call, then exit.  Never returns."""
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        fields, fds = protocol.recv(sock)
+        sock.settimeout(HELLO_TIMEOUT)
+        try:
+            fields, fds = protocol.recv(sock)
+        except TimeoutError:
+            os._exit(0)
+        sock.settimeout(None)
+        for fd in fds:  # a HELLO carries none
+            os.close(fd)
         if not fields:  # closed before HELLO: someone probing the socket
             os._exit(0)
-        hello = Hello(fields, fds)
-        if not _same_world(client_pid) or _verb(hello.argv[1:]) in COLD_VERBS:
-            protocol.send(sock, ["FALLBACK"])  # nothing done yet: the client runs it cold
+        hello = Hello(fields)
+        refused = _refusal(hello, client_pid, pidfd, own)
+        if pidfd >= 0:
+            os.close(pidfd)
+        if refused is not None:
+            protocol.send(sock, ["FALLBACK", refused])  # nothing done: the client runs cold
             os._exit(0)
+        # From here the client does not run the call cold any more: it sends its fds,
+        # or it has given up waiting (then it closed the connection, and this ends here).
+        protocol.send(sock, ["PID", os.getpid()])
+        fields, fds = protocol.recv(sock)
+        if not fields:
+            for fd in fds:
+                os.close(fd)
+            os._exit(0)
+        hello.take_fds(fields, fds)
         mirrored = _become(hello, sock)
         sock = socket.socket(fileno=hello.sock_fd)
         try:
@@ -190,7 +225,6 @@ def run(sock: socket.socket, client_pid: int) -> None:
         caller.act_for(client_pid)
         children.delegate_to(Client(sock, mirrored))
         sys.argv = hello.argv
-        protocol.send(sock, ["PID", os.getpid()])
         from pyruntime.cli.main import main
 
         try:
