@@ -52,8 +52,8 @@ from support.cgroups import cgroups_path  # noqa: E402
 from support.config import deep_merge, default_config  # noqa: E402
 from support.criu import criu_does_not_work  # noqa: E402
 from support.leftovers import TOKEN_VAR, snapshot_pid_namespaces  # noqa: E402
-from support.runtime import Runtime, served_suite, using_other_runtime  # noqa: E402
-from support.served import SOCKET_ENV, Server  # noqa: E402
+from support.runtime import Runtime, client_binary, served_suite, using_other_runtime  # noqa: E402
+from support.served import SOCKET_ENV, Server, stale_client  # noqa: E402
 
 IS_ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
@@ -142,6 +142,9 @@ def _served_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     if not served_suite() or not IS_ROOT:
         yield
         return
+    stale = stale_client(client_binary())
+    if stale:
+        pytest.exit(f"make test-served: {stale}", returncode=1)
     server = Server(tmp_path_factory.mktemp("served"))
     os.environ[SOCKET_ENV] = str(server.socket)
     try:

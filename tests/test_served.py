@@ -21,7 +21,7 @@ import pytest
 
 from support import Runtime
 from support.runtime import client_binary
-from support.served import SOCKET_ENV, Server
+from support.served import SOCKET_ENV, Server, stale_client
 
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 
@@ -30,8 +30,9 @@ CLIENT = client_binary()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not CLIENT.is_file() or CLIENT.read_bytes()[:4] != b"\x7fELF":
-        pytest.fail(f"{CLIENT} is not the native client: run `make setup`")
+    stale = stale_client(CLIENT)
+    if stale:
+        pytest.fail(stale)
     s = Server(tmp_path_factory.mktemp("server"))
     yield s
     s.stop()
