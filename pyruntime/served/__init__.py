@@ -10,5 +10,7 @@ conmon) see what runc gives them.
     protocol.py   records of NUL-terminated fields over SOCK_SEQPACKET, with fds
     arena.py      a plan laid out at a fixed address the client maps too
     worker.py     one call: become the caller, run the verb, report the exit status
-    server.py     listen, preload, fork a worker per connection
+    admission.py  which callers a worker may act for (the server's equals only)
+    buildid.py    the build id client and server must share (else the call runs cold)
+    server.py     listen, preload, keep spare workers forked (and replace dead ones)
 """

@@ -2,9 +2,12 @@
 
 Everything a verb could import is imported here, once (gc.freeze() keeps those objects'
 pages shared with the workers).  Workers are forked ahead (SPARES of them wait in
-accept()), so a call pays neither the interpreter's start nor a fork.  Only the server's
-own user is served (SO_PEERCRED); the socket is made mode 0600.  SIGTERM or SIGINT stop
-the server, its idle spares and the socket; calls in flight finish on their own.
+accept()), so a call pays neither the interpreter's start nor a fork; a spare that dies
+waiting (SIGKILL, the OOM killer) is replaced, or calls would queue in the backlog with
+nobody to accept them.  Only the server's own user is served (SO_PEERCRED), and of it
+only callers with the server's privileges (admission.py); the socket is made mode 0600,
+and --socket never replaces anything but a stale socket.  SIGTERM or SIGINT stop the
+server, its idle spares and the socket; calls in flight finish on their own.
 """
 
 from __future__ import annotations

@@ -205,8 +205,11 @@ def run(sock: socket.socket, client_pid: int, pidfd: int, own: Own) -> None:
             os._exit(0)
         # From here the client does not run the call cold any more: it sends its fds,
         # or it has given up waiting (then it closed the connection, and this ends here).
-        protocol.send(sock, ["PID", os.getpid()])
-        fields, fds = protocol.recv(sock)
+        try:
+            protocol.send(sock, ["PID", os.getpid()])
+            fields, fds = protocol.recv(sock)
+        except OSError:  # the client gave up waiting just now
+            os._exit(0)
         if not fields:
             for fd in fds:
                 os.close(fd)
