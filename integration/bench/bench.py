@@ -20,6 +20,10 @@ column cannot see it, so CPU is shown for the cold path only.
   (f) the smallest linux.resources.memory.limit under which `run` of /bin/true succeeds
       (binary search; the runtime applies the limit to the container's v1 memory cgroup)
   (g) `state` and `list` with 1 and with BENCH_G_COUNT (1,000) stopped containers present
+  (h) a soak of the served path: BENCH_SOAK_CYCLES (1,000) create / start / delete --force
+      cycles through the server, with the server's fds, RSS and children, the mounts, the
+      cgroup directories, the state directories and the processes left measured at the
+      start, every 100 cycles and at the end (they must stay flat)
 
 The three runtimes get the same bundle: runc's default config.json (terminal off) running
 /bin/true from a busybox-static rootfs, with an absolute linux.cgroupsPath below this
@@ -58,6 +62,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "20"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "3"))
 SEQ_RUNS = int(os.environ.get("BENCH_SEQ_RUNS", "5"))
 G_COUNT = int(os.environ.get("BENCH_G_COUNT", "1000"))
+SOAK_CYCLES = int(os.environ.get("BENCH_SOAK_CYCLES", "1000"))
 RUNTIMES = {
     "pyruntime": shlex.split(os.environ.get("BENCH_PYRUNTIME",
                                             str(REPO / ".venv" / "bin" / "pyruntime"))),
@@ -66,7 +71,7 @@ RUNTIMES = {
     "runc": ["runc"],
     "crun": ["crun"],
 }
-SCENARIOS = "abcdefg"
+SCENARIOS = "abcdefgh"
 MiB = 1024 * 1024
 
 
@@ -233,6 +238,9 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
+SERVER: Server | None = None  # the one below, once started
+
+
 class Server:
     """`pyruntime serve` for the "pyruntime" column, for the whole run."""
 
@@ -245,6 +253,8 @@ class Server:
             self.stop()
             raise RuntimeError("pyruntime serve did not start")
         os.environ["PYRUNTIME_SERVE_SOCKET"] = self.socket
+        global SERVER
+        SERVER = self
 
     def stop(self) -> None:
         os.environ.pop("PYRUNTIME_SERVE_SOCKET", None)
@@ -447,6 +457,65 @@ def scenario_g(b: Bench) -> dict:
     return out
 
 
+def _count_lines(path: str) -> int:
+    with open(path) as f:
+        return sum(1 for _ in f)
+
+
+def _soak_sample(b: Bench, server_pid: int, cycle: int) -> dict[str, int]:
+    """What a leak would grow: the server's fds, RSS and children (spares), the mounts of
+    this mount namespace (the runtime's), cgroup directories below the bench's base,
+    state directories, and processes left in the containers' cgroups."""
+    children_file = Path(f"/proc/{server_pid}/task/{server_pid}/children")
+    for _ in range(100):  # the last call's worker may still be exiting: let it
+        children = children_file.read_text().split()
+        if len(children) <= 2:  # the spares (pyruntime/served/server.py)
+            break
+        time.sleep(0.01)
+    st = _status(server_pid)
+    cgroup_dirs = 0
+    for point, _ in b.cg.mounts:
+        for _dirpath, dirs, _files in os.walk(point + b.cg.base):
+            cgroup_dirs += len(dirs)
+    root = Path(b.root("pyruntime", "-soak"))
+    return {
+        "cycle": cycle,
+        "server_fds": len(os.listdir(f"/proc/{server_pid}/fd")),
+        "server_rss_kib": st["VmRSS"],
+        "server_children": len(children),
+        "mounts": _count_lines("/proc/self/mountinfo"),
+        "cgroup_dirs": cgroup_dirs,
+        "state_dirs": sum(1 for d in root.iterdir() if d.is_dir()) if root.is_dir() else 0,
+        "container_procs": len(b.cg.procs()),
+    }
+
+
+def scenario_h(b: Bench) -> dict:
+    """SOAK_CYCLES create / start / delete --force through the server, sampled."""
+    if SERVER is None:
+        raise RuntimeError("(h) needs the bench's pyruntime serve")
+    pid = SERVER.proc.pid
+    bundle = b.bundle("h1")
+    create = b.cmd("pyruntime", "create", "--bundle", bundle, "h1", tag="-soak")
+    start = b.cmd("pyruntime", "start", "h1", tag="-soak")
+    delete = b.cmd("pyruntime", "delete", "--force", "h1", tag="-soak")
+    for _ in range(10):  # warm: the first calls fill caches the later ones reuse
+        checked(create), checked(start), checked(delete)
+    samples = [_soak_sample(b, pid, 0)]
+    print(f"\n== (h) {SOAK_CYCLES} cycles: {samples[0]}", flush=True)
+    t0 = time.monotonic()
+    for i in range(1, SOAK_CYCLES + 1):
+        checked(create)
+        checked(start)
+        checked(delete)
+        if i % 100 == 0 or i == SOAK_CYCLES:
+            samples.append(_soak_sample(b, pid, i))
+            print(f"(h) {samples[-1]}", flush=True)
+    seconds = time.monotonic() - t0
+    return {"cycles": SOAK_CYCLES, "seconds": round(seconds, 1), "start": samples[0],
+            "end": samples[-1], "samples": samples}
+
+
 # ---------------------------------------------------------------------------------------
 # summary
 
@@ -547,7 +616,27 @@ def markdown(results: dict) -> str:
                 cells = [f"{med[rt]:.1f} ms" if med[rt] else "-" for rt in RUNTIMES]
                 lines.append(f"| (g) `{verb}` with {tag[1:]} container(s) | "
                              + " | ".join(cells) + " | " + ratios(med))
+    if "h" in s:
+        h = s["h"]
+        first, last = h["start"], h["end"]
+        peak = {k: max(x[k] for x in h["samples"]) for k in first}
+        lines += ["", f"(h) soak: {h['cycles']} create / start / delete --force cycles through "
+                  f"the server in {h['seconds']} s", "",
+                  "| measured | at the start | after | peak |", "|---|---:|---:|---:|"]
+        for key, title in SOAK_TITLES.items():
+            lines.append(f"| {title} | {first[key]} | {last[key]} | {peak[key]} |")
     return "\n".join(lines) + "\n"
+
+
+SOAK_TITLES = {
+    "server_fds": "server's open fds",
+    "server_rss_kib": "server's RSS (KiB)",
+    "server_children": "server's children (spare workers)",
+    "mounts": "mounts (this mount namespace)",
+    "cgroup_dirs": "cgroup directories below the bench's",
+    "state_dirs": "container state directories",
+    "container_procs": "processes in the containers' cgroups",
+}
 
 
 def summary() -> int:
