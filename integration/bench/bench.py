@@ -512,8 +512,15 @@ def scenario_h(b: Bench) -> dict:
             samples.append(_soak_sample(b, pid, i))
             print(f"(h) {samples[-1]}", flush=True)
     seconds = time.monotonic() - t0
+    # served, not cold after a timeout: init forked by the client, not by Python
+    pid_file = b.work / "h1.pid"
+    checked([*create[:-1], "--pid-file", str(pid_file), "h1"])
+    forked_by = os.path.realpath(f"/proc/{int(pid_file.read_text())}/exe")
+    checked(delete)
+    served = forked_by == os.path.realpath(RUNTIMES["pyruntime"][0])
+    print(f"(h) after the soak, init was forked by {forked_by}: served {served}", flush=True)
     return {"cycles": SOAK_CYCLES, "seconds": round(seconds, 1), "start": samples[0],
-            "end": samples[-1], "samples": samples}
+            "end": samples[-1], "samples": samples, "still_served": served}
 
 
 # ---------------------------------------------------------------------------------------
@@ -621,7 +628,8 @@ def markdown(results: dict) -> str:
         first, last = h["start"], h["end"]
         peak = {k: max(x[k] for x in h["samples"]) for k in first}
         lines += ["", f"(h) soak: {h['cycles']} create / start / delete --force cycles through "
-                  f"the server in {h['seconds']} s", "",
+                  f"the server in {h['seconds']} s (still served at the end: "
+                  f"{'yes' if h.get('still_served') else 'NO'})", "",
                   "| measured | at the start | after | peak |", "|---|---:|---:|---:|"]
         for key, title in SOAK_TITLES.items():
             lines.append(f"| {title} | {first[key]} | {last[key]} | {peak[key]} |")
