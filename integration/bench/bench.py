@@ -462,6 +462,14 @@ def _count_lines(path: str) -> int:
         return sum(1 for _ in f)
 
 
+def _mount_points() -> set[str]:
+    """This mount namespace's mount points (a changed one: the runtime's, or a mount of
+    the host that was copied in at unshare and detached since because someone removed
+    its mount point)."""
+    with open("/proc/self/mountinfo") as f:
+        return {line.split(" ")[4] for line in f}
+
+
 def _soak_sample(b: Bench, server_pid: int, cycle: int) -> dict[str, int]:
     """What a leak would grow: the server's fds, RSS and children (spares), the mounts of
     this mount namespace (the runtime's), cgroup directories below the bench's base,
@@ -501,6 +509,7 @@ def scenario_h(b: Bench) -> dict:
     delete = b.cmd("pyruntime", "delete", "--force", "h1", tag="-soak")
     for _ in range(10):  # warm: the first calls fill caches the later ones reuse
         checked(create), checked(start), checked(delete)
+    mounts_before = _mount_points()
     samples = [_soak_sample(b, pid, 0)]
     print(f"\n== (h) {SOAK_CYCLES} cycles: {samples[0]}", flush=True)
     t0 = time.monotonic()
@@ -519,8 +528,13 @@ def scenario_h(b: Bench) -> dict:
     checked(delete)
     served = forked_by == os.path.realpath(RUNTIMES["pyruntime"][0])
     print(f"(h) after the soak, init was forked by {forked_by}: served {served}", flush=True)
+    mounts_after = _mount_points()
+    changed = {"added": sorted(mounts_after - mounts_before),
+               "removed": sorted(mounts_before - mounts_after)}
+    print(f"(h) mount points added / removed: {changed}", flush=True)
     return {"cycles": SOAK_CYCLES, "seconds": round(seconds, 1), "start": samples[0],
-            "end": samples[-1], "samples": samples, "still_served": served}
+            "end": samples[-1], "samples": samples, "still_served": served,
+            "mounts_changed": changed}
 
 
 # ---------------------------------------------------------------------------------------
@@ -633,6 +647,10 @@ def markdown(results: dict) -> str:
                   "| measured | at the start | after | peak |", "|---|---:|---:|---:|"]
         for key, title in SOAK_TITLES.items():
             lines.append(f"| {title} | {first[key]} | {last[key]} | {peak[key]} |")
+        changed = h.get("mounts_changed", {})
+        if changed.get("added") or changed.get("removed"):
+            lines += ["", f"(h) mount points added: {changed['added']}, removed: "
+                      f"{changed['removed']}"]
     return "\n".join(lines) + "\n"
 
 

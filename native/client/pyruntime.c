@@ -449,8 +449,9 @@ static void worker_died(const char *why)
 static pid_t wait_child(int sock, pid_t pid, int *status, int options)
 {
     int pidfd = -1;
+    pid_t got;
 
-    if (pid > 0 && !(options & WNOHANG))
+    if (pid > 0 && !(options & (WNOHANG | WUNTRACED | WCONTINUED))) /* waits for an exit */
         pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     while (pidfd >= 0) {
         struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = sock, .events = POLLRDHUP}};
@@ -467,7 +468,6 @@ static pid_t wait_child(int sock, pid_t pid, int *status, int options)
     }
     if (pidfd >= 0)
         close(pidfd);
-    pid_t got;
     do
         got = waitpid(pid, status, options);
     while (got < 0 && errno == EINTR);
