@@ -21,7 +21,7 @@ import pytest
 
 from support import Runtime
 from support.runtime import client_binary
-from support.served import SOCKET_ENV, Server, stale_client
+from support.served import SOCKET_ENV, TIMEOUT_ENV, Server, stale_client
 
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 
@@ -42,6 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def served(runtime: Runtime, server: Server, monkeypatch: pytest.MonkeyPatch) -> Runtime:
     """The test's runtime, driven through the client and the server."""
     monkeypatch.setenv(SOCKET_ENV, str(server.socket))
+    monkeypatch.setenv(TIMEOUT_ENV, "60000")  # served even on a loaded machine
     root = str(runtime.root)
     runtime.cmd = lambda *args: [str(CLIENT), "--root", root, *map(os.fspath, args)]
     return runtime

@@ -57,6 +57,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, fresh_client: None) -> Iter
 
 def _through(runtime: Runtime, socket: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
     monkeypatch.setenv(SOCKET_ENV, str(socket))
+    # a loaded machine must not turn a served call cold (the tests check which it was);
+    # tests of the timeout itself set a short one
+    monkeypatch.setenv(TIMEOUT_ENV, "60000")
     root = str(runtime.root)
     runtime.cmd = lambda *args: [str(CLIENT), "--root", root, *map(os.fspath, args)]
     return runtime
