@@ -109,19 +109,25 @@ def test_killed_spares_are_replaced(served: Runtime, server: Server, bundle,
     assert server.proc.poll() is None
 
 
+@pytest.mark.parametrize("verb", ["run", "events"])
 def test_worker_killed_mid_call_says_so(served: Runtime, server: Server, bundle,
-                                        tmp_path: Path) -> None:
-    """A worker killed while the call is under way: the client says so on one line and
+                                        tmp_path: Path, verb: str) -> None:
+    """A worker killed while the call is under way - the client waiting for its container
+    (run) or for the worker's next record (events) - : the client says so on one line and
     exits 1, at once (not when the container exits), and runs nothing again."""
     b = bundle(("sh", "-c", "echo started; exec sleep 1000"))
+    if verb == "run":
+        argv = ["run", "--bundle", str(b), "w1"]
+    else:
+        served.run("run", "--detach", "--bundle", str(b), "w1", check=True)
+        argv = ["events", "--interval", "100ms", "w1"]
     cwd = tmp_path / "caller"  # the worker takes the caller's cwd: how it is found
     cwd.mkdir()
-    err = tmp_path / "run.err"
+    err = tmp_path / "call.err"
     with open(err, "w") as f:
-        proc = served.popen("run", "--bundle", str(b), "w1", stdout=subprocess.PIPE,
-                            stderr=f, cwd=cwd)
+        proc = served.popen(*argv, stdout=subprocess.PIPE, stderr=f, cwd=cwd)
     try:
-        assert proc.stdout.readline() == "started\n"
+        assert proc.stdout.readline() != ""  # under way: the container's or the stats line
         workers = [pid for pid in server.children()
                    if os.path.realpath(f"/proc/{pid}/cwd") == str(cwd.resolve())]
         assert len(workers) == 1, workers
