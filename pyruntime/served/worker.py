@@ -160,6 +160,15 @@ def _lift(fd: int, floor: int) -> int:
     return moved
 
 
+class Own:
+    """What the server is: its build id and its privileges (pyruntime/served/admission.py),
+    taken once in the server, before the spares are forked."""
+
+    def __init__(self, build_id: str, profile: dict[str, object]) -> None:
+        self.build_id = build_id
+        self.profile = profile
+
+
 def _refusal(hello: Hello, client_pid: int, pidfd: int, own: Own) -> str | None:
     """Why this call must run cold (None: serve it).  Decided before any side effect."""
     if hello.build_id != own.build_id:
@@ -168,15 +177,6 @@ def _refusal(hello: Hello, client_pid: int, pidfd: int, own: Own) -> str | None:
     if verb in COLD_VERBS:
         return verb
     return admission.difference(client_pid, pidfd, own.profile)
-
-
-class Own:
-    """What the server is: its build id and its privileges (pyruntime/served/admission.py),
-    taken once in the server, before the spares are forked."""
-
-    def __init__(self, build_id: str, profile: dict[str, object]) -> None:
-        self.build_id = build_id
-        self.profile = profile
 
 
 def run(sock: socket.socket, client_pid: int, pidfd: int, own: Own) -> None:
@@ -201,7 +201,10 @@ def run(sock: socket.socket, client_pid: int, pidfd: int, own: Own) -> None:
         if pidfd >= 0:
             os.close(pidfd)
         if refused is not None:
-            protocol.send(sock, ["FALLBACK", refused])  # nothing done: the client runs cold
+            try:
+                protocol.send(sock, ["FALLBACK", refused])  # nothing done: the client runs cold
+            except OSError:  # it gave up waiting: cold already
+                pass
             os._exit(0)
         # From here the client does not run the call cold any more: it sends its fds,
         # or it has given up waiting (then it closed the connection, and this ends here).
