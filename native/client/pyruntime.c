@@ -138,7 +138,9 @@ static long long timeout_ms(void)
     if (!env || !*env)
         return TIMEOUT_MS;
     v = strtoll(env, &end, 10);
-    return *end || v <= 0 ? TIMEOUT_MS : v;
+    if (*end || v <= 0)
+        return TIMEOUT_MS;
+    return v < INT_MAX ? v : INT_MAX; /* poll() takes an int */
 }
 
 /* A connect to a server whose backlog is full waits at most `ms` (SO_SNDTIMEO bounds
