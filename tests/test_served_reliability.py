@@ -151,11 +151,15 @@ FAKE_SERVER = textwrap.dedent("""
     mode, path, log = sys.argv[1:4]
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.bind(path)
-    s.listen(8)
-    print("ready", flush=True)
+    s.listen(0 if mode == "full" else 8)
     held = []
+    if mode == "full":  # a connection of its own fills the backlog: connect() blocks
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        filler.connect(path)
+        held.append(filler)
+    print("ready", flush=True)
     while True:
-        if mode == "backlog":  # listens, never accepts
+        if mode in ("backlog", "full"):  # listens, never accepts
             time.sleep(3600)
         conn, _ = s.accept()
         data, anc, _, _ = conn.recvmsg(1 << 20, socket.CMSG_SPACE(4 * 250))
@@ -174,14 +178,14 @@ FAKE_SERVER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mode", ["backlog", "silent", "close"])
+@pytest.mark.parametrize("mode", ["full", "backlog", "silent", "close"])
 def test_a_server_that_does_not_answer_is_run_cold(runtime: Runtime, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    mode: str) -> None:
-    """A server that never accepts, accepts and never answers, or accepts and closes:
-    the call runs cold after the client's timeout, and nothing holds the caller's fds
-    (its stdout pipe reaches EOF when the client exits; before, the unanswered HELLO
-    carried them)."""
+    """A server whose backlog is full, that never accepts, accepts and never answers, or
+    accepts and closes: the call runs cold after the client's timeout, and nothing holds
+    the caller's fds (its stdout pipe reaches EOF when the client exits; before, the
+    unanswered HELLO carried them)."""
     sock, log = tmp_path / "fake.sock", tmp_path / "fake.log"
     fake = subprocess.Popen([sys.executable, "-I", "-c", FAKE_SERVER, mode, str(sock),
                              str(log)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -193,7 +197,7 @@ def test_a_server_that_does_not_answer_is_run_cold(runtime: Runtime, tmp_path: P
         r = served.popen("list", "--quiet")  # stdout and stderr are pipes
         out, err = r.communicate(timeout=120)  # EOF: nobody else holds them
         assert (r.returncode, out, err) == (0, "", "")
-        if mode != "backlog":
+        if mode in ("silent", "close"):
             assert log.read_text() == "HELLO fds=0\n"  # no fd before a worker answers
         assert fake.poll() is None
     finally:
