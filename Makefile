@@ -79,7 +79,8 @@ $(VENV)/bin/pyruntime-python: $(STAMPS)/installed pyruntime/cli/launcher.py
 CLIENT_SRC := native/client/pyruntime.c $(filter-out native/seccomp.c,$(wildcard native/*.c))
 PACKAGE_FILES := $(shell find pyruntime -name __pycache__ -prune -o -name '*.py' -print) \
                  $(wildcard pyruntime/_native*.so)
-$(VENV)/bin/pyruntime: $(STAMPS)/installed $(CLIENT_SRC) $(wildcard native/*.h) $(PACKAGE_FILES)
+$(VENV)/bin/pyruntime: $(STAMPS)/installed $(CLIENT_SRC) $(wildcard native/*.h) $(PACKAGE_FILES) \
+                       | native-if-stale
 	id=$$($(PY) -m pyruntime.served.buildid); \
 	$(CC) -O2 -Wall -Wextra -Werror=implicit-function-declaration -D_GNU_SOURCE -Inative \
 	  -DPYRT_BUILD_ID="\"$$id\"" -static -o $@.tmp $(CLIENT_SRC)
