@@ -8,7 +8,7 @@ from pyruntime.cli.main import Globals
 from pyruntime.container import state_json
 from pyruntime.errors import Failure
 from pyruntime.jsonio import dumps
-from pyruntime.state import Store
+from pyruntime.state import CorruptState, Store
 
 
 def records(store: Store) -> list[dict]:
@@ -17,6 +17,10 @@ def records(store: Store) -> list[dict]:
     for cid in store.ids():
         try:
             rows.append(state_json(store, store.load(cid)))
+        except CorruptState as e:  # that id only: the others are listed
+            sys.stderr.write(f"pyruntime: warning: {e}; skipped\n")
+            if g.log.path is not None:
+                g.log.warning(f"{e}; skipped")
         except Failure:
             continue  # a container being created or deleted right now
     return rows
