@@ -21,7 +21,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.cgroups import find_cgroups  # noqa: E402
-from support.leftovers import TOKEN_VAR, wait_for_no_leftovers  # noqa: E402
+from support.leftovers import (  # noqa: E402
+    TOKEN_VAR,
+    find_processes,
+    wait_for_no_leftovers,
+)
 from support.runtime import Runtime, client_binary, describe, served_suite  # noqa: E402
 from support.served import SOCKET_ENV, Server  # noqa: E402
 
@@ -43,6 +47,8 @@ STEPS = {
     "run-image": ["run-image:reserved", "run-image:bundle", *CREATE, *START, "run:started",
                   "run:exited", *DELETE, "delete:bundle"],
 }
+# the init dies with the runtime until the state is saved and handed over (lifeline.c)
+DIES_WITH_THE_RUNTIME = {"create:fifo", "spawn:pid", "create:ready", "create:saved"}
 AFTER_EXIT = {"run:exited", *DELETE, "delete:bundle"}
 CASES = [(verb, step) for verb, steps in STEPS.items() for step in steps]
 
@@ -102,6 +108,14 @@ def assert_recoverable(rt: Runtime, cid: str, again: list[str]) -> None:
     assert_nothing_left(rt)
 
 
+def assert_no_process(rt: Runtime) -> None:
+    __tracebackhide__ = True
+    deadline = time.monotonic() + 10
+    while (procs := find_processes(rt.workdir, rt.token)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert procs == [], procs
+
+
 def assert_nothing_left(rt: Runtime) -> None:
     __tracebackhide__ = True
     left = wait_for_no_leftovers(rt.workdir, rt.token, None, rt.root, grace=10)
@@ -133,6 +147,8 @@ def test_killed_at_step(rt: Runtime, bundle, mode: str, verb: str, step: str) ->
             rt.run("start", cid, check=True)
             result = rt.run("delete", "--force", cid, env=faulty(step), timeout=60)
     killed(result, mode)
+    if step in DIES_WITH_THE_RUNTIME and verb in ("create", "run"):
+        assert_no_process(rt)  # the lifeline, before any delete: nobody is left to start it
     assert_recoverable(rt, cid, create)
 
 
