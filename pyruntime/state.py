@@ -130,7 +130,10 @@ class Store:
         try:
             os.mkdir(path, 0o711)
         except FileExistsError:
-            raise Failure(f"container with id exists: {container_id}") from None
+            hint = ""
+            if not os.path.lexists(os.path.join(path, STATE_FILE)):  # a create in progress,
+                hint = f" (not created in full; `delete --force {container_id}` clears it)"
+            raise Failure(f"container with id exists: {container_id}{hint}") from None
         return path
 
     def load(self, container_id: str) -> ContainerState:
