@@ -48,7 +48,7 @@ def clear(store: Store, container_id: str, *, force: bool, corrupt: bool = False
 
     try:
         check_cgroup_record(container_id, record.get("cgroup"))
-        cgroup = from_record(record.get("cgroup"))
+        cgroup = from_record(_not_in_use(store, container_id, record.get("cgroup")))
     except CorruptState:
         cgroup = None
     if cgroup is not None:
@@ -61,6 +61,32 @@ def clear(store: Store, container_id: str, *, force: bool, corrupt: bool = False
     if warn is not None and corrupt:
         warn(f"container {container_id}: removed with a corrupt state file")
     return True
+
+
+def _not_in_use(store: Store, container_id: str, record: dict | None) -> dict | None:
+    """The cgroup record without the directories another container of this root records
+    (it may have made them its own since: same cgroupsPath), so that they are not killed."""
+    if not record:
+        return record
+    used: set[str] = set()
+    for cid in store.ids():
+        if cid == container_id:
+            continue
+        try:
+            other = store.load(cid).data.get("cgroup") or {}
+        except Failure:  # being made, or a leftover itself: its provisional record
+            other = store.load_provisional(cid) or {}
+            other = other.get("cgroup") if isinstance(other.get("cgroup"), dict) else {}
+        for d in [*(other.get("paths") or {}).values(), *(other.get("created") or [])]:
+            if isinstance(d, str):
+                used.add(d)
+
+    def free(d: str) -> bool:
+        return not any(u == d or u.startswith(d + "/") for u in used)
+
+    paths = {k: v for k, v in (record.get("paths") or {}).items() if free(v)}
+    created = [d for d in record.get("created") or [] if free(d)]
+    return {**record, "paths": paths, "created": created}
 
 
 def _alive(creator: object) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support.cgroups import find_cgroups  # noqa: E402
+from support.cgroups import find_cgroups, remove_cgroups  # noqa: E402
 from support.leftovers import (  # noqa: E402
     TOKEN_VAR,
     find_processes,
@@ -240,3 +240,22 @@ def test_create_killed_at_time_offsets(runtime: Runtime, bundle) -> None:
     assert_nothing_left(runtime)
     print(f"create sweep: {SWEEP_KILLS} kills over {span * 1000:.0f} ms: {outcomes}")
     assert outcomes["killed"] > 0, outcomes
+
+
+def test_leftover_spares_a_cgroup_another_container_took(rt: Runtime, bundle,
+                                                          mode: str) -> None:
+    """A leftover's cgroup, taken over since by a container with the same cgroupsPath, is
+    neither killed nor removed by `delete --force` of the leftover."""
+    b = bundle(["sleep", "1000"])
+    killed(rt.run("create", "--bundle", str(b), "dead", env=faulty("create:ready")), mode)
+    assert_no_process(rt)
+    rt.create(b, "live")  # same cgroupsPath: the leftover's (now empty) cgroups
+    rt.run("delete", "--force", "dead", check=True)
+    assert rt.status("live") == "created"
+    rt.start("live")
+    assert rt.status("live") == "running"
+    rt.run("delete", "--force", "live", check=True)
+    # "live" found them made and so leaves them, as any container does with a cgroup it
+    # did not make; nothing else is left
+    remove_cgroups(find_cgroups(rt.token))
+    assert_nothing_left(rt)
