@@ -169,8 +169,16 @@ class Store:
             os.close(fd)
 
     def save_provisional(self, container_id: str, record: dict) -> None:
-        """provisional.json: what a runtime killed before state.json leaves to clear."""
-        self._write(container_id, PROVISIONAL_FILE, record)
+        """provisional.json: what a runtime killed before state.json leaves to clear.
+
+        Written in place, without the temp file and rename: a record torn by a kill is
+        read as none, and nothing it names exists yet then (it is written before)."""
+        path = os.path.join(self.dir(container_id), PROVISIONAL_FILE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, jsonio.dumps(record).encode())
+        finally:
+            os.close(fd)
 
     def load_provisional(self, container_id: str) -> dict | None:
         """The provisional record, or None if there is none or it is unreadable (a runtime
