@@ -74,8 +74,8 @@ static int before_ready(struct pyrt_ctx *c)
     if (pyrt_set_creds(c, early) < 0 ||
         pyrt_enter_cwd(c, 1) < 0)
         return -1;
-    if (!p->lifeline_until_start && !p->exec_fifo) {
-        if (pyrt_lifeline_cut(c) < 0) /* exec: the process is the container's from here */
+    if (!p->lifeline_until_start && !pyrt_lifeline_handed_over(p)) {
+        if (pyrt_lifeline_cut(c) < 0) /* exec, or a filter loaded below: cut it now */
             return -1;
     } else if (pyrt_lifeline_rearm(c) < 0) { /* a change of uid cleared PR_SET_PDEATHSIG; */
         return -1;                           /* `create` cuts it at the hand-over */
@@ -86,8 +86,8 @@ static int before_ready(struct pyrt_ctx *c)
      * the fds already marked close-on-exec and the executable checked, since every
      * syscall after the load is one the profile may deny.  What is left after it is
      * what runc's init also does after its load: dropping CAP_SYS_ADMIN (capset),
-     * READY (write), the hand-over for `create` (read, PR_SET_PDEATHSIG, write), the
-     * exec fifo (open, close), PR_SET_PDEATHSIG for `run`, and the startContainer hooks.
+     * READY (write), the exec fifo (open, close), PR_SET_PDEATHSIG for `run`, and
+     * the startContainer hooks.  (So `create` has no hand-over then: lifeline.c.)
      */
     if (early &&
         (pyrt_prepare_fds(c) < 0 ||
@@ -136,7 +136,7 @@ void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int calle
     if (pyrt_send_write(c.sync_fd, PYRT_MSG_READY) < 0) /* write(2): maybe after the filter */
         _exit(1);
     /* `create`: alive past READY only once the caller saved the state */
-    if (p->exec_fifo && !p->lifeline_until_start && pyrt_lifeline_handover(&c) < 0)
+    if (pyrt_lifeline_handed_over(p) && pyrt_lifeline_handover(&c) < 0)
         _exit(1);
     if (after_start(&c) < 0)
         _exit(1);

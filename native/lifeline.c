@@ -41,12 +41,24 @@ int pyrt_lifeline_arm(struct pyrt_ctx *c)
     return 0;
 }
 
+int pyrt_lifeline_handed_over(const struct pyrt_plan *p)
+{
+    /*
+     * `create`; not with a seccomp filter loaded before READY (no no_new_privs): after
+     * that load the init makes only the syscalls runc's makes (init.c), so it cuts the
+     * lifeline before it, and a caller killed before its state.json leaves the init to
+     * `delete --force`, which kills what the provisional record's cgroups hold.
+     */
+    return p->exec_fifo != NULL && !p->lifeline_until_start &&
+           !(p->seccomp_bpf != NULL && !p->no_new_privs);
+}
+
 int pyrt_lifeline_handover(struct pyrt_ctx *c)
 {
     struct pyrt_msg m;
     ssize_t n;
 
-    /* read(2) and write(2): a seccomp filter may be loaded already (init.c) */
+    /* read(2) and write(2): a filter with no_new_privs comes later, but keep to them */
     do
         n = read(c->sync_fd, &m, sizeof m);
     while (n < 0 && errno == EINTR);

@@ -223,6 +223,13 @@ def _continue(fd: int, init_pid: int, on_hooks) -> None:  # noqa: ANN001
     os.write(fd, _MSG.pack(MSG_CONTINUE, init_pid, 0, b"", b"") + state)
 
 
+def handed_over(plan: Plan) -> bool:
+    """Whether the init waits for HANDOVER after READY: pyrt_lifeline_handed_over() in
+    native/lifeline.c, which says why a filter loaded before READY rules it out."""
+    return (bool(plan.exec_fifo) and not plan.lifeline_until_start
+            and not (plan.seccomp_bpf and not plan.no_new_privs))
+
+
 def _handover(fd: int) -> None:
     """Tell the init its state is saved; once it answers, it no longer dies with us."""
     os.write(fd, _MSG.pack(MSG_HANDOVER, 0, 0, b"", b""))
@@ -281,7 +288,7 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None,  # noqa: ANN001
                 if not until_exec:
                     if on_ready is not None:
                         on_ready(init_pid)
-                    if plan.exec_fifo and not plan.lifeline_until_start:
+                    if handed_over(plan):
                         _handover(parent_fd)
                     return init_pid
                 ready = True

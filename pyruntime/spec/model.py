@@ -25,7 +25,7 @@ class Root(Record):
 class User(Record):
     uid: u32 = 0
     gid: u32 = 0
-    umask: u32 | None = None
+    umask: int | None = None  # validate.py: 0..0777
     additional_gids: list[u32] = []
     username: str | None = None
 
