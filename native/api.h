@@ -34,9 +34,12 @@ enum pyrt_msg_type {
     PYRT_MSG_ERROR = 3,  /* stage1 or init -> caller: setup failed; sender exits */
     PYRT_MSG_HOOKS = 4,  /* init -> caller (plan.hooks_pause): namespaces and mounts ready,
                             before pivot_root; init waits for CONTINUE (hooks.c) */
-    PYRT_MSG_CONTINUE = 5 /* caller -> init, answering HOOKS: .pid is init's pid as the
+    PYRT_MSG_CONTINUE = 5, /* caller -> init, answering HOOKS: .pid is init's pid as the
                             caller sees it; the packet goes on with the state JSON that
                             startContainer hooks get on stdin (at most 64 KiB) */
+    PYRT_MSG_HANDOVER = 6 /* caller -> init after READY, once the state is saved (a plan
+                            with exec_fifo and without lifeline_until_start); init cuts
+                            its lifeline and answers HANDOVER (lifeline.c) */
 };
 
 enum pyrt_dest_kind {
@@ -228,7 +231,8 @@ struct pyrt_plan {
                                             right after READY */
     int32_t preserve_fds;                /* fds 3 .. 3+N-1 stay open across execve */
     int32_t lifeline_until_start;        /* init dies with the caller until start (foreground
-                                            run), else until READY (create): lifeline.c */
+                                            run), else (create) until the caller's HANDOVER
+                                            after READY: lifeline.c */
     int32_t sync_fd;                     /* child end of the sync socketpair; must be >= 3+preserve_fds */
 
     /* cgroups: made and configured by the caller; init never runs outside them */

@@ -74,11 +74,11 @@ static int before_ready(struct pyrt_ctx *c)
     if (pyrt_set_creds(c, early) < 0 ||
         pyrt_enter_cwd(c, 1) < 0)
         return -1;
-    if (!p->lifeline_until_start) {
-        if (pyrt_lifeline_cut(c) < 0) /* `create`: the caller exits after READY by design */
+    if (!p->lifeline_until_start && !pyrt_lifeline_handed_over(p)) {
+        if (pyrt_lifeline_cut(c) < 0) /* exec, or a filter loaded below: cut it now */
             return -1;
-    } else if (pyrt_lifeline_rearm(c) < 0) { /* a change of uid cleared PR_SET_PDEATHSIG */
-        return -1;
+    } else if (pyrt_lifeline_rearm(c) < 0) { /* a change of uid cleared PR_SET_PDEATHSIG; */
+        return -1;                           /* `create` cuts it at the hand-over */
     }
     /*
      * Seccomp: with no_new_privs, last before execve (after_start).  Without it the
@@ -87,7 +87,7 @@ static int before_ready(struct pyrt_ctx *c)
      * syscall after the load is one the profile may deny.  What is left after it is
      * what runc's init also does after its load: dropping CAP_SYS_ADMIN (capset),
      * READY (write), the exec fifo (open, close), PR_SET_PDEATHSIG for `run`, and
-     * the startContainer hooks.
+     * the startContainer hooks.  (So `create` has no hand-over then: lifeline.c.)
      */
     if (early &&
         (pyrt_prepare_fds(c) < 0 ||
@@ -134,6 +134,9 @@ void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int calle
         _exit(1);
     }
     if (pyrt_send_write(c.sync_fd, PYRT_MSG_READY) < 0) /* write(2): maybe after the filter */
+        _exit(1);
+    /* `create`: alive past READY only once the caller saved the state */
+    if (pyrt_lifeline_handed_over(p) && pyrt_lifeline_handover(&c) < 0)
         _exit(1);
     if (after_start(&c) < 0)
         _exit(1);

@@ -3,9 +3,12 @@
  *
  * If the runtime process is killed between clone and the hand-over, nobody would
  * ever release or reap an init blocked on the exec fifo.  So the init is armed with
- * PR_SET_PDEATHSIG(SIGKILL) and disarmed when the container is handed over: before
- * READY for `create` (the caller then exits on purpose and the init lives on under
- * the caller's subreaper), or once `start` opened the fifo for a foreground `run`.
+ * PR_SET_PDEATHSIG(SIGKILL) and disarmed when the container is handed over: for
+ * `create`, after READY, once the caller saved the state and says so (HANDOVER; the
+ * caller then exits on purpose and the init lives on under the caller's subreaper), or
+ * once `start` opened the fifo for a foreground `run`.  A caller that dies between
+ * READY and its state.json takes the init with it (or closes the sync socket: the init
+ * then exits too), so no init outlives a container nobody recorded.
  * Arming happens after the init's ids settle (a uid change clears the setting), and
  * a pidfd of the caller, taken by stage1, closes the race with a caller that died
  * before the arming.
@@ -35,6 +38,36 @@ int pyrt_lifeline_arm(struct pyrt_ctx *c)
     c->caller_fd = -1;
     if (gone)
         _exit(1);
+    return 0;
+}
+
+int pyrt_lifeline_handed_over(const struct pyrt_plan *p)
+{
+    /*
+     * `create`; not with a seccomp filter loaded before READY (no no_new_privs): after
+     * that load the init makes only the syscalls runc's makes (init.c), so it cuts the
+     * lifeline before it, and a caller killed before its state.json leaves the init to
+     * `delete --force`, which kills what the provisional record's cgroups hold.
+     */
+    return p->exec_fifo != NULL && !p->lifeline_until_start &&
+           !(p->seccomp_bpf != NULL && !p->no_new_privs);
+}
+
+int pyrt_lifeline_handover(struct pyrt_ctx *c)
+{
+    struct pyrt_msg m;
+    ssize_t n;
+
+    /* read(2) and write(2): a filter with no_new_privs comes later, but keep to them */
+    do
+        n = read(c->sync_fd, &m, sizeof m);
+    while (n < 0 && errno == EINTR);
+    if (n < (ssize_t)sizeof m.type || m.type != PYRT_MSG_HANDOVER)
+        _exit(1); /* the caller died (EOF) or gave up before saving the state */
+    if (pyrt_lifeline_cut(c) < 0)
+        return -1;
+    if (pyrt_send_write(c->sync_fd, PYRT_MSG_HANDOVER) < 0)
+        _exit(1); /* the caller cannot know we live on: it kills us */
     return 0;
 }
 

@@ -164,6 +164,8 @@ int pyrt_load_seccomp(struct pyrt_ctx *c);
 int pyrt_lifeline_arm(struct pyrt_ctx *c);
 int pyrt_lifeline_rearm(struct pyrt_ctx *c); /* after a change of uid, which clears it */
 int pyrt_lifeline_cut(struct pyrt_ctx *c);
+int pyrt_lifeline_handover(struct pyrt_ctx *c); /* after READY: wait for HANDOVER, cut */
+int pyrt_lifeline_handed_over(const struct pyrt_plan *p); /* does the plan get a HANDOVER */
 
 /* init.c */
 void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int caller_fd,

@@ -6,7 +6,7 @@ import os
 import time
 
 from pyruntime import SPEC_VERSION, caller, children
-from pyruntime.errors import Failure, NotRunning
+from pyruntime.errors import Failure, NotRunning, crash_point
 from pyruntime.state import FIFO_NAME, ContainerState, Store
 
 TYPE_CHECKING = False
@@ -30,12 +30,27 @@ def write_pid_file(path: str, pid: int) -> None:
     os.rename(tmp, path)
 
 
+def provisional_record(container_id: str, bundle: str, cgroup: object = None,
+                       extra: dict | None = None) -> dict:
+    """What create writes before its first side effect: who creates (pid and start time,
+    to tell a create in progress from a dead one) and what it is about to make."""
+    from pyruntime.procfs import stat_fields
+
+    me = os.getpid()
+    fields = stat_fields(me)
+    record = {"id": container_id, "creator": [me, fields[1] if fields else 0],
+              "bundle": bundle, **(extra or {})}
+    if cgroup is not None:
+        record["cgroup"] = cgroup.planned_record()  # type: ignore[attr-defined]
+    return record
+
+
 def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None = None,
            no_pivot: bool = False, preserve_fds: int = 0,
            warn: Callable[[str], None] | None = None, console_socket: str | None = None,
            foreground: bool = False, extra: dict | None = None,
            debug: Callable[[str], None] | None = None,
-           rootless: bool = False) -> ContainerState:
+           rootless: bool = False, reserved: bool = False) -> ContainerState:
     """Set the container up; return once its init waits on the exec fifo.
 
     With process.terminal, the pty master goes to `console_socket`, or, in the
@@ -43,8 +58,11 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
 
     Validation happens before anything touches disk; after that, any failure removes
     what was made (the state dir, the fifo, the cgroups) and kills the init, so nothing
-    is left.  `rootless` (--rootless, pyruntime/rootless.py): go without the cgroups
-    this caller may not make.
+    is left.  Against a kill, which runs no cleanup: the provisional record names what
+    is made before it is made (pyruntime/leftover.py clears it), and the init dies with
+    this process until state.json is saved.  `reserved`: the caller (run --image)
+    already made the state dir and its provisional record.  `rootless` (--rootless,
+    pyruntime/rootless.py): go without the cgroups this caller may not make.
     """
     from pyruntime import cgroups
     from pyruntime import rootless as rootless_mode
@@ -85,35 +103,28 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         hook_records = hooks.to_record(spec.hooks)
         on_hooks = hooks.create_time_runner(hook_records, container_id, bundle,
                                             spec.annotations, list(spec.process.env))
-    store.reserve(container_id)
+    if not reserved:
+        store.reserve(container_id)
     init_pid = 0
     tty, master = console.Console(), -1
     made_cgroups = spawning = False
-    try:
-        cgroups.setup(cgroup, linux.resources if linux else None, warn)
-        made_cgroups = True
-        cgroup.to_plan(plan)
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)  # mkfifo honours the umask; the init must be able to open it
-        if plan.root_uid_gid is not None:  # the init reopens it as the container's root
-            os.chown(fifo, *plan.root_uid_gid)
-        from pyruntime.spawn import spawn
+    state = None
 
-        tty = console.open_console(plan.terminal, console_socket)
-        plan.console_fd = tty.send_fd
-        spawning = True
-        init_pid = spawn(plan, on_hooks=on_hooks)
+    def ready(pid: int) -> None:
+        """At READY, while the init still dies with us: record the container."""
+        nonlocal master, state
+        crash_point("create:ready")
         master = tty.receive_master()
         if net_moves:  # the init waits on the fifo: the interfaces are there before start
-            netdev.move(init_pid, net_moves)
+            netdev.move(pid, net_moves)
         from pyruntime.procfs import stat_fields
 
-        fields = stat_fields(init_pid)
+        fields = stat_fields(pid)
         if fields is None:
             raise Failure("container init exited during setup")
         state = ContainerState({
             "id": container_id,
-            "pid": init_pid,
+            "pid": pid,
             "start_time": fields[1],
             "bundle": bundle,
             "rootfs": plan.rootfs,
@@ -126,6 +137,30 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             "hooks": hook_records,
         })
         store.save(state)
+        crash_point("create:saved")
+
+    try:
+        crash_point("create:reserved")
+        store.save_provisional(container_id, provisional_record(container_id, bundle, cgroup,
+                                                                extra))
+        crash_point("create:provisional")
+        cgroups.setup(cgroup, linux.resources if linux else None, warn)
+        made_cgroups = True
+        crash_point("create:cgroups")
+        cgroup.to_plan(plan)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # mkfifo honours the umask; the init must be able to open it
+        if plan.root_uid_gid is not None:  # the init reopens it as the container's root
+            os.chown(fifo, *plan.root_uid_gid)
+        crash_point("create:fifo")
+        from pyruntime.spawn import spawn
+
+        tty = console.open_console(plan.terminal, console_socket)
+        plan.console_fd = tty.send_fd
+        spawning = True
+        init_pid = spawn(plan, on_hooks=on_hooks, on_ready=ready)
+        crash_point("create:handed-over")
+        assert state is not None
         if pid_file:
             write_pid_file(pid_file, init_pid)
         state.console_master = master
@@ -176,11 +211,13 @@ def start(store: Store, state: ContainerState,
     try:
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
+            crash_point("start:opened")
             data = _read_until_eof(fd, pidfd, select)
         finally:
             os.close(fd)
     finally:
         os.close(pidfd)
+    crash_point("start:released")
     os.unlink(fifo)
     if data is None:
         raise Failure(f"cannot start container {state.id}: its init exited")
@@ -291,12 +328,15 @@ def destroy(store: Store, state: ContainerState,
         except OSError:  # pid namespace
             pass
     kill_and_wait(state)
+    crash_point("delete:killed")
     if cgroup is not None:
         cgroup.destroy()
+    crash_point("delete:cgroups")
     if state.data.get("image_bundle"):  # run --image: unmount, drop the upper layer
         from pyruntime.image.commands import delete_bundle
 
         delete_bundle(state.data["image_bundle"], remove_dir=True)
+        crash_point("delete:bundle")
     store.remove(state.id)
     records = state.data.get("hooks") or {}
     if records.get("poststop"):  # after the container is gone; failures are only logged

@@ -48,15 +48,13 @@ def load_container_spec(state: ContainerState) -> Spec:
 
 def load_process_file(path: str) -> Process:
     """Decode a runtime-spec process object; errors name the JSON path in it."""
+    from pyruntime.spec.load import decode_json, read_bounded
     from pyruntime.spec.model import Process
 
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_bounded(path, f"--process {path}", nofollow=False)
     except OSError as e:
         raise Failure(f"--process {path}: {errno_text(e.errno)}") from None
-    from pyruntime.spec.load import decode_json
-
     process = decode_json(raw, Process, PROCESS_FILE)
     check_process(process, PROCESS_FILE + ": ")
     return process

@@ -6,7 +6,8 @@ done by json's own C accelerator `_json` (its scanner and string encoder), which
 nothing, so the results are json's: loads() takes what json.loads takes, and dumps()
 writes what json.dumps(obj, indent=..., separators=...) writes for the values pyruntime
 stores and prints (dict, list, str, int, float, bool, None).  On malformed input loads()
-hands the text to json.loads, so errors are json's own, word for word.
+hands the text to json.loads, so errors are json's own, word for word; nesting deeper
+than the interpreter's recursion limit (1000) is a ValueError too.
 """
 
 from __future__ import annotations
@@ -46,13 +47,28 @@ def loads(data: bytes | str) -> object:
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _scan(text, start)
-    except StopIteration:
+    except (StopIteration, SystemError, ValueError):
+        # The scanner reports most errors by raising json.decoder.JSONDecodeError, which
+        # it takes from sys.modules: until json is imported, it returns NULL without an
+        # exception (SystemError).  json.loads below imports it and says what is wrong.
         value, end = None, -1
+    except RecursionError:
+        raise ValueError(f"nested deeper than {_depth_limit()} levels") from None
     if end < 0 or text[end:].strip(_WHITESPACE):
         import json
 
-        return json.loads(text)  # raises json's own JSONDecodeError
+        try:
+            return json.loads(text)  # raises json's own JSONDecodeError
+        except RecursionError:
+            raise ValueError(f"nested deeper than {_depth_limit()} levels") from None
     return value
+
+
+def _depth_limit() -> int:
+    """The nesting the C scanner allows: one level per interpreter recursion level."""
+    import sys
+
+    return sys.getrecursionlimit()
 
 
 def dumps(value: object, indent: int | None = None) -> str:

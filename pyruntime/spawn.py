@@ -13,12 +13,12 @@ import os
 import struct
 
 from pyruntime import children
-from pyruntime.errors import Failure, errno_text
+from pyruntime.errors import Failure, crash_point, errno_text
 from pyruntime.plan.build import Plan
 
 MSG_SIZE = 512
 _MSG = struct.Struct("=iii64s436s")
-MSG_PID, MSG_READY, MSG_ERROR, MSG_HOOKS, MSG_CONTINUE = 1, 2, 3, 4, 5
+MSG_PID, MSG_READY, MSG_ERROR, MSG_HOOKS, MSG_CONTINUE, MSG_HANDOVER = 1, 2, 3, 4, 5, 6
 HOOK_STATE_MAX = 65536
 MS_REC = 16384
 
@@ -223,8 +223,28 @@ def _continue(fd: int, init_pid: int, on_hooks) -> None:  # noqa: ANN001
     os.write(fd, _MSG.pack(MSG_CONTINUE, init_pid, 0, b"", b"") + state)
 
 
-def spawn(plan: Plan, until_exec: bool = False, on_hooks=None) -> int:  # noqa: ANN001
+def handed_over(plan: Plan) -> bool:
+    """Whether the init waits for HANDOVER after READY: pyrt_lifeline_handed_over() in
+    native/lifeline.c, which says why a filter loaded before READY rules it out."""
+    return (bool(plan.exec_fifo) and not plan.lifeline_until_start
+            and not (plan.seccomp_bpf and not plan.no_new_privs))
+
+
+def _handover(fd: int) -> None:
+    """Tell the init its state is saved; once it answers, it no longer dies with us."""
+    os.write(fd, _MSG.pack(MSG_HANDOVER, 0, 0, b"", b""))
+    msg = _recv(fd)
+    if msg is None or msg[0] != MSG_HANDOVER:
+        raise Failure("container init exited during setup (at the hand-over)")
+
+
+def spawn(plan: Plan, until_exec: bool = False, on_hooks=None,  # noqa: ANN001
+          on_ready=None) -> int:  # noqa: ANN001
     """Start the init; return its pid once it reports READY (it then waits on the fifo).
+
+    on_ready(init_pid) runs at READY (create saves the state there); for a plan with an
+    exec fifo and no lifeline_until_start, the init, which dies with this process until
+    then, is handed over after it (native/lifeline.c).
 
     until_exec (a plan without an exec fifo, e.g. `exec`): go on reading until the init's
     execve closes the sync socket (EOF), so failures after READY are reported too.
@@ -261,10 +281,15 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None) -> int:  # noqa: 
             kind, pid, err, step, text = msg
             if kind == MSG_PID:
                 init_pid = pid
+                crash_point("spawn:pid")
             elif kind == MSG_HOOKS:
                 _continue(parent_fd, init_pid, on_hooks)
             elif kind == MSG_READY:
                 if not until_exec:
+                    if on_ready is not None:
+                        on_ready(init_pid)
+                    if handed_over(plan):
+                        _handover(parent_fd)
                     return init_pid
                 ready = True
             elif kind == MSG_ERROR:

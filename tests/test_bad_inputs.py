@@ -31,6 +31,7 @@ class Case:
     argv: Callable[[Path, str], list[str]] | None = None  # default: create --bundle B ID
     exit_code: int | None = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    replace_config: Callable[[Path], None] | None = None  # make <bundle>/config.json itself
 
 
 def set_in(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -69,6 +70,20 @@ def remove_uts(config: dict[str, Any]) -> None:
     config["linux"]["namespaces"] = [
         ns for ns in config["linux"]["namespaces"] if ns["type"] != "uts"
     ]
+
+
+def config_symlink_to(target: str) -> Callable[[Path], None]:
+    return lambda path: path.symlink_to(target)
+
+
+def config_fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def config_oversized(path: Path) -> None:
+    with open(path, "wb") as f:  # refused for its size, before a byte is parsed
+        f.write(b'{"ociVersion": "1.0.2"}')
+        f.truncate(16 * 1024 * 1024 + 1)
 
 
 def host_net_as_ipc(config: dict[str, Any]) -> None:
@@ -126,6 +141,30 @@ CASES = [
          extra={"remove_config": True}),
     Case("log-format-yaml", ("yaml", "log-format"),
          argv=lambda b, cid: ["--log-format", "yaml", "create", "--bundle", str(b), cid]),
+    # hostile files and values: each refused before anything is made
+    Case("config-symlink-to-dev-zero", ("config.json",),
+         replace_config=config_symlink_to("/dev/zero")),
+    Case("config-symlink-to-a-good-file", ("config.json",),
+         replace_config=config_symlink_to("config.real")),
+    Case("config-is-a-fifo", ("config.json",), replace_config=config_fifo),
+    Case("config-over-16-mib", ("config.json",), replace_config=config_oversized),
+    Case("json-missing-colon", ("config.json",), raw='{"ociVersion" "1.0.2"}'),
+    Case("json-truncated-in-a-string", ("config.json",), raw='{"ociVersion": "1.0'),
+    Case("json-100000-deep", ("config.json", "nested"),
+         raw="[" * 100_000 + "]" * 100_000),
+    Case("additional-gid-negative", ("process.user.additionalGids[0]",),
+         edit=set_in("process.user.additionalGids", [-5])),
+    Case("uid-over-uint32", ("process.user.uid",), edit=set_in("process.user.uid", 2**32)),
+    Case("rlimit-over-uint64", ("process.rlimits[0].hard",),
+         edit=set_in("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 1,
+                                           "hard": 2**70}])),
+    Case("device-major-over-uint32", ("linux.devices[0].major",),
+         edit=set_in("linux.devices", [{"path": "/dev/x", "type": "c", "major": 2**32,
+                                         "minor": 1}])),
+    Case("uid-mapping-size-negative", ("linux.uidMappings[0].size",),
+         edit=set_in("linux.uidMappings", [{"containerID": 0, "hostID": 1000, "size": -1}])),
+    Case("pids-limit-over-int64", ("linux.resources.pids.limit",),
+         edit=set_in("linux.resources.pids", {"limit": 2**63})),
 ]
 
 
@@ -139,6 +178,9 @@ def test_bad_input(runtime: Runtime, bundle, tmp_path: Path, case: Case) -> None
         b.config_path.write_text(case.raw)
     if case.extra.get("remove_config"):
         b.config_path.unlink()
+    if case.replace_config is not None:
+        b.config_path.rename(b.path / "config.real")
+        case.replace_config(b.config_path)
     argv = case.argv(b.path, case.cid) if case.argv else ["create", "--bundle", str(b), case.cid]
     result = runtime.run(*argv)
     assert_clean_failure(result, runtime, case.cid, case.mentions, exit_code=case.exit_code)
@@ -180,3 +222,37 @@ def test_failed_create_is_logged_as_json(runtime: Runtime, bundle, tmp_path: Pat
     errors = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     errors = [e for e in errors if e.get("level") == "error"]
     assert errors and "/weird" in errors[-1]["msg"], errors
+
+
+def _process_json(path: Path, kind: str) -> None:
+    good = {"cwd": "/", "args": ["true"], "user": {"uid": 0, "gid": 0}}
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "truncated":
+        path.write_text(json.dumps(good)[:-3])
+    elif kind == "gid-out-of-range":
+        path.write_text(json.dumps({**good, "user": {"uid": 0, "gid": 2**32}}))
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "deep", "truncated", "gid-out-of-range"])
+def test_bad_process_json(runtime: Runtime, bundle, tmp_path: Path, kind: str) -> None:
+    """exec --process: a regular file of bounded size and depth, integers in range; refused
+    with one line and no process started in the container."""
+    runtime.create(bundle(["sleep", "1000"]), "c1")
+    runtime.start("c1")
+    path = tmp_path / "process.json"
+    _process_json(path, kind)
+    result = runtime.run("exec", "--process", path, "c1", timeout=30)
+    assert result.returncode == 1, result
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "process.json" in lines[0] or str(path) in lines[0], lines
+    if kind == "gid-out-of-range":
+        assert "user.gid" in lines[0], lines
+    assert runtime.status("c1") == "running"
+    pids = runtime.run("ps", "--format", "json", "c1", check=True).stdout
+    assert len(json.loads(pids)) == 1, pids  # the init alone

@@ -53,3 +53,31 @@ def test_loads_fails_as_json_does(text: str) -> None:
 def test_dumps_refuses_what_json_refuses() -> None:
     with pytest.raises(TypeError):
         jsonio.dumps({"a": object()})
+
+
+def test_loads_errors_without_json_imported() -> None:
+    """On the hot path json.decoder is not imported; the C scanner then fails to raise
+    its JSONDecodeError (a SystemError); loads must still raise json's ValueError."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(jsonio.__file__).parents[1])!r})\n"
+        "from pyruntime import jsonio\n"
+        "assert 'json.decoder' not in sys.modules\n"
+        "for text in ['{\"a\" 1}', '{\"a\": 1', '[1, 2', '[' * 100000 + ']' * 100000,\n"
+        "             '{\"a\": ' * 5000]:\n"
+        "    try:\n"
+        "        jsonio.loads(text)\n"
+        "    except ValueError as e:\n"
+        "        print(type(e).__name__, str(e)[:40])\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 5, out
+    assert lines[0].startswith("JSONDecodeError Expecting ':'"), lines
+    assert lines[3] == lines[4] == "ValueError nested deeper than 1000 levels", lines

@@ -104,6 +104,17 @@ class Driver:
     def to_record(self) -> dict:
         return {"mode": self.mode, "paths": self.paths, "created": self.created}
 
+    def planned_record(self) -> dict:
+        """to_record() as if create() had run now: `created` lists the directories that do
+        not exist yet.  The provisional record keeps it, so that the leftover of a runtime
+        killed during create is removed without touching a cgroup it did not make."""
+        planned: list[str] = []
+        for d in self.paths.values():
+            while d not in ("", "/") and d not in planned and not os.path.isdir(d):
+                planned.append(d)
+                d = os.path.dirname(d)
+        return {**self.to_record(), "created": planned}
+
     # -- lifecycle -------------------------------------------------------------------------
     def create(self) -> None:
         """Make the directories; on failure remove what was made and raise Failure."""

@@ -12,6 +12,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations are never evaluated; importing typing costs ~2 ms
     from typing import Any
 
+    # integers that record.py checks against their C type's range (the Go types of the
+    # runtime-spec, narrowed to the C fields they go to, e.g. a device's u32 major)
+    u16 = u32 = u64 = i32 = i64 = int
+
 
 class Root(Record):
     path: str
@@ -19,10 +23,10 @@ class Root(Record):
 
 
 class User(Record):
-    uid: int = 0
-    gid: int = 0
-    umask: int | None = None
-    additional_gids: list[int] = []
+    uid: u32 = 0
+    gid: u32 = 0
+    umask: int | None = None  # validate.py: 0..0777
+    additional_gids: list[u32] = []
     username: str | None = None
 
 
@@ -36,29 +40,29 @@ class Capabilities(Record):
 
 class Rlimit(Record):
     type: str
-    hard: int
-    soft: int
+    hard: u64
+    soft: u64
 
 
 class ConsoleSize(Record):
-    height: int = 0
-    width: int = 0
+    height: u16 = 0
+    width: u16 = 0
 
 
 class IOPriority(Record):
     class_: str
-    priority: int = 0
+    priority: i32 = 0
     _json_names = {"class_": "class"}
 
 
 class Scheduler(Record):
     policy: str
-    nice: int = 0
-    priority: int = 0
+    nice: i32 = 0
+    priority: i32 = 0
     flags: list[str] = []
-    runtime: int = 0
-    deadline: int = 0
-    period: int = 0
+    runtime: u64 = 0
+    deadline: u64 = 0
+    period: u64 = 0
 
 
 class Process(Record):
@@ -73,7 +77,7 @@ class Process(Record):
     rlimits: list[Rlimit] = []
     no_new_privileges: bool = False
     apparmor_profile: str | None = None
-    oom_score_adj: int | None = None
+    oom_score_adj: i32 | None = None
     selinux_label: str | None = None
     io_priority: IOPriority | None = None
     scheduler: Scheduler | None = None
@@ -82,9 +86,9 @@ class Process(Record):
 
 
 class IDMapping(Record):
-    container_id: int
-    host_id: int
-    size: int
+    container_id: u32
+    host_id: u32
+    size: u32
     _json_names = {"container_id": "containerID", "host_id": "hostID"}
 
 
@@ -101,7 +105,7 @@ class Hook(Record):
     path: str
     args: list[str] = []
     env: list[str] | None = None  # None: the runtime's environment (runc's), [] : empty
-    timeout: int | None = None
+    timeout: i32 | None = None
 
 
 class Hooks(Record):
@@ -121,28 +125,28 @@ class Namespace(Record):
 class Device(Record):
     type: str
     path: str
-    major: int | None = None
-    minor: int | None = None
-    file_mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
+    major: u32 | None = None
+    minor: u32 | None = None
+    file_mode: u32 | None = None
+    uid: u32 | None = None
+    gid: u32 | None = None
 
 
 class DeviceRule(Record):
     allow: bool
     type: str | None = None
-    major: int | None = None
-    minor: int | None = None
+    major: i64 | None = None
+    minor: i64 | None = None
     access: str | None = None
 
 
 class Memory(Record):
-    limit: int | None = None
-    reservation: int | None = None
-    swap: int | None = None
-    kernel: int | None = None
-    kernel_tcp: int | None = None
-    swappiness: int | None = None
+    limit: i64 | None = None
+    reservation: i64 | None = None
+    swap: i64 | None = None
+    kernel: i64 | None = None
+    kernel_tcp: i64 | None = None
+    swappiness: u64 | None = None
     disable_oom_killer: bool | None = None
     use_hierarchy: bool | None = None
     check_before_update: bool | None = None
@@ -150,37 +154,37 @@ class Memory(Record):
 
 
 class CPU(Record):
-    shares: int | None = None
-    quota: int | None = None
-    burst: int | None = None
-    period: int | None = None
-    realtime_runtime: int | None = None
-    realtime_period: int | None = None
+    shares: u64 | None = None
+    quota: i64 | None = None
+    burst: u64 | None = None
+    period: u64 | None = None
+    realtime_runtime: i64 | None = None
+    realtime_period: u64 | None = None
     cpus: str | None = None
     mems: str | None = None
-    idle: int | None = None
+    idle: i64 | None = None
 
 
 class Pids(Record):
-    limit: int
+    limit: i64
 
 
 class WeightDevice(Record):
-    major: int
-    minor: int
-    weight: int | None = None
-    leaf_weight: int | None = None
+    major: i64
+    minor: i64
+    weight: u16 | None = None
+    leaf_weight: u16 | None = None
 
 
 class ThrottleDevice(Record):
-    major: int
-    minor: int
-    rate: int
+    major: i64
+    minor: i64
+    rate: u64
 
 
 class BlockIO(Record):
-    weight: int | None = None
-    leaf_weight: int | None = None
+    weight: u16 | None = None
+    leaf_weight: u16 | None = None
     weight_device: list[WeightDevice] = []
     throttle_read_bps_device: list[ThrottleDevice] = []
     throttle_write_bps_device: list[ThrottleDevice] = []
@@ -193,19 +197,19 @@ class BlockIO(Record):
 
 
 class HugepageLimit(Record):
-    page_size: int | None = None
-    limit: int
+    page_size: u64 | None = None
+    limit: u64
     _json_names = {"page_size": "pageSize"}
 
 
 class HugepageLimitStr(Record):
     page_size: str
-    limit: int
+    limit: u64
 
 
 class RdmaLimit(Record):
-    hca_handles: int | None = None
-    hca_objects: int | None = None
+    hca_handles: u32 | None = None
+    hca_objects: u32 | None = None
 
 
 class InterfacePriority(Record):
@@ -235,22 +239,22 @@ class Resources(Record):
 
 
 class SyscallArg(Record):
-    index: int
-    value: int
-    value_two: int = 0
+    index: u32
+    value: u64
+    value_two: u64 = 0
     op: str
 
 
 class Syscall(Record):
     names: list[str]
     action: str
-    errno_ret: int | None = None
+    errno_ret: u32 | None = None
     args: list[SyscallArg] = []
 
 
 class Seccomp(Record):
     default_action: str
-    default_errno_ret: int | None = None
+    default_errno_ret: u32 | None = None
     architectures: list[str] = []
     flags: list[str] = []
     listener_path: str | None = None
@@ -259,8 +263,8 @@ class Seccomp(Record):
 
 
 class TimeOffset(Record):
-    secs: int = 0
-    nanosecs: int = 0
+    secs: i64 = 0
+    nanosecs: u32 = 0
 
 
 class IntelRdt(Record):

@@ -4,14 +4,15 @@ Why not msgspec or dataclasses: both cost tens of milliseconds to import, and `c
 on the hot path. Here a model class is written like a dataclass:
 
     class User(Record):
-        uid: int
-        gid: int
-        umask: int | None = None
-        additional_gids: list[int] = []
+        uid: u32
+        gid: u32
+        umask: u32 | None = None
+        additional_gids: list[u32] = []
 
 and the annotation strings (never evaluated) are parsed once into decoders. JSON keys are
 the attribute names in camelCase unless `_json_names` says otherwise. Attributes without a
-default are required. Unknown keys are ignored, as the runtime-spec asks.
+default are required. Unknown keys are ignored, as the runtime-spec asks. `u16`, `u32`,
+`u64`, `i32` and `i64` are integers checked against that C type's range.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ _PRIMITIVES: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
     "float": (int, float),
     "Any": (object,),
+}
+# Integers sized as the runtime-spec's Go types (and the C fields they end up in): a
+# value outside the range is refused here, with its JSON path, before anything is made.
+_SIZED_INTS: dict[str, tuple[str, int, int]] = {
+    "u16": ("uint16", 0, 2**16 - 1),
+    "u32": ("uint32", 0, 2**32 - 1),
+    "u64": ("uint64", 0, 2**64 - 1),
+    "i32": ("int32", -(2**31), 2**31 - 1),
+    "i64": ("int64", -(2**63), 2**63 - 1),
 }
 _KIND_WORDS = {
     str: "a string",
@@ -71,7 +81,7 @@ def _describe(value: Any) -> str:
 class _Type:
     """A parsed annotation: primitive, list, dict, optional or record."""
 
-    __slots__ = ("kind", "item", "optional", "record", "words")
+    __slots__ = ("bounds", "item", "kind", "optional", "record", "words")
 
     def __init__(self, kind: str, item: _Type | None = None, record: Any = None) -> None:
         self.kind = kind
@@ -79,6 +89,7 @@ class _Type:
         self.record = record
         self.optional = False
         self.words = ""
+        self.bounds: tuple[str, int, int] | None = None  # sized ints: (C name, min, max)
 
 
 def _parse(text: str, namespace: dict[str, Any]) -> _Type:
@@ -103,6 +114,11 @@ def _parse(text: str, namespace: dict[str, Any]) -> _Type:
         item = _parse(value, namespace)
         t = _Type("dict", item)
         t.words = f"an object of {_plural(item)}"
+        return t
+    if text in _SIZED_INTS:
+        t = _Type("int")
+        t.bounds = _SIZED_INTS[text]
+        t.words = "an integer"
         return t
     if text in _PRIMITIVES:
         t = _Type(text)
@@ -186,7 +202,9 @@ def _decode(t: _Type, value: Any, path: str) -> Any:
             raise DecodeError(path, f"expected {t.words}, got {_describe(value)}")
         item = t.item
         assert item is not None
-        if item.kind in ("str", "int", "bool") and all(_is(item.kind, v) for v in value):
+        if (item.kind in ("str", "int", "bool") and all(_is(item.kind, v) for v in value)
+                and (item.bounds is None or not value
+                     or item.bounds[1] <= min(value) and max(value) <= item.bounds[2])):
             return value
         return [_decode(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
     if kind == "dict":
@@ -196,6 +214,9 @@ def _decode(t: _Type, value: Any, path: str) -> Any:
         assert item is not None
         return {k: _decode(item, v, f"{path}.{k}") for k, v in value.items()}
     if _is(kind, value):
+        if t.bounds is not None and not t.bounds[1] <= value <= t.bounds[2]:
+            name, low, high = t.bounds
+            raise DecodeError(path, f"{value} is out of range for {name} ({low}..{high})")
         return value
     raise DecodeError(path, f"expected {t.words}, got {_describe(value)}")
 

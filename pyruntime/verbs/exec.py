@@ -13,7 +13,7 @@ import os
 
 from pyruntime import children
 from pyruntime.cli.main import Globals
-from pyruntime.errors import Failure
+from pyruntime.errors import Failure, crash_point
 from pyruntime.state import Store
 
 
@@ -57,6 +57,7 @@ def main(g: Globals, values: dict) -> int:
     try:
         plan.console_fd = tty.send_fd
         pid = ex.spawn_process(state, plan)
+        crash_point("exec:started")
         master = tty.receive_master()  # sent before READY: -1 unless we relay it
         if values["pid_file"]:
             from pyruntime.container import write_pid_file

@@ -8,22 +8,35 @@ from pyruntime.cli.main import Globals
 from pyruntime.container import state_json
 from pyruntime.errors import Failure
 from pyruntime.jsonio import dumps
-from pyruntime.state import Store
+from pyruntime.state import CorruptState, Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
-def records(store: Store) -> list[dict]:
-    """One `state` object per container (pyruntime.api's Runtime.list() too)."""
+def records(store: Store, warn: Callable[[str], None] | None = None) -> list[dict]:
+    """One `state` object per container (pyruntime.api's Runtime.list() too); a corrupt
+    state.json is skipped, and passed to `warn`."""
     rows = []
     for cid in store.ids():
         try:
             rows.append(state_json(store, store.load(cid)))
+        except CorruptState as e:  # that id only: the others are listed
+            if warn is not None:
+                warn(f"{e}; skipped")
         except Failure:
             continue  # a container being created or deleted right now
     return rows
 
 
 def main(g: Globals, values: dict) -> int:
-    rows = records(Store(g.root))
+    def warn(message: str) -> None:  # on stderr even with --log: `list` prints a table
+        sys.stderr.write(f"pyruntime: warning: {message}\n")
+        if g.log.path is not None:
+            g.log.warning(message)
+
+    rows = records(Store(g.root), warn)
     out = sys.stdout
     if values["quiet"]:
         out.write("".join(f"{r['id']}\n" for r in rows))

@@ -9,8 +9,8 @@ import os
 from pyruntime import children, rootless
 from pyruntime.cli.main import Globals
 from pyruntime.container import create, destroy, start
-from pyruntime.errors import Failure
-from pyruntime.state import IMAGES_DIR, Store
+from pyruntime.errors import Failure, crash_point
+from pyruntime.state import Store
 from pyruntime.verbs.create import check_supported
 
 FORWARDED = (
@@ -51,13 +51,14 @@ def main(g: Globals, values: dict) -> int:
                        pid_file=values["pid_file"], no_pivot=values["no_pivot"],
                        preserve_fds=values["preserve_fds"], warn=g.log.warning,
                        debug=g.log.debug, console_socket=values["console_socket"],
-                       foreground=not detach, extra=extra,
+                       foreground=not detach, extra=extra, reserved=bool(extra),
                        rootless=rootless.enabled(g.rootless))
     except BaseException:
         if extra:  # from here on, destroy() removes the image bundle
             from pyruntime.verbs.image import discard_run_bundle
 
             discard_run_bundle(bundle)
+            store.remove(values["container_id"])
         raise
     master = getattr(state, "console_master", -1)
     try:
@@ -67,6 +68,7 @@ def main(g: Globals, values: dict) -> int:
             os.close(master)
         destroy(store, state, warn=g.log.warning)
         raise
+    crash_point("run:started")
     if detach:
         return 0
     forward.pid = state.pid
@@ -80,6 +82,7 @@ def main(g: Globals, values: dict) -> int:
         finally:
             os.close(master)
     _, status = children.waitpid(state.pid, 0)
+    crash_point("run:exited")
     if not values["keep"]:
         destroy(store, state, warn=g.log.warning)
     code = os.waitstatus_to_exitcode(status)
@@ -102,11 +105,19 @@ def _image_bundle(g: Globals, store: Store, values: dict) -> tuple[str, dict | N
     if values["bundle"] != ".":
         raise Failure("run: --image and --bundle exclude each other")
     cid = values["container_id"]
-    if cid == IMAGES_DIR:
-        raise Failure(f"container id {cid!r} is reserved (the image store)")
-    if os.path.lexists(store.dir(cid)):  # checks the id, before anything is made
-        raise Failure(f"container with id exists: {cid}")
-    from pyruntime.verbs.image import make_run_bundle
+    # the state dir and its provisional record first (pyruntime/leftover.py): a run
+    # killed while making the bundle leaves an id that `delete --force` clears
+    store.reserve(cid)
+    from pyruntime.container import provisional_record
+    from pyruntime.verbs.image import container_bundle_dir, make_run_bundle
 
-    bundle = make_run_bundle(g.root, cid, values["image"], args or None)
-    return bundle, {"image_bundle": bundle}
+    extra = {"image_bundle": container_bundle_dir(g.root, cid)}
+    try:
+        store.save_provisional(cid, provisional_record(cid, "", None, extra))
+        crash_point("run-image:reserved")
+        bundle = make_run_bundle(g.root, cid, values["image"], args or None)
+    except BaseException:
+        store.remove(cid)
+        raise
+    crash_point("run-image:bundle")
+    return bundle, extra
