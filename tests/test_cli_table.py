@@ -62,6 +62,8 @@ AGREEING = [
     ["image", "unbundle", "/b"],
     ["image", "rm", "img"],
     ["image", "prune"],
+    ["--image-root", "/var/x", "image", "ls"],
+    ["--root", "/r", "--image-root=/i", "run", "--image", "img", "c1"],
     ["run", "--image", "img", "--rm", "c1", "--", "cat", "/etc/f"],
     ["run", "--image", "img", "c1"],
     ["run", "--image=img", "-d", "c1", "sh", "-c", "x"],

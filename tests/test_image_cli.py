@@ -57,7 +57,7 @@ def fails(runtime: Runtime, *args: str) -> str:
 
 def layer_dirs(runtime: Runtime) -> dict[str, int]:
     """Stored layers: hex id -> inode of its directory."""
-    d = runtime.root / "images" / "layers" / "sha256"
+    d = runtime.image_root / "layers" / "sha256"
     return {p.name: p.stat().st_ino for p in d.iterdir()} if d.is_dir() else {}
 
 
@@ -146,7 +146,7 @@ def test_second_container_unpacks_nothing(tmp_path: Path, runtime: Runtime) -> N
     out = ok(runtime, "run", "--image", "sample", "--rm", "c2", "--", "cat", "/etc/conf")
     assert out == "3" * 200  # c1 wrote to its own upper layer only
     assert layer_dirs(runtime) == before  # same layer dirs, same inodes
-    assert not any(p.name.startswith("tmp") for p in (runtime.root / "images" / "tmp").iterdir())
+    assert not any(p.name.startswith("tmp") for p in (runtime.image_root / "tmp").iterdir())
 
 
 def test_detached_run_then_delete(tmp_path: Path, runtime: Runtime) -> None:
@@ -214,7 +214,7 @@ def test_hostile_archive_leaves_nothing(tmp_path: Path, runtime: Runtime) -> Non
     assert "escaped" in line or ".." in line
     assert ok(runtime, "image", "ls", "-q") == ""
     assert layer_dirs(runtime) == {}  # not even the (whole, verified) base layer
-    assert list((runtime.root / "images" / "tmp").iterdir()) == []
+    assert list((runtime.image_root / "tmp").iterdir()) == []
     assert not (runtime.root / "escaped").exists() and not (tmp_path / "escaped").exists()
     assert "oci:DIR" in fails(runtime, "image", "load", f"docker://{archive}")
 

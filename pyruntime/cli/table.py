@@ -56,6 +56,8 @@ GLOBAL_OPTIONS = (
     Opt("--rootless", default="auto", choices=("auto", "true", "false"),
         help="leave out cgroups this user may not create (auto: when not root)"),
     Opt("--criu", default="criu", help="path to the criu binary used for checkpoint and restore"),
+    Opt("--image-root", help="the image store (default: $PYRUNTIME_IMAGE_ROOT, else "
+        "/var/lib/pyruntime); never under --root"),
 )
 
 _BUNDLE = Opt("-b --bundle", default=".", help="path to the bundle directory")
@@ -185,7 +187,8 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
          ), (_ID,)),
     # two-word verbs: "GROUP SUB" (GROUPS below); only these import pyruntime.image
     Verb("image load", "pyruntime.verbs.image:load",
-         "load an image: oci:DIR[:TAG] or oci-archive:FILE[:TAG]", (
+         "load an image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]",
+         (
              Opt("--name", help="the name to give it (default: its tag)"),
          ), (Arg("reference"),)),
     Verb("image ls", "pyruntime.verbs.image:ls", "list the loaded images", (

@@ -108,5 +108,5 @@ def _image_bundle(g: Globals, store: Store, values: dict) -> tuple[str, dict | N
         raise Failure(f"container with id exists: {cid}")
     from pyruntime.verbs.image import make_run_bundle
 
-    bundle = make_run_bundle(g.root, cid, values["image"], args or None)
+    bundle = make_run_bundle(g.root, cid, values["image"], args or None, g.image_root)
     return bundle, {"image_bundle": bundle}
