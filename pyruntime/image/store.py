@@ -110,7 +110,7 @@ class Store:
 
     # -- plumbing -------------------------------------------------------------------
 
-    def _ensure(self) -> None:
+    def ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         for d in (self.blobs_dir, self.layers_dir, self.records_dir, self.bundles_dir,
                   self.downloads_dir, self.tmp_dir):
@@ -120,7 +120,7 @@ class Store:
     def lock(self) -> Iterator[None]:
         """Serialise what enters or leaves the store: a prune must not remove a layer
         that a load or pull is about to record, or that a bundle is about to use."""
-        self._ensure()
+        self.ensure()
         fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

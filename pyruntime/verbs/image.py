@@ -64,6 +64,71 @@ def all_or_nothing(store: Store) -> Iterator[None]:
         raise
 
 
+def _registry(values: dict, host: str, repository: str):  # -> Registry
+    """The client for one registry, with the credentials the options or auth file give."""
+    from pyruntime.image.registry import (
+        Registry,
+        creds_from_authfile,
+        default_authfile,
+        parse_creds,
+    )
+
+    if values["creds"] and values["authfile"]:
+        raise Failure("--creds and --authfile exclude each other")
+    if values["creds"]:
+        creds = parse_creds(values["creds"])
+    else:
+        path = values["authfile"] or default_authfile()
+        creds = creds_from_authfile(path, host, repository, bool(values["authfile"])) \
+            if path else None
+    return Registry(host, tls_verify=values["tls_verify"] == "true", creds=creds)
+
+
+def _progress(verb: str):  # -> Progress | None
+    if not sys.stdout.isatty():
+        return None
+    from pyruntime.image.progress import Progress
+
+    return Progress(sys.stdout, verb)
+
+
+def pull(g: Globals, values: dict) -> int:
+    """`image pull docker://HOST[:PORT]/NAME[:TAG|@DIGEST]`: prints the image's name."""
+    from pyruntime.image.pull import pull as pull_image
+    from pyruntime.image.reference import parse_docker
+    from pyruntime.image.store import Store
+
+    ref = parse_docker(values["reference"])
+    registry = _registry(values, ref.host, ref.repository)
+    progress = _progress("pulling")
+    with all_or_nothing(Store(g.image_root)):
+        try:
+            result = pull_image(g.image_root, ref, registry, progress=progress)
+        finally:
+            if progress:
+                progress.finish()
+    sys.stdout.write(result.name + "\n")
+    return 0
+
+
+def push(g: Globals, values: dict) -> int:
+    """`image push NAME [docker://DEST]`: the stored blobs, then the manifest."""
+    from pyruntime.image.push import push as push_image
+    from pyruntime.image.reference import parse_docker
+
+    dest = values["destination"] or "docker://" + values["name"]
+    ref = parse_docker(dest)
+    registry = _registry(values, ref.host, ref.repository)
+    progress = _progress("pushing")
+    try:
+        digest = push_image(g.image_root, values["name"], ref, registry, progress=progress)
+    finally:
+        if progress:
+            progress.finish()
+    sys.stdout.write(digest + "\n")
+    return 0
+
+
 def _size(n: int) -> str:
     for unit in ("B", "kB", "MB"):
         if n < 1000:
