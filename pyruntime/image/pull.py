@@ -24,7 +24,7 @@ import io
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -53,12 +53,17 @@ class BadBlob(ImageError):
     """A blob whose size or digest is not what its descriptor says."""
 
 
+class Cancelled(ImageError):
+    """A download stopped because another one failed."""
+
+
 class RegistrySource(Source):
     """A Source whose blobs come from a registry: lets layout.resolve pick the manifest
     (tag -> manifest or index -> this platform's manifest -> config) as for a layout."""
 
-    def __init__(self, registry: Registry, ref: DockerRef) -> None:
+    def __init__(self, registry: Registry, ref: DockerRef, store: Store | None = None) -> None:
         self.registry = registry
+        self.store = store
         self.ref = ref
         self.name = str(ref)
         self.raw: dict[str, bytes] = {}
@@ -101,6 +106,9 @@ class RegistrySource(Source):
                 self._manifests[digest] = self.registry.get_manifest(
                     self.ref.repository, digest)
             data = self._manifests[digest][0]
+        elif self.store is not None and self.store.has_blob(digest):  # pulled before
+            with self.store.open_blob(desc, what) as r:
+                data = r.read(MAX_JSON + 1)
         else:
             resp = self.registry.get_blob(self.ref.repository, digest)
             data = resp.read(MAX_JSON + 1, decode_content=False)
@@ -115,7 +123,7 @@ def pull(image_root: str, ref: DockerRef, registry: Registry, *,
          allow_devices: bool = False) -> LoadResult:
     """Pull ``ref`` into the store at ``image_root``; name the image ``ref.name``."""
     store = Store(image_root)
-    src = RegistrySource(registry, ref)
+    src = RegistrySource(registry, ref, store)
     img = resolve(src, digest=src.top_digest or None, plat=platform)
     if not img.manifest_media_type or img.manifest_media_type == MT_OCI_MANIFEST:
         img.manifest_media_type = (img.manifest.get("mediaType") or
@@ -126,14 +134,7 @@ def pull(image_root: str, ref: DockerRef, registry: Registry, *,
               if not store.has_layer(diff) and not store.has_blob(d.get("digest", ""))]
     fetcher = _Fetcher(store, registry, ref.repository, progress)
     if wanted:
-        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(wanted))) as pool:
-            futures = [pool.submit(fetcher.fetch, d) for d in _unique(wanted)]
-            try:
-                for f in futures:
-                    f.result()
-            except BaseException:
-                fetcher.cancel.set()
-                raise
+        _fetch_all(fetcher, _unique(wanted))
 
     def adopt(desc: dict[str, Any]) -> None:
         digest = desc["digest"]
@@ -143,6 +144,31 @@ def pull(image_root: str, ref: DockerRef, registry: Registry, *,
         store.adopt_blob(done, digest)
 
     return store.commit(ref.name, str(ref), img, adopt, allow_devices=allow_devices)
+
+
+def _fetch_all(fetcher: _Fetcher, descs: list[dict[str, Any]]) -> None:
+    """Download in parallel; the first failure cancels the rest.  A blob that fails its
+    digest takes every download of this pull with it (that source is not trusted); any
+    other failure leaves the parts for a resumed pull."""
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(descs))) as pool:
+        futures = [pool.submit(fetcher.fetch, d) for d in descs]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        errors = [f.exception() for f in futures if f.done() and f.exception()]
+        if errors:
+            fetcher.cancel.set()
+        wait(futures)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if not errors:
+        return
+    bad = [e for e in errors if isinstance(e, BadBlob)]
+    if bad:
+        for d in descs:
+            for path in (fetcher.part_path(d["digest"]), fetcher.done_path(d["digest"])):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        raise bad[0]
+    real = [e for e in errors if not isinstance(e, Cancelled)]
+    raise (real or errors)[0]
 
 
 def _unique(descs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -218,7 +244,7 @@ class _Fetcher:
             if have == size:
                 break
             if self.cancel.is_set():
-                raise ImageError(f"layer {digest}: cancelled")
+                raise Cancelled(f"layer {digest}: cancelled")
             resp = self.registry.get_blob(self.repository, digest, have)
             try:
                 if resp.status == 416 or (resp.status == 200 and have):
@@ -242,7 +268,7 @@ class _Fetcher:
                     if self.progress:
                         self.progress(digest, have, size)
                     if self.cancel.is_set():
-                        raise ImageError(f"layer {digest}: cancelled")
+                        raise Cancelled(f"layer {digest}: cancelled")
                 f.flush()
                 error = None
             except (urllib3.exceptions.HTTPError, OSError) as e:
