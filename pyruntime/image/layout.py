@@ -261,6 +261,10 @@ def open_source(ref: ImageRef) -> Source:
         return DirSource(ref.path)
     if ref.transport == "oci-archive":
         return ArchiveSource(ref.path)
+    if ref.transport == "docker-archive":
+        from pyruntime.image.docker_archive import DockerArchiveSource
+
+        return DockerArchiveSource(ref.path)
     raise ImageError(f"unsupported transport {ref.transport!r}")
 
 

@@ -229,8 +229,14 @@ class Store:
         if isinstance(ref, str):
             ref = parse_reference(ref)
         with open_source(ref) as src:
-            img = resolve(src, tag=ref.tag, digest=ref.digest, plat=platform)
-            name = name or ref.tag or img.ref_name
+            if ref.transport == "docker-archive":
+                from pyruntime.image.docker_archive import resolve_docker_archive
+
+                img = resolve_docker_archive(src, ref.tag)  # type: ignore[arg-type]
+                name = name or img.ref_name
+            else:
+                img = resolve(src, tag=ref.tag, digest=ref.digest, plat=platform)
+                name = name or ref.tag or img.ref_name
             if not name:
                 raise ImageError(f"{ref}: the image has no tag; give it one (oci:DIR:TAG)")
 
