@@ -120,3 +120,34 @@ def test_skopeo_docker_archive(tmp_path: Path, runtime: Runtime) -> None:
                    check=True, capture_output=True, timeout=120)
     assert ok(runtime, "image", "load", f"docker-archive:{archive}") == "hello:v9\n"
     assert ok(runtime, "run", "--image", "hello:v9", "--rm", "c1") == "from skopeo\n"
+
+
+def test_image_root_option_env_and_refusal(tmp_path: Path, runtime: Runtime) -> None:
+    """The store is where --image-root (else $PYRUNTIME_IMAGE_ROOT) says, never in --root."""
+    import os
+
+    from support.runtime import runtime_command
+
+    archive = tmp_path / "one.tar"
+    docker_save(archive, [("one:1", [layer_tar(busybox_layer())], {})])
+    base = [*runtime_command(), "--root", str(runtime.root)]
+    env_root = tmp_path / "from-env"
+    env = dict(os.environ, PYRUNTIME_IMAGE_ROOT=str(env_root))
+    subprocess.run([*base, "image", "load", f"docker-archive:{archive}"], env=env,
+                   check=True, capture_output=True, timeout=120)
+    assert len(list((env_root / "layers" / "sha256").iterdir())) == 1
+    # the option wins over the environment
+    opt_root = tmp_path / "from-option"
+    subprocess.run([*base, "--image-root", str(opt_root), "image", "load",
+                    f"docker-archive:{archive}"], env=env, check=True, capture_output=True,
+                   timeout=120)
+    assert (opt_root / "images").is_dir() and not (runtime.root / "images").exists()
+    # inside the state root: refused, nothing made
+    inside = runtime.root / "store"
+    result = subprocess.run([*base, "--image-root", str(inside), "image", "load",
+                             f"docker-archive:{archive}"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == (f"pyruntime: --image-root {inside}: must not be inside the "
+                             f"state root {runtime.root}\n")
+    assert not inside.exists()

@@ -234,14 +234,19 @@ def create_bundle(
             "workdir": "work",
         }
         # bundle.json before the registration: prune drops registrations without one
-        with open(bdir / "config.json", "w") as f:
-            json.dump(spec, f, indent=2)
-            f.write("\n")
-        with open(bdir / "bundle.json", "w") as f:
-            json.dump(info, f, indent=2)
-            f.write("\n")
+        _write_json(bdir / "config.json", spec)
+        _write_json(bdir / "bundle.json", info)
         store.register_bundle(bdir, rec["name"], rec["layers"])
     return info
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    """Whole or absent (temp file + rename): a kill leaves no half bundle.json."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.rename(tmp, path)
 
 
 def _unescape_mountinfo(s: str) -> str:

@@ -204,7 +204,10 @@ def unbundle(g: Globals, values: dict) -> int:
     from pyruntime.state import Store
 
     directory = os.path.abspath(values["dir"])
-    if not os.path.isfile(os.path.join(directory, "bundle.json")):
+    run_bundle = os.path.dirname(directory) == os.path.dirname(
+        container_bundle_dir(g.root, "x"))  # made by `run --image`, maybe in part
+    if not os.path.isfile(os.path.join(directory, "bundle.json")) and not (
+            run_bundle and os.path.isdir(directory)):
         raise Failure(f"{directory}: not a bundle made by `image bundle` (no bundle.json)")
     store = Store(g.root)
     for cid in store.ids():  # the overlay must not go from under a live container
@@ -214,7 +217,10 @@ def unbundle(g: Globals, values: dict) -> int:
             continue
         if state.data.get("bundle") == directory and store.status(state) != "stopped":
             raise Failure(f"{directory}: container {cid} uses it; delete the container first")
-    commands.delete_bundle(directory, remove_dir=True)
+    if run_bundle:
+        discard_run_bundle(directory)
+    else:
+        commands.delete_bundle(directory, remove_dir=True)
     return 0
 
 
@@ -265,4 +271,10 @@ def make_run_bundle(root: str, container_id: str, image: str, args: list[str] | 
 
 
 def discard_run_bundle(directory: str) -> None:
+    """Remove a `run --image` bundle, whole or in part (a killed run leaves any prefix of
+    make_run_bundle's steps): unmount, then the directory and all in it."""
+    from pyruntime.image.bundle import is_mounted
+
     _discard(directory, remove_dir=True)
+    if os.path.isdir(directory) and not is_mounted(os.path.join(directory, "rootfs")):
+        shutil.rmtree(directory)
