@@ -22,7 +22,12 @@ from support.oci_builder import (  # noqa: E402
     busybox_layer,
     sample_layers,
 )
-from support.registry import Registry, ThrottledProxy, require_tools  # noqa: E402
+from support.registry import (  # noqa: E402
+    Registry,
+    ThrottledProxy,
+    TokenServer,
+    require_tools,
+)
 from support.runtime import Runtime, describe  # noqa: E402
 
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
@@ -202,6 +207,39 @@ def test_basic_auth(tmp_path: Path, runtime: Runtime) -> None:
         reg.stop()
 
 
+def test_token_auth(tmp_path: Path, runtime: Runtime) -> None:
+    """The bearer-token flow: the registry's 401 names a realm, the token comes from
+    there (for the credentials given), the request is repeated with it."""
+    require_tools()
+    tokens = TokenServer(tmp_path / "token", "bob", "pa55")
+    reg = Registry(tmp_path / "registry", token=tokens.registry_config())
+    try:
+        b, _ = layout(tmp_path, runtime, layers=[busybox_layer([F("who", b"bob\n")])])
+        reg.push(f"oci:{b.path}:v1", "tok/img:v1", creds=("bob", "pa55"))
+        ref = f"docker://{reg.host}/tok/img:v1"
+        empty = tmp_path / "empty-auth.json"
+        empty.write_text('{"auths": {}}')
+        line = fails(runtime, "image", "pull", "--tls-verify=false", "--authfile", str(empty),
+                     ref)
+        assert tokens.realm in line and "401" in line
+        tokens.issued.clear()
+        ok(runtime, "image", "pull", "--tls-verify=false", "--creds", "bob:pa55", ref)
+        assert tokens.issued == ["repository:tok/img:pull"]
+        assert ok(runtime, "run", "--image", f"{reg.host}/tok/img:v1", "--rm", "c1", "--",
+                  "cat", "/who") == "bob\n"
+        tokens.issued.clear()
+        ok(runtime, "image", "push", "--tls-verify=false", "--creds", "bob:pa55",
+           f"{reg.host}/tok/img:v1", f"docker://{reg.host}/tok/copy:v2")
+        assert tokens.issued == ["repository:tok/copy:pull,push"]
+        out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--creds", "bob:pa55",
+                              f"docker://{reg.host}/tok/copy:v2"], check=True,
+                             capture_output=True, text=True).stdout
+        assert json.loads(out)["Name"] == f"{reg.host}/tok/copy"
+    finally:
+        reg.stop()
+        tokens.stop()
+
+
 def test_push_then_pull_elsewhere(tmp_path: Path, runtime: Runtime, registry) -> None:
     """The whole loop with our tools: load (built elsewhere), push, pull, run."""
     b, img = layout(tmp_path, runtime)
@@ -266,3 +304,36 @@ def test_pull_killed_then_repeated(tmp_path: Path, runtime: Runtime, registry) -
     assert ok(runtime, "run", "--image", name, "--rm", "c1", "--", "/bin/busybox", "wc",
               "-c", "/big") \
         == f"{len(big)} /big\n"
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path, runtime: Runtime, registry) -> None:
+    import pty
+
+    b, img = layout(tmp_path, runtime)
+    registry.push(f"oci:{b.path}:v1", "prog:v1")
+    name = f"{registry.host}/prog:v1"
+    master, slave = pty.openpty()
+    proc = runtime.popen("image", "pull", "--tls-verify=false", f"docker://{name}",
+                         stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    proc.stderr.close()
+    text = out.decode().replace("\r\n", "\n")
+    for layer in img.layers:  # one row per layer: done, bytes of bytes, a rate
+        rows = [r for r in text.split("\n") if hexd(layer.digest)[:12] in r]
+        assert rows and "done" in rows[-1] and "/s" in rows[-1], text
+    assert text.endswith(name + "\n")
+    # not a terminal: the name alone (every other test checks that too)
+    ok(runtime, "image", "rm", name)
+    assert ok(runtime, "image", "prune")
+    assert ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}") == name + "\n"

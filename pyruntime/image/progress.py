@@ -26,15 +26,17 @@ class Progress:
         self.out = out
         self.verb = verb
         self.lock = threading.Lock()
-        self.rows: dict[str, list[float]] = {}  # digest -> [done, total, start time]
+        self.rows: dict[str, list[float]] = {}  # digest -> [done, total, start, end]
         self.drawn = 0
         self.last = 0.0
 
     def __call__(self, digest: str, done: int, total: int | None) -> None:
         with self.lock:
-            row = self.rows.setdefault(digest, [0, 0, time.monotonic()])
-            row[0], row[1] = done, total or 0
             now = time.monotonic()
+            row = self.rows.setdefault(digest, [0, 0, now, 0.0])
+            row[0], row[1] = done, total or 0
+            if total and done >= total and not row[3]:
+                row[3] = now  # the rate of a finished blob stays as it was
             if now - self.last >= 0.2 or done == total:
                 self.last = now
                 self._draw(now)
@@ -42,7 +44,7 @@ class Progress:
     def note(self, digest: str, text: str) -> None:
         """A row that needs no transfer (e.g. "already stored")."""
         with self.lock:
-            self.rows[digest] = [-1, 0, 0.0]
+            self.rows[digest] = [-1, 0, 0.0, 0.0]
             self._texts = getattr(self, "_texts", {})
             self._texts[digest] = text
             self._draw(time.monotonic())
@@ -50,12 +52,12 @@ class Progress:
     def _draw(self, now: float) -> None:
         lines = []
         texts = getattr(self, "_texts", {})
-        for digest, (done, total, start) in self.rows.items():
+        for digest, (done, total, start, end) in self.rows.items():
             short = digest.partition(":")[2][:12]
             if done < 0:
                 lines.append(f"{short}  {texts.get(digest, '')}")
                 continue
-            rate = done / max(now - start, 1e-3)
+            rate = done / max((end or now) - start, 1e-3)
             state = "done" if total and done >= total else self.verb
             lines.append(f"{short}  {state:8} {human(done):>9} / {human(total):>9}"
                          f"  {human(rate)}/s")

@@ -209,7 +209,9 @@ class Registry:
         realm = params.get("realm")
         if not realm:
             raise ImageError(f"{what}: a Bearer challenge without a realm")
-        fields = {"service": params.get("service", ""), "scope": params.get("scope") or scope}
+        # our scope, not the challenge's: a push needs pull,push for every request, and a
+        # HEAD's challenge asks for pull only
+        fields = {"service": params.get("service", ""), "scope": scope or params.get("scope")}
         fields = {k: v for k, v in fields.items() if v}
         headers = {"Authorization": self.creds.basic()} if self.creds else {}
         try:

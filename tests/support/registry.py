@@ -8,6 +8,8 @@ which blobs a pull fetched, and with which status (206: a resumed download).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -177,3 +179,77 @@ class ThrottledProxy:
     def stop(self) -> None:
         self.stopped.set()
         self.sock.close()
+
+
+class TokenServer:
+    """The token service of a registry in token mode (docker's auth spec): checks Basic
+    credentials, hands out a JWT signed with a self-made key whose certificate the
+    registry trusts (its rootcertbundle), carried in the token's x5c header."""
+
+    def __init__(self, workdir: Path, user: str, password: str) -> None:
+        import http.server
+
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.key, self.cert = self.dir / "key.pem", self.dir / "cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "2", "-subj", "/CN=pyruntime-test-token", "-keyout", str(self.key),
+                        "-out", str(self.cert)], check=True, capture_output=True)
+        der = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.user, self.password = user, password
+        self.issued: list[str] = []  # the scopes asked for
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                from urllib.parse import parse_qs, urlparse
+
+                q = parse_qs(urlparse(self.path).query)
+                want = "Basic " + base64.b64encode(
+                    f"{server.user}:{server.password}".encode()).decode()
+                if self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                scope = q.get("scope", [""])[0]
+                server.issued.append(scope)
+                body = json.dumps({"token": server.token(q.get("service", [""])[0], scope)})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def registry_config(self) -> dict[str, str]:
+        return {"realm": self.realm, "service": "pyruntime-test", "issuer": "pyruntime-test",
+                "rootcertbundle": str(self.cert)}
+
+    def token(self, service: str, scope: str) -> str:
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        access = []
+        if scope:
+            kind, name, actions = scope.split(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": "pyruntime-test", "sub": self.user, "aud": service, "exp": now + 600,
+                  "nbf": now - 60, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+                             input=signing_input.encode(), check=True,
+                             capture_output=True).stdout
+        return f"{signing_input}.{b64(sig)}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
