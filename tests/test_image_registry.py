@@ -337,3 +337,27 @@ def test_progress_on_a_terminal_only(tmp_path: Path, runtime: Runtime, registry)
     ok(runtime, "image", "rm", name)
     assert ok(runtime, "image", "prune")
     assert ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}") == name + "\n"
+
+
+def test_bad_pulls_leave_nothing(tmp_path: Path, runtime: Runtime, registry) -> None:
+    from support.registry import free_port
+
+    b, img = layout(tmp_path, runtime, layers=[busybox_layer()])
+    registry.push(f"oci:{b.path}:v1", "ok:v1")
+    host = registry.host
+    cases = [
+        (["--tls-verify=false", f"docker://127.0.0.1:{free_port()}/x:v1"], "refused"),
+        ([f"docker://{host}/ok:v1"], "--tls-verify=false for plain HTTP"),
+        (["--tls-verify=false", f"docker://{host}/ok:nope"], f"{host}/ok:nope: not found"),
+        (["--tls-verify=false", f"docker://{host}/ok@sha256:{'0' * 64}"], "not found"),
+        (["--tls-verify=false", f"docker://{host}/Bad/Name"], "bad repository name"),
+        (["--tls-verify=false", f"docker://{host}/ok:-v1"], "bad tag"),
+        (["--creds", "a:b", "--authfile", "/x", f"docker://{host}/ok:v1"], "exclude"),
+        (["--authfile", str(tmp_path / "nope.json"), f"docker://{host}/ok:v1"],
+         "no such file"),
+    ]
+    for args, words in cases:
+        assert words in fails(runtime, "image", "pull", *args), args
+        assert not runtime.image_root.exists(), args
+    assert "no image named" in fails(runtime, "image", "push", "--tls-verify=false", "nosuch",
+                                     f"docker://{host}/x:v1")

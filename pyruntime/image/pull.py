@@ -33,7 +33,6 @@ import urllib3
 from pyruntime.image import ImageError
 from pyruntime.image.layout import (
     MAX_JSON,
-    MT_OCI_MANIFEST,
     Platform,
     Source,
     resolve,
@@ -125,10 +124,6 @@ def pull(image_root: str, ref: DockerRef, registry: Registry, *,
     store = Store(image_root)
     src = RegistrySource(registry, ref, store)
     img = resolve(src, digest=src.top_digest or None, plat=platform)
-    if not img.manifest_media_type or img.manifest_media_type == MT_OCI_MANIFEST:
-        img.manifest_media_type = (img.manifest.get("mediaType") or
-                                   src._manifests.get(img.manifest_digest, (b"", ""))[1] or
-                                   MT_OCI_MANIFEST)
     store.ensure()
     wanted = [d for d, diff in zip(img.layers, img.diff_ids, strict=True)
               if not store.has_layer(diff) and not store.has_blob(d.get("digest", ""))]

@@ -251,7 +251,8 @@ class Registry:
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str]:
         """(bytes, media type) of a manifest or index by tag or digest."""
-        what = f"manifest {self.host}/{repository}:{reference}"
+        sep = "@" if reference.startswith("sha256:") else ":"
+        what = f"manifest {self.host}/{repository}{sep}{reference}"
         resp = self.request("GET", f"/v2/{repository}/manifests/{reference}",
                             pull_scope(repository), headers={"Accept": MANIFEST_ACCEPT},
                             what=what)

@@ -54,6 +54,8 @@ def all_or_nothing(store: Store) -> Iterator[None]:
     try:
         yield
     except BaseException:
+        if not store.root.is_dir():  # it failed before making the store: nothing to undo
+            raise
         with store.lock():  # a load or pull holds it from its first layer to its record
             used_layers, used_blobs = store.used()
             for lid in set(store.layer_ids()) - before_layers - used_layers:
