@@ -277,29 +277,30 @@ def test_killed_run_image_leftovers_are_cleared(tmp_path: Path, runtime: Runtime
     """What a `run --image` killed before its state was saved leaves (its bundle dir, empty
     or with the overlay mounted and registered in the store) goes with `delete --force ID`
     or `image unbundle DIR`, and the id is usable again."""
+    c1 = f"c1-{runtime.token}"  # cgroups follow the id: other suites may run a "c1"
     ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
     # killed right after the mkdir
-    bundle_dir(runtime, "c1").mkdir(parents=True)
-    assert "with id exists" in fails(runtime, "run", "--image", "sample", "--rm", "c1",
+    bundle_dir(runtime, c1).mkdir(parents=True)
+    assert "with id exists" in fails(runtime, "run", "--image", "sample", "--rm", c1,
                                      "--", "true")
-    ok(runtime, "delete", "--force", "c1")
-    assert_no_trace(runtime, "c1")
+    ok(runtime, "delete", "--force", c1)
+    assert_no_trace(runtime, c1)
     # killed after the overlay mount: the same state as `image bundle --mount` there
     for how in ("delete", "unbundle"):
-        d = bundle_dir(runtime, "c1")
+        d = bundle_dir(runtime, c1)
         ok(runtime, "image", "bundle", "--mount", "sample", str(d))
         (d / ".bundle.json.tmp").write_text("{")  # a kill inside a write leaves these
         assert mounts_under(d)
         assert ok(runtime, "image", "rm", "sample") == ""
         assert ok(runtime, "image", "prune") == ""  # the mounted layers stay
         if how == "delete":
-            ok(runtime, "delete", "--force", "c1")
+            ok(runtime, "delete", "--force", c1)
         else:
             ok(runtime, "image", "unbundle", str(d))
-        assert_no_trace(runtime, "c1")
-        assert "does not exist" in fails(runtime, "delete", "c1")
+        assert_no_trace(runtime, c1)
+        assert "does not exist" in fails(runtime, "delete", c1)
         ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
-    assert ok(runtime, "run", "--image", "sample", "--rm", "c1", "--", "cat", "/etc/conf") \
+    assert ok(runtime, "run", "--image", "sample", "--rm", c1, "--", "cat", "/etc/conf") \
         == "3" * 200
 
 
@@ -309,23 +310,24 @@ def test_run_image_waits_for_the_store_lock(tmp_path: Path, runtime: Runtime) ->
     import fcntl
     import os
 
+    c1 = f"c1-{runtime.token}"
     ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
     lock = runtime.image_root / "lock"
     fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
     inode = os.fstat(fd).st_ino
     fcntl.flock(fd, fcntl.LOCK_EX)  # as a prune holds it
     try:
-        proc = runtime.popen("run", "--image", "sample", "--rm", "c1", "--", "cat", "/etc/conf")
+        proc = runtime.popen("run", "--image", "sample", "--rm", c1, "--", "cat", "/etc/conf")
         deadline = time.monotonic() + 60
         while not any(line.split()[1] == "->" and line.split()[6].endswith(f":{inode}")
                       for line in open("/proc/locks") if "->" in line):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "run --image never waited for the lock"
             time.sleep(0.02)
-        assert not (bundle_dir(runtime, "c1") / "bundle.json").exists()
+        assert not (bundle_dir(runtime, c1) / "bundle.json").exists()
     finally:
         os.close(fd)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out == "3" * 200
-    assert_no_trace(runtime, "c1")
+    assert_no_trace(runtime, c1)

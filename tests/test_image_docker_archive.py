@@ -21,6 +21,12 @@ from support.runtime import Runtime, describe  # noqa: E402
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 
 
+def cid(runtime: Runtime, n: int = 1) -> str:
+    """A container id of this test only: the cgroup path follows the id, and other
+    suites may run containers on this machine at the same time."""
+    return f"c{n}-{runtime.token}"
+
+
 def ok(runtime: Runtime, *args: str) -> str:
     return runtime.run(*args, check=True, timeout=120).stdout
 
@@ -77,8 +83,8 @@ def test_docker_save_archive(tmp_path: Path, runtime: Runtime) -> None:
     assert ok(runtime, "image", "load", f"docker-archive:{archive}:one:1") == "one:1\n"
     assert ok(runtime, "image", "load", f"docker-archive:{archive}:example.com/two:2") \
         == "example.com/two:2\n"
-    assert ok(runtime, "run", "--image", "one:1", "--rm", "c1") == "one\n"
-    assert ok(runtime, "run", "--image", "example.com/two:2", "--rm", "c2") == "two\n"
+    assert ok(runtime, "run", "--image", "one:1", "--rm", cid(runtime)) == "one\n"
+    assert ok(runtime, "run", "--image", "example.com/two:2", "--rm", cid(runtime, 2)) == "two\n"
     assert len(list((runtime.image_root / "layers" / "sha256").iterdir())) == 3  # base once
 
 
@@ -119,7 +125,7 @@ def test_skopeo_docker_archive(tmp_path: Path, runtime: Runtime) -> None:
     subprocess.run(["skopeo", "copy", f"oci:{b.path}:v1", f"docker-archive:{archive}:hello:v9"],
                    check=True, capture_output=True, timeout=120)
     assert ok(runtime, "image", "load", f"docker-archive:{archive}") == "hello:v9\n"
-    assert ok(runtime, "run", "--image", "hello:v9", "--rm", "c1") == "from skopeo\n"
+    assert ok(runtime, "run", "--image", "hello:v9", "--rm", cid(runtime)) == "from skopeo\n"
 
 
 def test_image_root_option_env_and_refusal(tmp_path: Path, runtime: Runtime) -> None:

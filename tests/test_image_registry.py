@@ -23,6 +23,7 @@ from support.oci_builder import (  # noqa: E402
     sample_layers,
 )
 from support.registry import (  # noqa: E402
+    RedirectingFront,
     Registry,
     ThrottledProxy,
     TokenServer,
@@ -31,6 +32,12 @@ from support.registry import (  # noqa: E402
 from support.runtime import Runtime, describe  # noqa: E402
 
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
+
+
+def cid(runtime: Runtime, n: int = 1) -> str:
+    """A container id of this test only: the cgroup path follows the id, and other
+    suites may run containers on this machine at the same time."""
+    return f"c{n}-{runtime.token}"
 
 MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 # the bytes sample_layers() ships in vain, per layer (tests/test_image_cli.py counts them)
@@ -100,7 +107,7 @@ def test_pull_run_inspect_and_pull_again(tmp_path: Path, runtime: Runtime, regis
     rec = json.loads(ok(runtime, "image", "ls", "--format", "json"))[0]
     assert rec["manifest_digest"] == img.manifest_digest
 
-    out = ok(runtime, "run", "--image", name, "--rm", "c1", "--", "sh", "-c",
+    out = ok(runtime, "run", "--image", name, "--rm", cid(runtime), "--", "sh", "-c",
              "cat /etc/conf; ls /data")
     assert out == "3" * 200 + "keep\n"
 
@@ -116,6 +123,21 @@ def test_pull_run_inspect_and_pull_again(tmp_path: Path, runtime: Runtime, regis
     assert ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}") == name + "\n"
     assert registry.blob_gets(mark) == []
     assert any("/manifests/v1" in path for _, path, _ in registry.requests(mark))
+
+
+def test_blobs_through_redirects(tmp_path: Path, runtime: Runtime, registry) -> None:
+    """Registries send blobs from elsewhere (a 307 to a storage host): followed."""
+    b, img = layout(tmp_path, runtime, layers=[busybox_layer([F("via", b"redirect\n")])])
+    registry.push(f"oci:{b.path}:v1", "redir:v1")
+    front = RedirectingFront(registry.port)
+    try:
+        name = f"{front.host}/redir:v1"
+        ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}")
+    finally:
+        front.stop()
+    assert any(hexd(img.layers[0].digest) in p for p in front.redirected), front.redirected
+    assert ok(runtime, "run", "--image", name, "--rm", cid(runtime), "--", "cat", "/via") \
+        == "redirect\n"
 
 
 def test_tampered_blob_is_refused_and_nothing_kept(tmp_path: Path, runtime: Runtime,
@@ -143,7 +165,7 @@ def test_docker_schema2_manifest(tmp_path: Path, runtime: Runtime, registry) -> 
     rec = json.loads((runtime.image_root / "images" /
                       (name.replace(":", "%3A").replace("/", "%2F") + ".json")).read_text())
     assert rec["manifest_media_type"] == MT_DOCKER_MANIFEST
-    assert ok(runtime, "run", "--image", name, "--rm", "c1", "--", "cat", "/hello") \
+    assert ok(runtime, "run", "--image", name, "--rm", cid(runtime), "--", "cat", "/hello") \
         == "schema2\n"
 
 
@@ -164,7 +186,8 @@ def test_index_with_two_platforms(tmp_path: Path, runtime: Runtime, registry, fm
     fetched = {d for d, _ in registry.blob_gets(mark)}
     # only this platform's blobs were fetched (the layers differ by /arch)
     assert hexd(arm.layers[0].digest) not in {hexd(d) for d in fetched}
-    assert ok(runtime, "run", "--image", name, "--rm", "c1", "--", "cat", "/arch") == "amd64\n"
+    assert ok(runtime, "run", "--image", name, "--rm", cid(runtime), "--", "cat", "/arch") \
+        == "amd64\n"
     if fmt == "oci":  # skopeo keeps the OCI manifests as they are
         rec = json.loads(ok(runtime, "image", "ls", "--format", "json"))[0]
         assert rec["manifest_digest"] == amd.manifest_digest
@@ -195,7 +218,7 @@ def test_basic_auth(tmp_path: Path, runtime: Runtime) -> None:
         assert runtime.run("image", "pull", "--tls-verify=false", ref, env=env,
                            timeout=120).returncode == 0
         ok(runtime, "image", "pull", "--tls-verify=false", "--creds", "alice:s3cret", ref)
-        assert ok(runtime, "run", "--image", f"{reg.host}/private/img:v1", "--rm", "c1",
+        assert ok(runtime, "run", "--image", f"{reg.host}/private/img:v1", "--rm", cid(runtime),
                   "--", "cat", "/who") == "alice\n"
         # push with credentials, and without
         ok(runtime, "image", "push", "--tls-verify=false", "--creds", "alice:s3cret",
@@ -225,7 +248,7 @@ def test_token_auth(tmp_path: Path, runtime: Runtime) -> None:
         tokens.issued.clear()
         ok(runtime, "image", "pull", "--tls-verify=false", "--creds", "bob:pa55", ref)
         assert tokens.issued == ["repository:tok/img:pull"]
-        assert ok(runtime, "run", "--image", f"{reg.host}/tok/img:v1", "--rm", "c1", "--",
+        assert ok(runtime, "run", "--image", f"{reg.host}/tok/img:v1", "--rm", cid(runtime), "--",
                   "cat", "/who") == "bob\n"
         tokens.issued.clear()
         ok(runtime, "image", "push", "--tls-verify=false", "--creds", "bob:pa55",
@@ -259,7 +282,7 @@ def test_push_then_pull_elsewhere(tmp_path: Path, runtime: Runtime, registry) ->
     # into another store: everything comes from the registry
     other = Runtime(runtime.root, tmp_path / "other", runtime.token)
     ok(other, "image", "pull", "--tls-verify=false", f"docker://{dest}")
-    assert ok(other, "run", "--image", dest, "--rm", "c1", "--", "cat", "/etc/conf") \
+    assert ok(other, "run", "--image", dest, "--rm", cid(runtime), "--", "cat", "/etc/conf") \
         == "3" * 200
 
 
@@ -301,7 +324,7 @@ def test_pull_killed_then_repeated(tmp_path: Path, runtime: Runtime, registry) -
     assert (img.layers[1].digest, 200) not in gets, gets
     files = store_files(runtime.image_root)
     assert "downloads" not in files and "tmp" not in files
-    assert ok(runtime, "run", "--image", name, "--rm", "c1", "--", "/bin/busybox", "wc",
+    assert ok(runtime, "run", "--image", name, "--rm", cid(runtime), "--", "/bin/busybox", "wc",
               "-c", "/big") \
         == f"{len(big)} /big\n"
 

@@ -35,6 +35,10 @@ MANIFEST_ACCEPT = ", ".join((
     "application/vnd.docker.distribution.manifest.v2+json",
 ))
 TIMEOUT = urllib3.Timeout(connect=15.0, read=60.0)
+# No retries (a failed blob download is resumed by pull.py, from where it broke off), but
+# redirects followed: registries send blobs from other hosts (the Authorization header is
+# dropped when a redirect leaves the registry's host).
+RETRIES = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5)
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 
 
@@ -134,10 +138,10 @@ class Registry:
         self._auth: dict[str, str] = {}  # scope -> Authorization header value
         self._lock = threading.Lock()
         self._https = urllib3.PoolManager(
-            maxsize=8, retries=False, timeout=TIMEOUT,
+            maxsize=8, retries=RETRIES, timeout=TIMEOUT,
             cert_reqs="CERT_REQUIRED" if tls_verify else "CERT_NONE",
         )
-        self._plain = urllib3.PoolManager(maxsize=8, retries=False, timeout=TIMEOUT)
+        self._plain = urllib3.PoolManager(maxsize=8, retries=RETRIES, timeout=TIMEOUT)
         if not tls_verify:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
@@ -180,10 +184,11 @@ class Registry:
                     method, url, headers=hdrs, body=body, preload_content=not stream,
                     redirect=method in ("GET", "HEAD"),
                 )
-            except urllib3.exceptions.SSLError as e:
-                hint = "" if not self.tls_verify else " (--tls-verify=false for plain HTTP)"
-                raise ImageError(f"{what}: TLS: {_reason(e)}{hint}") from e
             except urllib3.exceptions.HTTPError as e:
+                if isinstance(e, urllib3.exceptions.SSLError) or isinstance(
+                        getattr(e, "reason", None), urllib3.exceptions.SSLError):
+                    hint = " (--tls-verify=false for plain HTTP)" if self.tls_verify else ""
+                    raise ImageError(f"{what}: TLS: {_reason(e)}{hint}") from e
                 raise ImageError(f"{what}: {_reason(e)}") from e
             if resp.status != 401 or attempt:
                 return resp

@@ -253,3 +253,61 @@ class TokenServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class RedirectingFront:
+    """An HTTP front for a registry (GET and HEAD only) that answers every blob request
+    with a 307 to the registry under another host name (``localhost``), as registries
+    send blobs from a storage host; it also records the Authorization headers it saw."""
+
+    def __init__(self, registry_port: int) -> None:
+        import http.server
+        import urllib.error
+        import urllib.request
+
+        self.redirected: list[str] = []
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _serve(self, head: bool) -> None:
+                if "/blobs/" in self.path:
+                    front.redirected.append(self.path)
+                    self.send_response(307)
+                    self.send_header("Location", f"http://localhost:{registry_port}{self.path}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{registry_port}{self.path}",
+                    method="HEAD" if head else "GET",
+                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+                try:
+                    resp = urllib.request.urlopen(req, timeout=60)
+                except urllib.error.HTTPError as e:
+                    resp = e
+                body = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.headers.items():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self._serve(False)
+
+            def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
+                self._serve(True)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
