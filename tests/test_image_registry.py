@@ -384,3 +384,18 @@ def test_bad_pulls_leave_nothing(tmp_path: Path, runtime: Runtime, registry) -> 
         assert not runtime.image_root.exists(), args
     assert "no image named" in fails(runtime, "image", "push", "--tls-verify=false", "nosuch",
                                      f"docker://{host}/x:v1")
+
+
+def test_only_pull_and_push_import_the_http_client(tmp_path: Path, runtime: Runtime,
+                                                   registry) -> None:
+    from test_hot_path_imports import imported
+
+    b, _ = layout(tmp_path, runtime, layers=[busybox_layer()])
+    registry.push(f"oci:{b.path}:v1", "imp:v1")
+    name = f"{registry.host}/imp:v1"
+    images = ["--image-root", str(runtime.image_root)]
+    assert "urllib3" in imported(tmp_path, runtime.root, *images, "image", "pull",
+                                 "--tls-verify=false", f"docker://{name}")
+    for args in (["image", "ls"], ["image", "inspect", name],
+                 ["run", "--image", name, "--rm", cid(runtime), "--", "true"]):
+        assert "urllib3" not in imported(tmp_path, runtime.root, *images, *args), args
