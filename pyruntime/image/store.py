@@ -74,6 +74,21 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _syncfs(path: Path) -> None:
+    """syncfs(2) of the filesystem holding ``path``: one call flushes a whole unpacked
+    layer (fsync of each of its files would cost far more)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise ImageError(f"syncfs {path}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
 def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=False)
 
@@ -318,6 +333,7 @@ class Store:
                 blob_size=desc.get("size"),
             )
             _write_json_atomic(tmp / "layer.json", meta)
+            _syncfs(tmp)  # the layer is on disk before its name says it is whole
             final = self.layer_path(diff_id)
             try:
                 os.rename(tmp, final)
