@@ -223,7 +223,8 @@ class Store:
     def blob_digests(self) -> list[str]:
         if not self.blobs_dir.is_dir():
             return []
-        return sorted("sha256:" + p.name for p in self.blobs_dir.iterdir() if p.is_file())
+        return sorted("sha256:" + p.name for p in self.blobs_dir.iterdir()
+                      if len(p.name) == 64 and not p.name.startswith("."))
 
     # -- images ---------------------------------------------------------------------
 
@@ -432,6 +433,9 @@ class Store:
                 if digest not in used_blobs:
                     self.blob_path(digest).unlink()
             self._clean_tmp()
+            for d in (self.blobs_dir, self.records_dir, self.bundles_dir):
+                for p in d.glob(".tmp-*"):  # a write killed half-way (all under the lock)
+                    p.unlink()
             for p in self.downloads_dir.iterdir():
                 self._remove_download(p)
         return removed
