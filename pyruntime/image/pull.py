@@ -35,6 +35,7 @@ from pyruntime.image.layout import (
     MAX_JSON,
     Platform,
     Source,
+    VerifyingReader,
     resolve,
     sha256_hex,
 )
@@ -67,7 +68,6 @@ class RegistrySource(Source):
         self.name = str(ref)
         self.raw: dict[str, bytes] = {}
         self._manifests: dict[str, tuple[bytes, str]] = {}
-        self.top_digest = ""
 
     def read_index(self) -> dict[str, Any]:
         """A one-entry index naming what the tag (or digest) points at."""
@@ -79,7 +79,6 @@ class RegistrySource(Source):
             raise ImageError(f"{self.name}: manifest content does not match its digest "
                              f"(got {digest})")
         self._manifests[digest] = (data, media_type)
-        self.top_digest = digest
         desc: dict[str, Any] = {"digest": digest, "size": len(data)}
         if media_type:
             desc["mediaType"] = media_type
@@ -91,10 +90,9 @@ class RegistrySource(Source):
     def open(self, relpath: str) -> BinaryIO:  # pragma: no cover - open_blob is used
         raise NotImplementedError
 
-    def open_blob(self, desc: dict[str, Any], what: str = "blob") -> Any:
-        """Manifests from /manifests/, configs from /blobs/; both small, read whole."""
-        from pyruntime.image.layout import VerifyingReader
-
+    def open_blob(self, desc: dict[str, Any], what: str = "blob") -> VerifyingReader:
+        """Manifests from /manifests/, configs from /blobs/ (or the store, where a pull
+        put them before); both small, read whole, checked against their digests."""
         digest = desc.get("digest", "")
         sha256_hex(digest)
         size = desc.get("size")
@@ -123,7 +121,7 @@ def pull(image_root: str, ref: DockerRef, registry: Registry, *,
     """Pull ``ref`` into the store at ``image_root``; name the image ``ref.name``."""
     store = Store(image_root)
     src = RegistrySource(registry, ref, store)
-    img = resolve(src, digest=src.top_digest or None, plat=platform)
+    img = resolve(src, plat=platform)  # the one entry read_index gives: the reference's
     store.ensure()
     wanted = [d for d, diff in zip(img.layers, img.diff_ids, strict=True)
               if not store.has_layer(diff) and not store.has_blob(d.get("digest", ""))]

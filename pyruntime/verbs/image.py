@@ -23,6 +23,8 @@ from pyruntime.cli.main import Globals
 from pyruntime.errors import Failure
 
 if TYPE_CHECKING:
+    from pyruntime.image.progress import Progress
+    from pyruntime.image.registry import Registry
     from pyruntime.image.store import Store
 
 CONTAINERS_DIR = "containers"  # under <root>/images
@@ -66,7 +68,7 @@ def all_or_nothing(store: Store) -> Iterator[None]:
         raise
 
 
-def _registry(values: dict, host: str, repository: str):  # -> Registry
+def _registry(values: dict, host: str, repository: str) -> Registry:
     """The client for one registry, with the credentials the options or auth file give."""
     from pyruntime.image.registry import (
         Registry,
@@ -86,7 +88,7 @@ def _registry(values: dict, host: str, repository: str):  # -> Registry
     return Registry(host, tls_verify=values["tls_verify"] == "true", creds=creds)
 
 
-def _progress(verb: str):  # -> Progress | None
+def _progress(verb: str) -> Progress | None:
     if not sys.stdout.isatty():
         return None
     from pyruntime.image.progress import Progress
