@@ -75,7 +75,7 @@ def test_bundle_from_image(tmp_path: Path, runtime: Runtime) -> None:
                        config={"Cmd": ["cat", "/hello"], "Env": [f"{TOKEN_VAR}={runtime.token}"]})
     layout.tag(img.descriptor, "hello")
     runtime.run("image", "load", f"oci:{layout.path}:hello", check=True, timeout=60)
-    b = Bundle.from_image("hello", tmp_path / "b", root=runtime.root)
+    b = Bundle.from_image("hello", tmp_path / "b", image_root=runtime.image_root)
     try:
         assert b.config["process"]["args"] == ["cat", "/hello"]
         assert runtime.api.run(b, "c1") == Result(0, b"from the image\n", b"")
@@ -83,7 +83,7 @@ def test_bundle_from_image(tmp_path: Path, runtime: Runtime) -> None:
         b.remove()
     assert not (tmp_path / "b").exists()
     with pytest.raises(ContainerError, match="nope"):
-        Bundle.from_image("nope", tmp_path / "b2", root=runtime.root)
+        Bundle.from_image("nope", tmp_path / "b2", image_root=runtime.image_root)
     assert not (tmp_path / "b2").exists()
 
 

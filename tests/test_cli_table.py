@@ -62,6 +62,13 @@ AGREEING = [
     ["image", "unbundle", "/b"],
     ["image", "rm", "img"],
     ["image", "prune"],
+    ["--image-root", "/var/x", "image", "ls"],
+    ["image", "pull", "--tls-verify=false", "docker://127.0.0.1:5000/x:v1"],
+    ["image", "pull", "--creds", "u:p", "--tls-verify", "true", "docker://h.example/x"],
+    ["image", "push", "--authfile", "/a.json", "img", "docker://h.example/x:v2"],
+    ["image", "push", "h.example/x:v2"],
+    ["image", "load", "docker-archive:/t.tar:name:tag"],
+    ["--root", "/r", "--image-root=/i", "run", "--image", "img", "c1"],
     ["run", "--image", "img", "--rm", "c1", "--", "cat", "/etc/f"],
     ["run", "--image", "img", "c1"],
     ["run", "--image=img", "-d", "c1", "sh", "-c", "x"],
@@ -79,6 +86,8 @@ DECLINED = [
     ["image", "ls", "extra"], ["image", "bundle", "img"], ["run", "--image"],
     ["image", "rm", "--nope", "x"], ["image", "inspect", "-f=json", "img"],
     ["list", "-f=json"],
+    ["image", "pull"], ["image", "pull", "--tls-verify=maybe", "docker://h/x"],
+    ["image", "push"], ["image", "push", "a", "b", "c"], ["--image-root"],
 ]
 
 

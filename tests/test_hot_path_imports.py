@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 FORBIDDEN = frozenset({
     "click", "json", "re", "enum", "signal", "typing", "pathlib", "subprocess", "shutil",
     "dataclasses", "msgspec", "pyroute2", "tempfile", "logging", "datetime", "argparse",
-    "inspect", "ast", "threading",
+    "inspect", "ast", "threading", "urllib3",
 })
 
 

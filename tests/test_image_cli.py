@@ -41,6 +41,12 @@ def build(tmp_path: Path, runtime: Runtime, tag: str = "sample", layers=None,
     return b
 
 
+def cid(runtime: Runtime, n: int = 1) -> str:
+    """A container id of this test only: cgroups follow the id, and other suites may run
+    containers on this machine at the same time."""
+    return f"c{n}-{runtime.token}"
+
+
 def ok(runtime: Runtime, *args: str, timeout: float = 60) -> str:
     return runtime.run(*args, check=True, timeout=timeout).stdout
 
@@ -57,7 +63,7 @@ def fails(runtime: Runtime, *args: str) -> str:
 
 def layer_dirs(runtime: Runtime) -> dict[str, int]:
     """Stored layers: hex id -> inode of its directory."""
-    d = runtime.root / "images" / "layers" / "sha256"
+    d = runtime.image_root / "layers" / "sha256"
     return {p.name: p.stat().st_ino for p in d.iterdir()} if d.is_dir() else {}
 
 
@@ -112,10 +118,10 @@ def test_inspect_json_and_text(tmp_path: Path, runtime: Runtime) -> None:
 
 def test_run_image_shows_the_overlay_view(tmp_path: Path, runtime: Runtime) -> None:
     ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
-    out = ok(runtime, "run", "--image", "sample", "--rm", "c1", "--",
+    out = ok(runtime, "run", "--image", "sample", "--rm", cid(runtime), "--",
              "sh", "-c", "cat /etc/conf; echo; ls /data; ls /opq; cat /data/big || echo gone")
     assert out.splitlines() == ["3" * 200, "keep", "new", "gone"]
-    assert_no_trace(runtime, "c1")
+    assert_no_trace(runtime, cid(runtime))
     assert len(layer_dirs(runtime)) == 3  # shared layers stay
 
 
@@ -127,38 +133,38 @@ def test_default_command_and_exit_status(tmp_path: Path, runtime: Runtime) -> No
                                   "Env": [f"{TOKEN_VAR}={runtime.token}"]})
     b.tag(img.descriptor, "hello")
     ok(runtime, "image", "load", f"oci:{b.path}:hello")
-    result = runtime.run("run", "--image", "hello", "c1", timeout=60)
+    result = runtime.run("run", "--image", "hello", cid(runtime), timeout=60)
     assert result.returncode == 3, describe(result)
     assert result.stdout == "from the image\n"
     # ARGS replace Cmd; the Entrypoint stays
-    assert ok(runtime, "run", "--image", "hello", "c2", "--", "echo args") == "args\n"
-    assert_no_trace(runtime, "c1")
-    assert_no_trace(runtime, "c2")
+    assert ok(runtime, "run", "--image", "hello", cid(runtime, 2), "--", "echo args") == "args\n"
+    assert_no_trace(runtime, cid(runtime))
+    assert_no_trace(runtime, cid(runtime, 2))
 
 
 def test_second_container_unpacks_nothing(tmp_path: Path, runtime: Runtime) -> None:
     ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
     before = layer_dirs(runtime)
-    out = ok(runtime, "run", "--image", "sample", "--rm", "c1", "--",
+    out = ok(runtime, "run", "--image", "sample", "--rm", cid(runtime), "--",
              "sh", "-c", "echo changed > /etc/conf; cat /etc/conf")
     assert out == "changed\n"
     assert layer_dirs(runtime) == before
-    out = ok(runtime, "run", "--image", "sample", "--rm", "c2", "--", "cat", "/etc/conf")
+    out = ok(runtime, "run", "--image", "sample", "--rm", cid(runtime, 2), "--", "cat", "/etc/conf")
     assert out == "3" * 200  # c1 wrote to its own upper layer only
     assert layer_dirs(runtime) == before  # same layer dirs, same inodes
-    assert not any(p.name.startswith("tmp") for p in (runtime.root / "images" / "tmp").iterdir())
+    assert not any(p.name.startswith("tmp") for p in (runtime.image_root / "tmp").iterdir())
 
 
 def test_detached_run_then_delete(tmp_path: Path, runtime: Runtime) -> None:
     ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
-    ok(runtime, "run", "--image", "sample", "-d", "c1", "--", "/bin/busybox", "sh", "-c",
+    ok(runtime, "run", "--image", "sample", "-d", cid(runtime), "--", "/bin/busybox", "sh", "-c",
        "echo hi > /written; exec /bin/busybox sleep 60")
-    runtime.wait_status("c1", "running")
-    d = bundle_dir(runtime, "c1")
-    assert runtime.ids() == ["c1"]
-    state = json.loads((runtime.root / "c1" / "state.json").read_text())
+    runtime.wait_status(cid(runtime), "running")
+    d = bundle_dir(runtime, cid(runtime))
+    assert runtime.ids() == [cid(runtime)]
+    state = json.loads((runtime.root / cid(runtime) / "state.json").read_text())
     assert state["image_bundle"] == str(d)
-    assert runtime.state("c1")["bundle"] == str(d)
+    assert runtime.state(cid(runtime))["bundle"] == str(d)
     assert any(f" {d}/rootfs " in line for line in mounts_under(d))
     for _ in range(100):
         if (d / "upper" / "written").exists():
@@ -167,20 +173,20 @@ def test_detached_run_then_delete(tmp_path: Path, runtime: Runtime) -> None:
     assert (d / "upper" / "written").read_text() == "hi\n"
     cfg = json.loads((d / "config.json").read_text())
     assert cfg["process"]["args"][:2] == ["/bin/busybox", "sh"]
-    assert "with id exists" in fails(runtime, "run", "--image", "sample", "-d", "c1")
+    assert "with id exists" in fails(runtime, "run", "--image", "sample", "-d", cid(runtime))
     assert d.is_dir()
-    runtime.delete("c1", force=True)
-    assert_no_trace(runtime, "c1")
+    runtime.delete(cid(runtime), force=True)
+    assert_no_trace(runtime, cid(runtime))
     assert len(layer_dirs(runtime)) == 3
 
 
 def test_keep_then_delete(tmp_path: Path, runtime: Runtime) -> None:
     ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
-    ok(runtime, "run", "--image", "sample", "--keep", "c1", "--", "true")
-    assert runtime.status("c1") == "stopped"
-    assert bundle_dir(runtime, "c1").is_dir()
-    runtime.delete("c1")
-    assert_no_trace(runtime, "c1")
+    ok(runtime, "run", "--image", "sample", "--keep", cid(runtime), "--", "true")
+    assert runtime.status(cid(runtime)) == "stopped"
+    assert bundle_dir(runtime, cid(runtime)).is_dir()
+    runtime.delete(cid(runtime))
+    assert_no_trace(runtime, cid(runtime))
 
 
 def test_rm_then_prune(tmp_path: Path, runtime: Runtime) -> None:
@@ -191,16 +197,17 @@ def test_rm_then_prune(tmp_path: Path, runtime: Runtime) -> None:
     ok(runtime, "image", "load", f"oci:{small.path}:small")
     assert len(layer_dirs(runtime)) == 4
     assert ok(runtime, "image", "prune") == ""  # every layer is used
-    ok(runtime, "run", "--image", "sample", "-d", "c1", "--", "/bin/busybox", "sleep", "60")
+    ok(runtime, "run", "--image", "sample", "-d", cid(runtime), "--", "/bin/busybox", "sleep", "60")
     ok(runtime, "image", "rm", "sample")
     assert ok(runtime, "image", "ls", "-q") == "small\n"
     assert ok(runtime, "image", "prune") == ""  # c1's overlay still uses sample's layers
-    runtime.delete("c1", force=True)
+    runtime.delete(cid(runtime), force=True)
     removed = ok(runtime, "image", "prune").split()
     assert len(removed) == 2 and all(r.startswith("sha256:") for r in removed)
     left = layer_dirs(runtime)
     assert len(left) == 2 and not {r.partition(":")[2] for r in removed} & set(left)
-    assert ok(runtime, "run", "--image", "small", "--rm", "c3", "--", "cat", "/small") == "s"
+    assert ok(runtime, "run", "--image", "small", "--rm", cid(runtime, 3), "--", "cat",
+              "/small") == "s"
     assert "no image named" in fails(runtime, "image", "rm", "sample")
 
 
@@ -214,26 +221,26 @@ def test_hostile_archive_leaves_nothing(tmp_path: Path, runtime: Runtime) -> Non
     assert "escaped" in line or ".." in line
     assert ok(runtime, "image", "ls", "-q") == ""
     assert layer_dirs(runtime) == {}  # not even the (whole, verified) base layer
-    assert list((runtime.root / "images" / "tmp").iterdir()) == []
+    assert list((runtime.image_root / "tmp").iterdir()) == []
     assert not (runtime.root / "escaped").exists() and not (tmp_path / "escaped").exists()
     assert "oci:DIR" in fails(runtime, "image", "load", f"docker://{archive}")
 
 
 def test_run_image_failures_leave_nothing(tmp_path: Path, runtime: Runtime) -> None:
-    assert "no image named" in fails(runtime, "run", "--image", "nosuch", "c1")
-    assert_no_trace(runtime, "c1")
+    assert "no image named" in fails(runtime, "run", "--image", "nosuch", cid(runtime))
+    assert_no_trace(runtime, cid(runtime))
     ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
     # fails after the overlay is mounted and the init is made: exec of a missing program
-    fails(runtime, "run", "--image", "sample", "--rm", "c1", "--", "/no/such/program")
-    assert_no_trace(runtime, "c1")
-    fails(runtime, "run", "--image", "sample", "-d", "c1", "--", "/no/such/program")
-    assert_no_trace(runtime, "c1")
+    fails(runtime, "run", "--image", "sample", "--rm", cid(runtime), "--", "/no/such/program")
+    assert_no_trace(runtime, cid(runtime))
+    fails(runtime, "run", "--image", "sample", "-d", cid(runtime), "--", "/no/such/program")
+    assert_no_trace(runtime, cid(runtime))
     assert "reserved" in fails(runtime, "run", "--image", "sample", "images")
-    assert "exclude" in fails(runtime, "run", "--image", "sample", "--rm", "--keep", "c1")
-    assert "foreground" in fails(runtime, "run", "--image", "sample", "--rm", "-d", "c1")
-    assert "exclude" in fails(runtime, "run", "--image", "sample", "--bundle", "/x", "c1")
-    assert "--image" in fails(runtime, "run", "c1", "--", "true")
-    assert_no_trace(runtime, "c1")
+    assert "exclude" in fails(runtime, "run", "--image", "sample", "--rm", "--keep", cid(runtime))
+    assert "foreground" in fails(runtime, "run", "--image", "sample", "--rm", "-d", cid(runtime))
+    assert "exclude" in fails(runtime, "run", "--image", "sample", "--bundle", "/x", cid(runtime))
+    assert "--image" in fails(runtime, "run", cid(runtime), "--", "true")
+    assert_no_trace(runtime, cid(runtime))
     assert (runtime.root / "images" / "containers").is_dir()
 
 
@@ -256,7 +263,7 @@ def test_image_bundle_and_unbundle(tmp_path: Path, runtime: Runtime) -> None:
     assert not d.exists()
     ok(runtime, "image", "bundle", "--mount", "sample", str(d), "--", "cat", "/etc/conf")
     assert mounts_under(d)
-    assert ok(runtime, "run", "--bundle", str(d), "c1") == "3" * 200
+    assert ok(runtime, "run", "--bundle", str(d), cid(runtime)) == "3" * 200
     ok(runtime, "image", "unbundle", str(d))
     assert not d.exists() and mounts_under(d) == []
     assert "no bundle.json" in fails(runtime, "image", "unbundle", str(tmp_path))
@@ -271,3 +278,63 @@ def test_hot_verbs_do_not_import_the_image_code(tmp_path: Path, argv: list[str])
     imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
     assert not {"pyruntime.image", "tarfile", "gzip", "pyruntime.verbs.image"} & imported
+
+
+def test_killed_run_image_leftovers_are_cleared(tmp_path: Path, runtime: Runtime) -> None:
+    """What a `run --image` killed before its state was saved leaves (its bundle dir, empty
+    or with the overlay mounted and registered in the store) goes with `delete --force ID`
+    or `image unbundle DIR`, and the id is usable again."""
+    c1 = f"c1-{runtime.token}"  # cgroups follow the id: other suites may run a cid(runtime)
+    ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
+    # killed right after the mkdir
+    bundle_dir(runtime, c1).mkdir(parents=True)
+    assert "with id exists" in fails(runtime, "run", "--image", "sample", "--rm", c1,
+                                     "--", "true")
+    ok(runtime, "delete", "--force", c1)
+    assert_no_trace(runtime, c1)
+    # killed after the overlay mount: the same state as `image bundle --mount` there
+    for how in ("delete", "unbundle"):
+        d = bundle_dir(runtime, c1)
+        ok(runtime, "image", "bundle", "--mount", "sample", str(d))
+        (d / ".bundle.json.tmp").write_text("{")  # a kill inside a write leaves these
+        assert mounts_under(d)
+        assert ok(runtime, "image", "rm", "sample") == ""
+        assert ok(runtime, "image", "prune") == ""  # the mounted layers stay
+        if how == "delete":
+            ok(runtime, "delete", "--force", c1)
+        else:
+            ok(runtime, "image", "unbundle", str(d))
+        assert_no_trace(runtime, c1)
+        assert "does not exist" in fails(runtime, "delete", c1)
+        ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
+    assert ok(runtime, "run", "--image", "sample", "--rm", c1, "--", "cat", "/etc/conf") \
+        == "3" * 200
+
+
+def test_run_image_waits_for_the_store_lock(tmp_path: Path, runtime: Runtime) -> None:
+    """`run --image` checks its layers and registers its bundle under the store's lock,
+    so a prune (which holds it while it removes layers) cannot pull layers from under it."""
+    import fcntl
+    import os
+
+    c1 = f"c1-{runtime.token}"
+    ok(runtime, "image", "load", f"oci:{build(tmp_path, runtime).path}:sample")
+    lock = runtime.image_root / "lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    inode = os.fstat(fd).st_ino
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a prune holds it
+    try:
+        proc = runtime.popen("run", "--image", "sample", "--rm", c1, "--", "cat", "/etc/conf")
+        deadline = time.monotonic() + 60
+        while not any(line.split()[1] == "->" and line.split()[6].endswith(f":{inode}")
+                      for line in open("/proc/locks") if "->" in line):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "run --image never waited for the lock"
+            time.sleep(0.02)
+        assert not (bundle_dir(runtime, c1) / "bundle.json").exists()
+    finally:
+        os.close(fd)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == "3" * 200
+    assert_no_trace(runtime, c1)

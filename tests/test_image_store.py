@@ -27,12 +27,12 @@ pytestmark = [
 
 
 def layer_dirs(root):
-    d = Path(root) / "images/layers/sha256"
+    d = Path(root) / "layers/sha256"
     return sorted(p.name for p in d.iterdir()) if d.exists() else []
 
 
 def tmp_leftovers(root):
-    d = Path(root) / "images/tmp"
+    d = Path(root) / "tmp"
     return list(d.iterdir()) if d.exists() else []
 
 

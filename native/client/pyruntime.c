@@ -107,7 +107,7 @@ static int socket_path(int argc, char **argv, char *out, size_t len)
         } else if (!strncmp(a, "--root=", 7)) {
             root = a + 7;
         } else if (!strcmp(a, "--log") || !strcmp(a, "--log-format") || !strcmp(a, "--criu") ||
-                   !strcmp(a, "--rootless")) {
+                   !strcmp(a, "--rootless") || !strcmp(a, "--image-root")) {
             i++;
         }
     }

@@ -91,21 +91,22 @@ class Bundle(os.PathLike):
         name: str,
         path: str | os.PathLike[str],
         *,
-        root: str | os.PathLike[str] | None = None,
+        image_root: str | os.PathLike[str] | None = None,
         args: list[str] | None = None,
     ) -> Bundle:
-        """A bundle of the image *name* loaded into the store of *root* (default the CLI's
-        --root), as `image bundle --mount NAME PATH` makes it: config.json from the image,
-        rootfs an overlay mount.  remove() unmounts and removes it."""
+        """A bundle of the image *name* loaded into the image store at *image_root*
+        (default as the CLI's: $PYRUNTIME_IMAGE_ROOT, else /var/lib/pyruntime), as
+        `image bundle --mount NAME PATH` makes it: config.json from the image, rootfs an
+        overlay mount.  remove() unmounts and removes it."""
         from pyruntime.api.errors import ContainerError
-        from pyruntime.api.runtime import DEFAULT_ROOT
-        from pyruntime.cli.main import failure_line
+        from pyruntime.cli.main import DEFAULT_IMAGE_ROOT, failure_line
         from pyruntime.image import commands
 
         directory = Path(path).absolute()
         existed = directory.exists()
+        store = image_root or os.environ.get("PYRUNTIME_IMAGE_ROOT") or DEFAULT_IMAGE_ROOT
         try:
-            commands.bundle(root or DEFAULT_ROOT, name, directory, args=args, mount=True)
+            commands.bundle(store, name, directory, args=args, mount=True)
         except Exception as e:
             commands.delete_bundle(directory, remove_dir=not existed)
             line = failure_line("image bundle", e)

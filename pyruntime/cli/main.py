@@ -12,6 +12,8 @@ import sys
 from pyruntime.errors import Failure
 from pyruntime.logs import Log
 
+DEFAULT_IMAGE_ROOT = "/var/lib/pyruntime"
+
 
 class Globals:
     """The global options every verb receives, and the log they write to."""
@@ -26,7 +28,20 @@ class Globals:
         self.systemd_cgroup: bool = values["systemd_cgroup"]
         self.rootless: str = values["rootless"]
         self.criu: str = values.get("criu") or "criu"
+        self.image_root_option: str | None = values.get("image_root")
         self.log = Log(self.log_path, self.log_format, self.debug)
+
+    @property
+    def image_root(self) -> str:
+        """The image store: --image-root, else $PYRUNTIME_IMAGE_ROOT, else the default.
+
+        Never under the state root: that is often a tmpfs (/run), and `delete` owns it."""
+        path = os.path.abspath(self.image_root_option or os.environ.get("PYRUNTIME_IMAGE_ROOT")
+                               or DEFAULT_IMAGE_ROOT)
+        real, state = os.path.realpath(path), os.path.realpath(self.root)
+        if real == state or real.startswith(state.rstrip("/") + "/"):
+            raise Failure(f"--image-root {path}: must not be inside the state root {self.root}")
+        return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,12 +56,21 @@ GLOBAL_OPTIONS = (
     Opt("--rootless", default="auto", choices=("auto", "true", "false"),
         help="leave out cgroups this user may not create (auto: when not root)"),
     Opt("--criu", default="criu", help="path to the criu binary used for checkpoint and restore"),
+    Opt("--image-root", help="the image store (default: $PYRUNTIME_IMAGE_ROOT, else "
+        "/var/lib/pyruntime); never under --root"),
 )
 
 _BUNDLE = Opt("-b --bundle", default=".", help="path to the bundle directory")
 _PID_FILE = Opt("--pid-file", help="file to write the init's pid to")
 _CONSOLE = Opt("--console-socket", help="unix socket to send the pty master to")
 _ID = Arg("container_id")
+_REGISTRY_OPTIONS = (
+    Opt("--tls-verify", default="true", choices=("true", "false"),
+        help="false: accept any certificate, and plain HTTP"),
+    Opt("--creds", help="USER:PASSWORD for the registry"),
+    Opt("--authfile", help="auth.json as podman and skopeo write it (default: "
+        "$REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json, ~/.docker/config.json)"),
+)
 
 # the options checkpoint and restore share (runc's names)
 _CRIU_COMMON = (
@@ -185,9 +194,16 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
          ), (_ID,)),
     # two-word verbs: "GROUP SUB" (GROUPS below); only these import pyruntime.image
     Verb("image load", "pyruntime.verbs.image:load",
-         "load an image: oci:DIR[:TAG] or oci-archive:FILE[:TAG]", (
+         "load an image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]",
+         (
              Opt("--name", help="the name to give it (default: its tag)"),
          ), (Arg("reference"),)),
+    Verb("image pull", "pyruntime.verbs.image:pull",
+         "fetch an image from a registry: docker://HOST[:PORT]/NAME[:TAG|@sha256:DIGEST]",
+         _REGISTRY_OPTIONS, (Arg("reference"),)),
+    Verb("image push", "pyruntime.verbs.image:push",
+         "send a stored image to a registry (to docker://DEST, else to its name)",
+         _REGISTRY_OPTIONS, (Arg("name"), Arg("destination", "?"))),
     Verb("image ls", "pyruntime.verbs.image:ls", "list the loaded images", (
         Opt("-f --format", default="table", choices=("table", "json"), help="output format"),
         Opt("-q --quiet", "flag", help="print only the names"),
@@ -209,4 +225,4 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
 )}
 
 # the first word of the two-word verbs, with its help
-GROUPS: dict[str, str] = {"image": "load, list, inspect and prune OCI images"}
+GROUPS: dict[str, str] = {"image": "pull, push, load, list, inspect and prune OCI images"}

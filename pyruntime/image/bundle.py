@@ -207,38 +207,46 @@ def create_bundle(
 
     Unpacks nothing: the image must be loaded.  Returns the bundle.json content.
     """
-    rec = store.get(name)
     bdir = Path(bundle_dir).absolute()
-    for lid in rec["layers"]:
-        if not store.has_layer(lid):
-            raise ImageError(
-                f"image {name!r}: layer {lid} is missing from the store; load the image again"
-            )
     if (bdir / "bundle.json").exists() or (bdir / "config.json").exists():
         raise ImageError(f"{bdir}: already holds a bundle")
-    lowers = [store.layer_diff(lid) for lid in reversed(rec["layers"])]
-    spec = image_config_to_spec(rec["config"], lowers, args)
-    bdir.mkdir(parents=True, exist_ok=True)
-    for sub in ("rootfs", "upper", "work"):
-        (bdir / sub).mkdir(mode=0o755, exist_ok=True)
-    info = {
-        "image": rec["name"],
-        "manifest_digest": rec["manifest_digest"],
-        "store": str(store.root),
-        "layers": rec["layers"],
-        "lowerdirs": [str(p) for p in lowers],
-        "upperdir": "upper",
-        "workdir": "work",
-    }
-    # register before bundle.json exists would be stale-pruned; write bundle.json first
-    with open(bdir / "config.json", "w") as f:
-        json.dump(spec, f, indent=2)
-        f.write("\n")
-    with open(bdir / "bundle.json", "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
-    store.register_bundle(bdir, rec["name"], rec["layers"])
+    # Under the store's lock from the layer check to the registration: a concurrent
+    # prune either ran before (and the check sees what it removed) or sees the bundle.
+    with store.lock():
+        rec = store.get(name)
+        for lid in rec["layers"]:
+            if not store.has_layer(lid):
+                raise ImageError(
+                    f"image {name!r}: layer {lid} is missing from the store; load the image again"
+                )
+        lowers = [store.layer_diff(lid) for lid in reversed(rec["layers"])]
+        spec = image_config_to_spec(rec["config"], lowers, args)
+        bdir.mkdir(parents=True, exist_ok=True)
+        for sub in ("rootfs", "upper", "work"):
+            (bdir / sub).mkdir(mode=0o755, exist_ok=True)
+        info = {
+            "image": rec["name"],
+            "manifest_digest": rec["manifest_digest"],
+            "store": str(store.root),
+            "layers": rec["layers"],
+            "lowerdirs": [str(p) for p in lowers],
+            "upperdir": "upper",
+            "workdir": "work",
+        }
+        # bundle.json before the registration: prune drops registrations without one
+        _write_json(bdir / "config.json", spec)
+        _write_json(bdir / "bundle.json", info)
+        store.register_bundle(bdir, rec["name"], rec["layers"])
     return info
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    """Whole or absent (temp file + rename): a kill leaves no half bundle.json."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.rename(tmp, path)
 
 
 def _unescape_mountinfo(s: str) -> str:
@@ -355,7 +363,7 @@ def delete_bundle(
         from pyruntime.image.store import Store
 
         with open(bdir / "bundle.json") as f:
-            store = Store(Path(json.load(f)["store"]).parent)
+            store = Store(json.load(f)["store"])
     unmount_rootfs(bdir)
     if is_mounted(bdir / "rootfs"):
         raise ImageError(f"{bdir}/rootfs is still mounted; not removing anything")

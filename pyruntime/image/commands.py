@@ -1,6 +1,6 @@
 """The image verbs as plain functions: what the CLI (``pyruntime image ...`` and
-``pyruntime run --image``) calls.  ``root`` is the runtime root (e.g. /run/pyruntime);
-the image store lives in ``<root>/images``.  Errors are raised as ImageError with a
+``pyruntime run --image``) calls.  ``root`` is the image root (--image-root, e.g.
+/var/lib/pyruntime), where the store lives.  Errors are raised as ImageError with a
 message fit for the user.
 """
 
@@ -31,7 +31,8 @@ __all__ = [
 def load(
     root: str | os.PathLike[str], ref: str, name: str | None = None, allow_devices: bool = False
 ) -> str:
-    """``image load oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]``; returns the image name."""
+    """``image load oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]`` /
+    ``docker-archive:FILE[:NAME:TAG]``; returns the image name."""
     return Store(root).load(ref, name, allow_devices=allow_devices).name
 
 

@@ -142,9 +142,12 @@ class VerifyingReader(io.RawIOBase):
 
 
 class Source:
-    """Where a layout's files come from; subclasses: a directory, an oci-archive."""
+    """Where a layout's files come from; subclasses: a directory, an oci-archive, a
+    docker-archive (docker_archive.py), a registry (registry.py)."""
 
     name: str
+    #: the bytes of each JSON blob read (manifests and configs are stored as they came)
+    raw: dict[str, bytes]
 
     def open(self, relpath: str) -> BinaryIO:  # pragma: no cover - interface
         raise NotImplementedError
@@ -181,7 +184,11 @@ class Source:
         with self.open_blob(desc, what) as r:
             data = r.read(MAX_JSON + 1)
             r.verify()
-        return _parse_json(data, f"{what} {desc.get('digest')}")
+        doc = _parse_json(data, f"{what} {desc.get('digest')}")
+        if not hasattr(self, "raw"):
+            self.raw = {}
+        self.raw[desc["digest"]] = data
+        return doc
 
     def read_index(self) -> dict[str, Any]:
         """Read index.json (it has no digest to verify: it is the root of trust)."""
@@ -254,6 +261,10 @@ def open_source(ref: ImageRef) -> Source:
         return DirSource(ref.path)
     if ref.transport == "oci-archive":
         return ArchiveSource(ref.path)
+    if ref.transport == "docker-archive":
+        from pyruntime.image.docker_archive import DockerArchiveSource
+
+        return DockerArchiveSource(ref.path)
     raise ImageError(f"unsupported transport {ref.transport!r}")
 
 
@@ -272,6 +283,9 @@ class ResolvedImage:
     layers: list[dict[str, Any]]
     ref_name: str | None = None
     diff_ids: list[str] = field(default_factory=list)
+    manifest_raw: bytes = b""
+    config_raw: bytes = b""
+    manifest_media_type: str | None = None
 
 
 def _parse_json(data: bytes, what: str) -> dict[str, Any]:
@@ -404,4 +418,7 @@ def resolve(
         layers=layers,
         ref_name=ref_name,
         diff_ids=list(diff_ids),
+        manifest_raw=src.raw[desc["digest"]],
+        config_raw=src.raw[cfg_desc["digest"]],
+        manifest_media_type=desc.get("mediaType") or doc.get("mediaType") or MT_OCI_MANIFEST,
     )

@@ -1,20 +1,31 @@
-"""`image load|ls|inspect|bundle|unbundle|rm|prune`, and the bundle that `run --image` makes.
+"""`image load|pull|push|ls|inspect|bundle|unbundle|rm|prune`, and the bundle that
+`run --image` makes.
 
-The image store is `<root>/images` (pyruntime/image/store.py). A container run from an
-image gets its bundle in `<root>/images/containers/<id>`: outside its state dir (which
-`delete` removes flat), ignored by the state store's ids() and by the image store's
-prune (which keeps the layers of every live bundle). Only these verbs and `run --image`
-import pyruntime.image (tarfile, gzip, ctypes for the overlay mount).
+The image store is the --image-root (pyruntime/image/store.py), never under --root. A
+container run from an image gets its bundle (its upper layer) with the state, in
+`<root>/images/containers/<id>`: outside its state dir (which `delete` removes flat),
+ignored by the state store's ids(); the image store's prune keeps the layers of every
+live bundle. Only these verbs and `run --image` import pyruntime.image (tarfile, gzip,
+ctypes for the overlay mount); only pull and push import the HTTP client.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from pyruntime.cli.main import Globals
 from pyruntime.errors import Failure
+
+if TYPE_CHECKING:
+    from pyruntime.image.progress import Progress
+    from pyruntime.image.registry import Registry
+    from pyruntime.image.store import Store
 
 CONTAINERS_DIR = "containers"  # under <root>/images
 
@@ -31,20 +42,94 @@ def load(g: Globals, values: dict) -> int:
     from pyruntime.image import commands
     from pyruntime.image.store import Store
 
-    store = Store(g.root)
-    before = set(store.layer_ids())
-    try:
-        name = commands.load(g.root, values["reference"], values["name"])
-    except BaseException:
-        with store.lock():  # a load holds it from its first layer to its record
-            used = {lid for rec in store.list() for lid in rec["layers"]}
-            used |= store._bundle_layers()
-            for lid in set(store.layer_ids()) - before - used:
-                import shutil
-
-                shutil.rmtree(store.layer_path(lid), ignore_errors=True)
-        raise
+    store = Store(g.image_root)
+    with all_or_nothing(store):
+        name = commands.load(g.image_root, values["reference"], values["name"])
     sys.stdout.write(name + "\n")
+    return 0
+
+
+@contextlib.contextmanager
+def all_or_nothing(store: Store) -> Iterator[None]:
+    """On failure, remove the layers and blobs that this verb added and no image uses."""
+    before_layers, before_blobs = set(store.layer_ids()), set(store.blob_digests())
+    try:
+        yield
+    except BaseException:
+        if not store.root.is_dir():  # it failed before making the store: nothing to undo
+            raise
+        with store.lock():  # a load or pull holds it from its first layer to its record
+            used_layers, used_blobs = store.used()
+            for lid in set(store.layer_ids()) - before_layers - used_layers:
+                shutil.rmtree(store.layer_path(lid), ignore_errors=True)
+            for digest in set(store.blob_digests()) - before_blobs - used_blobs:
+                with contextlib.suppress(FileNotFoundError):
+                    store.blob_path(digest).unlink()
+        raise
+
+
+def _registry(values: dict, host: str, repository: str) -> Registry:
+    """The client for one registry, with the credentials the options or auth file give."""
+    from pyruntime.image.registry import (
+        Registry,
+        creds_from_authfile,
+        default_authfile,
+        parse_creds,
+    )
+
+    if values["creds"] and values["authfile"]:
+        raise Failure("--creds and --authfile exclude each other")
+    if values["creds"]:
+        creds = parse_creds(values["creds"])
+    else:
+        path = values["authfile"] or default_authfile()
+        creds = creds_from_authfile(path, host, repository, bool(values["authfile"])) \
+            if path else None
+    return Registry(host, tls_verify=values["tls_verify"] == "true", creds=creds)
+
+
+def _progress(verb: str) -> Progress | None:
+    if not sys.stdout.isatty():
+        return None
+    from pyruntime.image.progress import Progress
+
+    return Progress(sys.stdout, verb)
+
+
+def pull(g: Globals, values: dict) -> int:
+    """`image pull docker://HOST[:PORT]/NAME[:TAG|@DIGEST]`: prints the image's name."""
+    from pyruntime.image.pull import pull as pull_image
+    from pyruntime.image.reference import parse_docker
+    from pyruntime.image.store import Store
+
+    ref = parse_docker(values["reference"])
+    registry = _registry(values, ref.host, ref.repository)
+    progress = _progress("pulling")
+    with all_or_nothing(Store(g.image_root)):
+        try:
+            result = pull_image(g.image_root, ref, registry, progress=progress)
+        finally:
+            if progress:
+                progress.finish()
+    sys.stdout.write(result.name + "\n")
+    return 0
+
+
+def push(g: Globals, values: dict) -> int:
+    """`image push NAME [docker://DEST]`: the stored blobs, then the manifest."""
+    from pyruntime.image.push import push as push_image
+    from pyruntime.image.reference import parse_docker
+
+    dest = values["destination"] or "docker://" + values["name"]
+    ref = parse_docker(dest)
+    registry = _registry(values, ref.host, ref.repository)
+    progress = _progress("pushing")
+    try:
+        digest = push_image(g.image_root, values["name"], ref, registry, progress=progress)
+    finally:
+        if progress:
+            progress.finish()
+    sys.stdout.write(digest + "\n")
     return 0
 
 
@@ -59,7 +144,7 @@ def _size(n: int) -> str:
 def ls(g: Globals, values: dict) -> int:
     from pyruntime.image import commands
 
-    rows = commands.ls(g.root)
+    rows = commands.ls(g.image_root)
     out = sys.stdout
     if values["quiet"]:
         out.write("".join(f"{r['name']}\n" for r in rows))
@@ -80,7 +165,7 @@ def ls(g: Globals, values: dict) -> int:
 def inspect(g: Globals, values: dict) -> int:
     from pyruntime.image import commands
 
-    report = commands.inspect(g.root, values["name"])
+    report = commands.inspect(g.image_root, values["name"])
     if values["format"] == "json":
         sys.stdout.write(json.dumps(report, indent=1) + "\n")
     else:
@@ -110,7 +195,7 @@ def bundle(g: Globals, values: dict) -> int:
     existed = os.path.lexists(directory)
     args = strip_dashdash(values["args"]) or None
     try:
-        commands.bundle(g.root, values["name"], directory, args=args, mount=values["mount"])
+        commands.bundle(g.image_root, values["name"], directory, args=args, mount=values["mount"])
     except BaseException:
         _discard(directory, remove_dir=not existed)
         raise
@@ -123,7 +208,10 @@ def unbundle(g: Globals, values: dict) -> int:
     from pyruntime.state import Store
 
     directory = os.path.abspath(values["dir"])
-    if not os.path.isfile(os.path.join(directory, "bundle.json")):
+    run_bundle = os.path.dirname(directory) == os.path.dirname(
+        container_bundle_dir(g.root, "x"))  # made by `run --image`, maybe in part
+    if not os.path.isfile(os.path.join(directory, "bundle.json")) and not (
+            run_bundle and os.path.isdir(directory)):
         raise Failure(f"{directory}: not a bundle made by `image bundle` (no bundle.json)")
     store = Store(g.root)
     for cid in store.ids():  # the overlay must not go from under a live container
@@ -133,21 +221,24 @@ def unbundle(g: Globals, values: dict) -> int:
             continue
         if state.data.get("bundle") == directory and store.status(state) != "stopped":
             raise Failure(f"{directory}: container {cid} uses it; delete the container first")
-    commands.delete_bundle(directory, remove_dir=True)
+    if run_bundle:
+        discard_run_bundle(directory)
+    else:
+        commands.delete_bundle(directory, remove_dir=True)
     return 0
 
 
 def rm(g: Globals, values: dict) -> int:
     from pyruntime.image import commands
 
-    commands.remove(g.root, values["name"])
+    commands.remove(g.image_root, values["name"])
     return 0
 
 
 def prune(g: Globals, values: dict) -> int:
     from pyruntime.image import commands
 
-    sys.stdout.write("".join(f"{lid}\n" for lid in commands.prune(g.root)))
+    sys.stdout.write("".join(f"{lid}\n" for lid in commands.prune(g.image_root)))
     return 0
 
 
@@ -159,7 +250,8 @@ def container_bundle_dir(root: str, container_id: str) -> str:
     return os.path.join(os.path.abspath(root), IMAGES_DIR, CONTAINERS_DIR, container_id)
 
 
-def make_run_bundle(root: str, container_id: str, image: str, args: list[str] | None) -> str:
+def make_run_bundle(root: str, container_id: str, image: str, args: list[str] | None,
+                    image_root: str | None = None) -> str:
     """The bundle of `run --image`: config.json from the image, the overlay mounted.
 
     The directory is made with mkdir, so two runs of one id cannot share it; any failure
@@ -175,7 +267,7 @@ def make_run_bundle(root: str, container_id: str, image: str, args: list[str] | 
         raise Failure(f"container with id exists: {container_id} "
                       f"(its image bundle {directory} is there)") from None
     try:
-        commands.bundle(root, image, directory, args=args, mount=True)
+        commands.bundle(image_root or root, image, directory, args=args, mount=True)
     except BaseException:
         _discard(directory, remove_dir=True)
         raise
@@ -183,4 +275,10 @@ def make_run_bundle(root: str, container_id: str, image: str, args: list[str] | 
 
 
 def discard_run_bundle(directory: str) -> None:
+    """Remove a `run --image` bundle, whole or in part (a killed run leaves any prefix of
+    make_run_bundle's steps): unmount, then the directory and all in it."""
+    from pyruntime.image.bundle import is_mounted
+
     _discard(directory, remove_dir=True)
+    if os.path.isdir(directory) and not is_mounted(os.path.join(directory, "rootfs")):
+        shutil.rmtree(directory)

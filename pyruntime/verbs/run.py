@@ -115,7 +115,7 @@ def _image_bundle(g: Globals, store: Store, values: dict) -> tuple[str, dict | N
     try:
         store.save_provisional(cid, provisional_record(cid, "", None, extra))
         crash_point("run-image:reserved")
-        bundle = make_run_bundle(g.root, cid, values["image"], args or None)
+        bundle = make_run_bundle(g.root, cid, values["image"], args or None, g.image_root)
     except BaseException:
         store.remove(cid)
         raise

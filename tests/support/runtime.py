@@ -53,6 +53,8 @@ class Runtime:
 
     def __init__(self, root: Path, workdir: Path, token: str | None = None) -> None:
         self.root = Path(root)  # the private state root passed as --root
+        # the private image store passed as --image-root (pyruntime only)
+        self.image_root = Path(workdir) / "image-root"
         self.workdir = Path(workdir)  # the test's tmp dir: the verbs' cwd, captured io
         self.token = token  # PYRUNTIME_TEST_TOKEN value in this test's containers' env
         self.iodir = self.workdir / "io"
@@ -63,7 +65,8 @@ class Runtime:
 
     # -- argv ----------------------------------------------------------------------------
     def cmd(self, *args: str | os.PathLike[str]) -> list[str]:
-        return [*runtime_command(), "--root", str(self.root), *map(os.fspath, args)]
+        images = [] if using_other_runtime() else ["--image-root", str(self.image_root)]
+        return [*runtime_command(), "--root", str(self.root), *images, *map(os.fspath, args)]
 
     # -- one verb --------------------------------------------------------------------------
     def run(
