@@ -35,7 +35,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
            warn: Callable[[str], None] | None = None, console_socket: str | None = None,
            foreground: bool = False, extra: dict | None = None,
            debug: Callable[[str], None] | None = None,
-           rootless: bool = False) -> ContainerState:
+           rootless: bool = False,
+           systemd_cgroup: bool = False) -> ContainerState:
     """Set the container up; return once its init waits on the exec fifo.
 
     With process.terminal, the pty master goes to `console_socket`, or, in the
@@ -58,7 +59,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     fifo = os.path.join(directory, FIFO_NAME)
     linux = spec.linux
     cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id,
-                                   rootless)
+                                   rootless, systemd=systemd_cgroup)
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
                       cgroup_dirs=cgroups.mount_dirs(cgroup))
     rootless_mode.check_caller(plan)
@@ -103,6 +104,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         plan.console_fd = tty.send_fd
         spawning = True
         init_pid = spawn(plan, on_hooks=on_hooks)
+        cgroup.started(init_pid)
         master = tty.receive_master()
         if net_moves:  # the init waits on the fifo: the interfaces are there before start
             netdev.move(init_pid, net_moves)
