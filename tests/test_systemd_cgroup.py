@@ -212,9 +212,10 @@ def test_same_unit_properties_as_runc(runtime: Runtime, bundle, test_token: str,
     assert show(unit, "LoadState")["LoadState"] == "not-found"
     systemd_create(runtime, b, "c1")
     got["pyruntime"] = show(unit, *COMPARED)
-    for key in COMPARED:
-        if key == "DeviceAllow":  # a list: the order of the entries is not kept
-            assert (sorted(got["pyruntime"][key].splitlines()) ==
-                    sorted(got["runc"][key].splitlines())), key
-        else:
-            assert got["pyruntime"].get(key) == got["runc"].get(key), key
+    def norm(props: dict[str, str], key: str) -> object:
+        value = props.get(key)  # DeviceAllow: a list, its order is not kept
+        return sorted(value.splitlines()) if key == "DeviceAllow" and value else value
+
+    diff = {k: (norm(got["pyruntime"], k), norm(got["runc"], k)) for k in COMPARED
+            if norm(got["pyruntime"], k) != norm(got["runc"], k)}
+    assert not diff, (diff, (tmp_path / "runc.out").read_text())

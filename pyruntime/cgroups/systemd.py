@@ -110,7 +110,8 @@ class SystemdV2(V2):
                 self._enable_controllers(current)
 
     def _start_placeholder(self) -> int:
-        """A child blocked on a pipe: the scope's first process (see the module doc)."""
+        """A child blocked on a pipe: the scope's first process (see the module doc).
+        The pipe ends it should the runtime die; otherwise it is killed."""
         r, w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child only waits for EOF
@@ -132,10 +133,11 @@ class SystemdV2(V2):
             return
         pid, w = self._placeholder
         self._placeholder = None
-        os.close(w)
+        os.close(w)  # (stage1 and init inherited it: no EOF until init execs)
         try:
+            os.kill(pid, 9)
             os.waitpid(pid, 0)
-        except ChildProcessError:
+        except (ProcessLookupError, ChildProcessError):
             pass
 
     # -- update ----------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from pyruntime.errors import Failure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyruntime.spec.model import Resources
 
 Property = tuple[str, tuple[str, object]]
@@ -165,7 +167,8 @@ def cpu_quota_properties(quota: int, period: int, version: int) -> list[Property
 
 
 def resource_properties(res: Resources, *, version: int, devices: bool,
-                        proc_devices: str = "", current_period: int = 0) -> list[Property]:
+                        proc_devices: str = "", current_period: int = 0,
+                        known: Callable[[str], bool] | None = None) -> list[Property]:
     """linux.resources -> unit properties (runc's genV2ResourcesProperties).
 
     `devices`: at create (device rules are not changed by update). `current_period`:
@@ -173,7 +176,7 @@ def resource_properties(res: Resources, *, version: int, devices: bool,
     """
     props: list[Property] = []
     if devices:
-        props += device_properties(device_entries(res.devices), proc_devices)
+        props += device_properties(device_entries(res.devices), proc_devices, known)
     mem = res.memory
     if mem is not None:
         limit, swap = mem.limit or 0, mem.swap or 0
@@ -253,14 +256,21 @@ def unified_properties(unified: dict[str, str], version: int) -> list[Property]:
 
 # -- devices --------------------------------------------------------------------------------
 
-def device_properties(entries: list[DeviceEntry], proc_devices: str) -> list[Property]:
+def device_properties(entries: list[DeviceEntry], proc_devices: str,
+                      known: Callable[[str], bool] | None = None) -> list[Property]:
     """DevicePolicy=strict and a DeviceAllow= list, from the rules in order (runc's
     generateDeviceProperties over its devices emulator).
 
     systemd has only an allow list: a rule set that allows everything becomes
     DevicePolicy=auto with no list; one that allows all but a few becomes deny-all here
     (the driver's own eBPF filter, attached after, enforces the exact rules either way).
+    A single device the kernel does not know (`known`: /sys/dev/char/M:N exists) is left
+    out, as runc does (systemd would refuse to resolve it).
     """
+    if known is None:
+        import os
+
+        known = os.path.exists
     allow_all = False
     rules: dict[tuple[str, int, int], set[str]] = {}
     denied_in_allow_all = False
@@ -300,7 +310,9 @@ def device_properties(entries: list[DeviceEntry], proc_devices: str) -> list[Pro
             if group:
                 allow.append((group, access))
         else:
-            allow.append((f"/dev/{'char' if kind == 'c' else 'block'}/{major}:{minor}", access))
+            kind_name = "char" if kind == "c" else "block"
+            if known(f"/sys/dev/{kind_name}/{major}:{minor}"):
+                allow.append((f"/dev/{kind_name}/{major}:{minor}", access))
     props.append(("DeviceAllow", ("a(ss)", allow)))
     return props
 
