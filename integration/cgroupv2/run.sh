@@ -32,7 +32,8 @@ MEM=${PYRT_CGV2_MEM:-2G}
 SMP=${PYRT_CGV2_SMP:-1}
 WORKCACHE=${PYRT_CGV2_WORKCACHE:-loose}  # 9p cache= mode of the repo share (loose: 2x faster imports)
 PACKAGES=(qemu-system-x86 busybox-static cpio xz-utils gzip criu podman conmon containerd)
-[[ $LANE != systemd ]] || PACKAGES+=(systemd dbus)   # booted in the guest, not on the host
+# the systemd lane boots systemd and dbus in the guest (their files come from the host)
+[[ $LANE != systemd ]] || PACKAGES+=(systemd dbus)
 # Modules the guest needs; their dependencies are added from each .ko's modinfo.  After
 # 9p and overlay come CRIU's (criu check needs the *_diag sockets; a dump of a network
 # namespace needs nf_tables for its lock and nf_conntrack_netlink, else "-22 reported
@@ -230,8 +231,8 @@ LOG=$JOBDIR/console.$$.log            # renamed to console.log at the end
 	echo "# written by integration/cgroupv2/run.sh ($LANE lane); runs in the guest with cwd = the repo"
 	echo "cd $(printf '%q' "$REPO") || exit 125"
 	case $mode in
-		pytest) if [[ $LANE == systemd ]]; then
-				echo 'exec .venv/bin/python -m pytest -m systemd -ra tests/'
+		pytest) if [[ $LANE == systemd ]]; then   # the driver's tests, containerd and podman on it
+				echo 'exec .venv/bin/python -m pytest -p no:cacheprovider -m systemd -ra tests/ integration/containerd integration/podman'
 			else
 				echo "exec .venv/bin/python -m pytest -m 'cgroupv2 or criu' -ra tests/ integration/podman integration/containerd"
 			fi ;;

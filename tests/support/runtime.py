@@ -63,7 +63,10 @@ class Runtime:
 
     # -- argv ----------------------------------------------------------------------------
     def cmd(self, *args: str | os.PathLike[str]) -> list[str]:
-        return [*runtime_command(), "--root", str(self.root), *map(os.fspath, args)]
+        from support.cgroups import systemd_driver
+
+        flags = ["--systemd-cgroup"] if systemd_driver() and "--systemd-cgroup" not in args else []
+        return [*runtime_command(), "--root", str(self.root), *flags, *map(os.fspath, args)]
 
     # -- one verb --------------------------------------------------------------------------
     def run(
