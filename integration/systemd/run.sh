@@ -2,7 +2,7 @@
 # systemd lane: the cgroup v2 lane's guest (integration/cgroupv2/) with systemd 252 as
 # PID 1, for the systemd cgroup driver (--systemd-cgroup).  Same CLI and exit status:
 #
-#   integration/systemd/run.sh                  # pytest -m systemd tests/ integration/containerd
+#   integration/systemd/run.sh                  # pytest -m systemd tests/ integration/{containerd,podman}
 #   integration/systemd/run.sh -- CMD ARGS...   # any command, run with cwd = repo
 #   integration/systemd/run.sh --prepare-only   # install/download/build, do not boot
 #   --timeout SECONDS                            # kill qemu after that (default 1200)
