@@ -24,6 +24,7 @@ from pyruntime.errors import Failure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyruntime.cgroups.detect import Host
     from pyruntime.cgroups.systemd_unit import UnitPath
     from pyruntime.spec.model import Resources
 
@@ -50,14 +51,14 @@ class SystemdV2(V2):
         self._placeholder: tuple[int, int] | None = None  # (pid, pipe write end)
 
     @classmethod
-    def for_new(cls, path: UnitPath, host: object) -> SystemdV2:
+    def for_new(cls, path: UnitPath, host: Host) -> SystemdV2:
         """Connect (so an unreachable systemd is reported before anything is made)."""
         from pyruntime.cgroups.detect import UNIFIED
 
-        if host.mode != UNIFIED:  # type: ignore[attr-defined]
+        if host.mode != UNIFIED:
             raise Failure("--systemd-cgroup: only cgroup v2 (unified) hosts are supported; "
-                          f"this host's cgroups are {host.mode}")  # type: ignore[attr-defined]
-        h = host.hierarchies[0]  # type: ignore[attr-defined]
+                          f"this host's cgroups are {host.mode}")
+        h = host.hierarchies[0]
         try:
             directory = h.dir_of(path.cgroup())
         except ValueError as e:
@@ -95,7 +96,10 @@ class SystemdV2(V2):
                               "is not there")
             self._enable_parents()
         except BaseException:
-            self.destroy()
+            try:
+                self.destroy()
+            except Failure:
+                pass  # the first error is the one to report
             raise
 
     def _enable_parents(self) -> None:
