@@ -152,3 +152,9 @@ distclean: clean
 .PHONY: test-cgroupv2
 test-cgroupv2: setup
 	bash integration/cgroupv2/run.sh
+
+# systemd lane: the same VM with systemd 252 as PID 1; runs `pytest -m systemd` there, the
+# systemd cgroup driver's tests (integration/systemd/README.md).
+.PHONY: test-systemd
+test-systemd: setup
+	bash integration/systemd/run.sh

@@ -48,7 +48,14 @@ def _served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked criu run where CRIU works (the cgroup v2 lane), else skip saying why."""
+    """Tests marked criu run where CRIU works (the cgroup v2 lane), else skip saying why;
+    tests marked systemd need systemd as PID 1 (make test-systemd)."""
+    if not os.path.isdir("/run/systemd/system"):
+        skip_sd = pytest.mark.skip(reason="systemd is not PID 1 here (no /run/systemd/system); "
+                                   "runs in make test-systemd")
+        for item in items:
+            if item.get_closest_marker("systemd"):
+                item.add_marker(skip_sd)
     criu_items = [item for item in items if item.get_closest_marker("criu")]
     if not criu_items:
         return

@@ -50,7 +50,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
            warn: Callable[[str], None] | None = None, console_socket: str | None = None,
            foreground: bool = False, extra: dict | None = None,
            debug: Callable[[str], None] | None = None,
-           rootless: bool = False, reserved: bool = False) -> ContainerState:
+           rootless: bool = False, reserved: bool = False,
+           systemd_cgroup: bool = False) -> ContainerState:
     """Set the container up; return once its init waits on the exec fifo.
 
     With process.terminal, the pty master goes to `console_socket`, or, in the
@@ -76,7 +77,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     fifo = os.path.join(directory, FIFO_NAME)
     linux = spec.linux
     cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id,
-                                   rootless)
+                                   rootless, systemd=systemd_cgroup)
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
                       cgroup_dirs=cgroups.mount_dirs(cgroup))
     rootless_mode.check_caller(plan)
@@ -114,6 +115,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         """At READY, while the init still dies with us: record the container."""
         nonlocal master, state
         crash_point("create:ready")
+        cgroup.started(pid)  # systemd: the scope holds the init now, not a placeholder
         master = tty.receive_master()
         if net_moves:  # the init waits on the fifo: the interfaces are there before start
             netdev.move(pid, net_moves)

@@ -90,6 +90,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                          "runs in make test-cgroupv2")
             for item in criu_items:
                 item.add_marker(skip_criu)
+    if not os.path.isdir("/run/systemd/system"):
+        skip_sd = pytest.mark.skip(reason="systemd is not PID 1 here (no /run/systemd/system); "
+                                   "runs in make test-systemd")
+        for item in items:
+            if item.get_closest_marker("systemd"):
+                item.add_marker(skip_sd)
 
 
 def _has_cgroup_v2_controllers() -> bool:

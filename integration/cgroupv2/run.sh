@@ -12,6 +12,9 @@
 # (default 1), PYRT_CGV2_CACHE (default <repo>/build/cgroupv2), PYRT_CGV2_WORKCACHE (9p
 # cache= mode of the repo share, default loose), PYRT_CGV2_KERNEL (a
 # linux-image-6.1.0-N-amd64 package name; default: the newest apt knows).
+# PYRT_LANE=systemd (set by integration/systemd/run.sh): the guest's PID 1 is systemd
+# (init's stage 1 hands over to /lib/systemd/systemd, the job runs as a unit) and the
+# default job is `pytest -m systemd`; the kernel/initramfs cache is the same.
 #
 # The exit status is the job's (read from the PYRT-EXIT-CODE= line the guest prints);
 # 124 on timeout, 125 when the guest never reported one.  Nothing on the host is mounted,
@@ -20,13 +23,17 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-JOBDIR=$REPO/build/cgroupv2            # must be inside the work share (the repo)
-CACHE=${PYRT_CGV2_CACHE:-$JOBDIR}
+LANE=${PYRT_LANE:-cgroupv2}
+[[ $LANE == cgroupv2 || $LANE == systemd ]] || { echo "PYRT_LANE=$LANE: cgroupv2 or systemd" >&2; exit 125; }
+JOBDIR=$REPO/build/$LANE               # must be inside the work share (the repo)
+CACHE=${PYRT_CGV2_CACHE:-$REPO/build/cgroupv2}
 TIMEOUT=${PYRT_CGV2_TIMEOUT:-1200}
 MEM=${PYRT_CGV2_MEM:-2G}
 SMP=${PYRT_CGV2_SMP:-1}
 WORKCACHE=${PYRT_CGV2_WORKCACHE:-loose}  # 9p cache= mode of the repo share (loose: 2x faster imports)
 PACKAGES=(qemu-system-x86 busybox-static cpio xz-utils gzip criu podman conmon containerd)
+# the systemd lane boots systemd and dbus in the guest (their files come from the host)
+[[ $LANE != systemd ]] || PACKAGES+=(systemd dbus)
 # Modules the guest needs; their dependencies are added from each .ko's modinfo.  After
 # 9p and overlay come CRIU's (criu check needs the *_diag sockets; a dump of a network
 # namespace needs nf_tables for its lock and nf_conntrack_netlink, else "-22 reported
@@ -37,10 +44,10 @@ WANTED_MODULES=(virtio_pci 9pnet_virtio 9p overlay
 	crc32c_generic nf_tables nft_compat xt_mark ip_tables iptable_filter ip6_tables
 	ip6table_filter nf_conntrack_netlink autofs4)
 
-log() { echo "cgroupv2: $*" >&2; }
-fail() { echo "cgroupv2: ERROR: $*" >&2; exit 125; }
+log() { echo "$LANE: $*" >&2; }
+fail() { echo "$LANE: ERROR: $*" >&2; exit 125; }
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 mode=pytest prepare_only=0 cmd=()
 while [[ $# -gt 0 ]]; do
@@ -221,10 +228,14 @@ log "prepared in ${t_prep}s (kernel dir $KDIR)"
 JOB=$JOBDIR/job.$$.sh
 LOG=$JOBDIR/console.$$.log            # renamed to console.log at the end
 {
-	echo '# written by integration/cgroupv2/run.sh; runs in the guest with cwd = the repo'
+	echo "# written by integration/cgroupv2/run.sh ($LANE lane); runs in the guest with cwd = the repo"
 	echo "cd $(printf '%q' "$REPO") || exit 125"
 	case $mode in
-		pytest) echo "exec .venv/bin/python -m pytest -m 'cgroupv2 or criu' -ra tests/ integration/podman integration/containerd" ;;
+		pytest) if [[ $LANE == systemd ]]; then   # the driver's tests, containerd and podman on it
+				echo 'exec .venv/bin/python -m pytest -p no:cacheprovider -m systemd -ra tests/ integration/containerd integration/podman'
+			else
+				echo "exec .venv/bin/python -m pytest -m 'cgroupv2 or criu' -ra tests/ integration/podman integration/containerd"
+			fi ;;
 		selftest) echo "exec /bin/bash $(printf '%q' "$HERE/selftest.sh")" ;;
 		cmd) printf 'exec'; printf ' %q' "${cmd[@]}"; echo ;;
 	esac
@@ -232,6 +243,10 @@ LOG=$JOBDIR/console.$$.log            # renamed to console.log at the end
 log "job: $(tail -n1 "$JOB")"
 
 APPEND="console=ttyS0 panic=-1 loglevel=4 mitigations=off rdinit=/init pyrt_work=$REPO pyrt_job=$JOB pyrt_workcache=$WORKCACHE"
+if [[ $LANE == systemd ]]; then
+	APPEND+=" pyrt_lane=systemd systemd.unified_cgroup_hierarchy=1 systemd.unit=multi-user.target"
+	APPEND+=" systemd.show_status=error"
+fi
 QEMU=(qemu-system-x86_64 -accel tcg -cpu max -smp "$SMP" -m "$MEM"
 	-nodefaults -display none -serial stdio -no-reboot
 	-kernel "$KDIR/vmlinux" -initrd "$INITRD" -append "$APPEND"

@@ -327,3 +327,35 @@ def test_checkpoint_and_restore(containerd: Containerd) -> None:
         containerd.remove(cid)
         containerd.remove(restored)
         containerd.ctr("images", "rm", ref, timeout=60)
+
+
+# -- SystemdCgroup = true (systemd as PID 1: make test-systemd) --------------------------------
+
+@pytest.mark.systemd
+def test_systemd_cgroup(containerd: Containerd) -> None:
+    """ctr's --runc-systemd-cgroup is the runc shim's SystemdCgroup = true: the shim passes
+    --systemd-cgroup, and the container lives in the scope its cgroupsPath names."""
+    cid = new_id("sd")
+    scope = f"pyrt-ctd-{cid}.scope"
+    containerd.ctr(*containerd.run_args("-d", "--runc-systemd-cgroup", "--cgroup",
+                                        f"system.slice:pyrt-ctd:{cid}", "--memory-limit",
+                                        str(64 << 20)),
+                   IMAGE, cid, "sleep", "1000", check=True)
+    try:
+        pid = containerd.task_pid(cid)
+        with open(f"/proc/{pid}/cgroup") as f:
+            assert f.read().strip() == f"0::/system.slice/{scope}"
+        show = run(["systemctl", "show", "-p", "ActiveState,MemoryMax,Delegate", scope],
+                   check=True).stdout.split()
+        assert sorted(show) == ["ActiveState=active", "Delegate=yes",
+                                f"MemoryMax={64 << 20}"], show
+        containerd.ctr("task", "pause", cid, check=True)
+        containerd.wait_status(cid, "PAUSED")
+        containerd.ctr("task", "resume", cid, check=True)
+        containerd.wait_status(cid, "RUNNING")
+        assert any("--systemd-cgroup" in line and " create " in line
+                   for line in ARGV_LOG.read_text().splitlines())
+    finally:
+        containerd.remove(cid)
+    show = run(["systemctl", "show", "-p", "LoadState", scope], check=True).stdout.split()
+    assert show == ["LoadState=not-found"], show

@@ -192,3 +192,34 @@ def test_checkpoint_and_restore(podman: Podman) -> None:
         assert len(numbers) > 12, numbers  # it counted on after the restore
     finally:
         podman("rm", "--force", "--time", "0", name)
+
+
+# -- --cgroup-manager systemd (systemd as PID 1: make test-systemd) ----------------------------
+
+@pytest.mark.systemd
+def test_systemd_cgroup_manager(podman: Podman) -> None:
+    """podman --cgroup-manager systemd (its default on systemd hosts) passes
+    --systemd-cgroup and cgroupsPath machine.slice:libpod:ID: the container lives in the
+    scope libpod-ID.scope."""
+    def argv(*args: str) -> list[str]:
+        return ["systemd" if a == "cgroupfs" else a for a in podman.argv(*args)]
+
+    name = new_name("sd")
+    r = run(argv("run", "--detach", "--name", name, *RUN_FLAGS, IMAGE, "sleep", "1000"),
+            timeout=180)
+    assert r.returncode == 0, describe(r)
+    try:
+        cid = podman.container_id(name)
+        pid = int(podman("inspect", "--format", "{{.State.Pid}}", name, check=True).stdout)
+        scope = f"libpod-{cid}.scope"
+        with open(f"/proc/{pid}/cgroup") as f:
+            assert f.read().strip() == f"0::/machine.slice/{scope}"
+        show = run(["systemctl", "show", "-p", "ActiveState,Delegate", scope],
+                   check=True).stdout.split()
+        assert sorted(show) == ["ActiveState=active", "Delegate=yes"], show
+        assert any("--systemd-cgroup" in line and " create " in line
+                   for line in ARGV_LOG.read_text().splitlines())
+    finally:
+        run(argv("rm", "--force", "--time", "0", name), timeout=180)
+    show = run(["systemctl", "show", "-p", "LoadState", scope], check=True).stdout.split()
+    assert show == ["LoadState=not-found"], show

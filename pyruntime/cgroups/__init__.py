@@ -5,20 +5,45 @@ hosts) and v2 (unified hosts). Verbs reach a container's driver through from_rec
 
 from __future__ import annotations
 
+from pyruntime.errors import Failure
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyruntime.cgroups.driver import Driver
 
 
+RUN_SYSTEMD = "/run/systemd/system"  # sd_booted(): systemd is PID 1
+
+
+def check_systemd() -> None:
+    """Refuse --systemd-cgroup where systemd is not the service manager (runc's check),
+    before anything is made; never a silent fall back to cgroupfs."""
+    import os
+
+    if not os.path.isdir(RUN_SYSTEMD):
+        raise Failure(f"--systemd-cgroup: systemd is not running: {RUN_SYSTEMD} does not "
+                      "exist (drop --systemd-cgroup to use the cgroupfs driver)")
+
+
 def for_container(cgroups_path: str | None, container_id: str,
-                  rootless: bool = False) -> Driver:
+                  rootless: bool = False, systemd: bool = False) -> Driver:
     """The driver for a new container on this host (nothing is created yet).  `rootless`
     (--rootless) without a cgroups_path: hierarchies the caller may not write are left
-    out at create (Driver.skip_denied); with a path, the container must get it."""
+    out at create (Driver.skip_denied); with a path, the container must get it.
+
+    `systemd` (--systemd-cgroup): cgroupsPath is SLICE:PREFIX:NAME and systemd makes the
+    cgroup; systemd is asked here already, so an unreachable one fails before anything
+    is made."""
     from pyruntime.cgroups.detect import UNIFIED, host
     from pyruntime.cgroups.paths import resolve
 
     h = host()
+    if systemd:
+        from pyruntime.cgroups.systemd import SystemdV2
+        from pyruntime.cgroups.systemd_unit import parse_cgroups_path
+
+        check_systemd()
+        return SystemdV2.for_new(parse_cgroups_path(cgroups_path, container_id), h)
     paths = resolve(h, cgroups_path, container_id)
     driver: Driver
     if h.mode == UNIFIED:
@@ -40,6 +65,12 @@ def from_record(record: dict | None) -> Driver | None:
         return None
     paths = dict(record.get("paths") or {})
     created = list(record.get("created") or [])
+    if record.get("mode") == "systemd":
+        from pyruntime.cgroups.systemd import SystemdV2
+
+        return SystemdV2(paths, created, record.get("mountpoint", "/sys/fs/cgroup"),
+                         unit=record.get("unit", ""), slice_=record.get("slice", ""),
+                         version=int(record.get("version", 0)))
     if record.get("mode") == "v2":
         from pyruntime.cgroups.v2 import V2
 
@@ -59,7 +90,7 @@ def mount_dirs(driver: Driver) -> dict[str, str]:
 
 def setup(driver: Driver, resources: object, warn: object = None) -> None:
     """Make the container's cgroups and write its limits; on failure remove them again."""
-    driver.create()
+    driver.create(resources)  # type: ignore[arg-type]
     try:
         if resources is not None:
             for message in driver.apply(resources):  # type: ignore[arg-type]
@@ -72,8 +103,6 @@ def setup(driver: Driver, resources: object, warn: object = None) -> None:
 
 def of_container(state: object) -> Driver:
     """The driver of a container's cgroups, for the verbs that need them."""
-    from pyruntime.errors import Failure
-
     driver = from_record(state.data.get("cgroup"))  # type: ignore[attr-defined]
     if driver is None:
         raise Failure(f"container {state.id} has no cgroups of its own")  # type: ignore

@@ -116,9 +116,15 @@ class Driver:
         return {**self.to_record(), "created": planned}
 
     # -- lifecycle -------------------------------------------------------------------------
-    def create(self) -> None:
-        """Make the directories; on failure remove what was made and raise Failure."""
+    def create(self, resources: Resources | None = None) -> None:
+        """Make the directories; on failure remove what was made and raise Failure.
+
+        `resources`: for a driver that passes them at creation (systemd's unit
+        properties); the files are written by apply() either way."""
         raise NotImplementedError
+
+    def started(self, init_pid: int) -> None:
+        """Called once the init is in the cgroup (systemd: the scope's placeholder goes)."""
 
     def apply(self, res: Resources, *, initial: bool = True) -> list[str]:
         """Write the resources; return warnings (features the kernel dropped)."""

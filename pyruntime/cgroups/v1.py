@@ -66,7 +66,7 @@ class V1(Driver):
     def join_files(self) -> list[str]:
         return [os.path.join(d, "tasks") for key, d in self.paths.items() if key]
 
-    def create(self) -> None:
+    def create(self, resources: Resources | None = None) -> None:
         try:
             for key in sorted(self.paths, key=_rank):
                 try:

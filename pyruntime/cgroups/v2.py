@@ -57,7 +57,7 @@ class V2(Driver):
     def clone_dir(self) -> str | None:
         return self.paths.get("")
 
-    def create(self) -> None:
+    def create(self, resources: Resources | None = None) -> None:
         try:
             self._make()
         except Denied as e:

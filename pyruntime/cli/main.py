@@ -66,9 +66,10 @@ def dispatch(global_values: dict, verb: str, handler: str, values: dict) -> int:
         sys.stderr.write(f"pyruntime: {e.message}\n")
         return 1
     try:
-        if g.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
-            raise Failure("--systemd-cgroup: systemd is not running on this host "
-                          "(no /run/systemd/system); use the cgroupfs driver")
+        if g.systemd_cgroup:  # before any verb touches anything, as runc
+            from pyruntime.cgroups import check_systemd
+
+            check_systemd()
         module_name, func = handler.split(":")
         module = __import__(module_name, fromlist=[func])
         g.log.debug(f"{verb} {values}")

@@ -20,5 +20,6 @@ def main(g: Globals, values: dict) -> int:
     create(Store(g.root), values["container_id"], values["bundle"],
            pid_file=values["pid_file"], no_pivot=values["no_pivot"],
            preserve_fds=values["preserve_fds"], warn=g.log.warning, debug=g.log.debug,
-           console_socket=values["console_socket"], rootless=rootless.enabled(g.rootless))
+           console_socket=values["console_socket"], rootless=rootless.enabled(g.rootless),
+           systemd_cgroup=g.systemd_cgroup)
     return 0

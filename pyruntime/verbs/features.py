@@ -32,7 +32,7 @@ def features() -> dict:
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(CAPABILITIES),
             # v2: the v2 lane (make test-cgroupv2) runs the cgroup tests, devices included
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False,
                        "rdma": False},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": False},

@@ -52,7 +52,8 @@ def main(g: Globals, values: dict) -> int:
                        preserve_fds=values["preserve_fds"], warn=g.log.warning,
                        debug=g.log.debug, console_socket=values["console_socket"],
                        foreground=not detach, extra=extra, reserved=bool(extra),
-                       rootless=rootless.enabled(g.rootless))
+                       rootless=rootless.enabled(g.rootless),
+                       systemd_cgroup=g.systemd_cgroup)
     except BaseException:
         if extra:  # from here on, destroy() removes the image bundle
             from pyruntime.verbs.image import discard_run_bundle

@@ -65,8 +65,12 @@ class Runtime:
 
     # -- argv ----------------------------------------------------------------------------
     def cmd(self, *args: str | os.PathLike[str]) -> list[str]:
+        from support.cgroups import systemd_driver
+
+        flags = ["--systemd-cgroup"] if systemd_driver() and "--systemd-cgroup" not in args else []
         images = [] if using_other_runtime() else ["--image-root", str(self.image_root)]
-        return [*runtime_command(), "--root", str(self.root), *images, *map(os.fspath, args)]
+        return [*runtime_command(), "--root", str(self.root), *flags, *images,
+                *map(os.fspath, args)]
 
     # -- one verb --------------------------------------------------------------------------
     def run(
