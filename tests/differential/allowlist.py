@@ -1,0 +1,336 @@
+"""The one list of accepted departures from runc 1.1.5, each with its reason.
+
+An entry accepts a difference in ONE compared field (compare.py names them) for the
+configs its predicate picks, optionally only when the two outcomes look as the entry says
+(`shows`).  Nothing else is ever skipped.  Kinds:
+
+- DELIBERATE: pyruntime is safer, or the runtime-spec clearer, than runc 1.1.5; stays.
+- BEING_FIXED: a known pyruntime bug with a fix under way; delete the entry when it lands
+  (the fuzzer then checks the fix).
+- RUNC: runc 1.1.5 itself is wrong or lacks the feature.
+- REPORTED: a pyruntime difference found by this fuzzer and reported, with no fix under
+  way yet; delete the entry with the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from differential.compare import Difference, Outcome
+from pyruntime.plan.linux_consts import CAPABILITIES
+
+KNOWN_CAPS = set(CAPABILITIES)
+
+DELIBERATE = "deliberate"
+BEING_FIXED = "known bug, being fixed"
+RUNC = "runc 1.1.5 lacks it"
+REPORTED = "known bug, reported, no owner yet"
+
+Config = dict[str, Any]
+Shows = Callable[[Config, Difference, Outcome, Outcome], bool]
+
+
+@dataclass(frozen=True)
+class Departure:
+    name: str
+    kind: str
+    fields: tuple[str, ...]  # compared fields (compare.py); "section:*" matches any section
+    when: Callable[[Config], bool]  # on the generated config (host paths as placeholders)
+    reason: str
+    # (config, the difference, pyruntime's outcome, runc's): it looks as described
+    shows: Shows | None = None
+
+    def accepts(self, config: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
+        if not any(d.field == f or (f.endswith("*") and d.field.startswith(f[:-1]))
+                   for f in self.fields):
+            return False
+        return self.when(config) and (self.shows is None or self.shows(config, d, ours, theirs))
+
+
+# -- predicates on the config --------------------------------------------------------------
+
+def _process(c: Config) -> dict[str, Any]:
+    return c.get("process") or {}
+
+
+def _env_names(c: Config) -> set[str]:
+    return {e.partition("=")[0] for e in _process(c).get("env", [])}
+
+
+def _without_home(lines: list[str]) -> list[str]:
+    return [x for x in lines if not x.startswith("HOME=")]
+
+
+def _only_home_missing(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
+    a, b = ours.report.get("env", []), theirs.report.get("env", [])
+    return (not any(x.startswith("HOME=") for x in a) and a == _without_home(b))
+
+
+def _not_session_leader(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
+    a, b = ours.report.get("session", []), theirs.report.get("session", [])
+    return ("not-session-leader" in a and "session-leader" in b
+            and [x for x in a if "leader" not in x] == [x for x in b if "leader" not in x])
+
+
+# what the rootfs template (harness.py) has as directories, and where its symlinks lead
+EXISTING_DIRS = {"/mnt": "/mnt", "/tmp": "/tmp", "/root": "/root", "/home/user": "/home/user",
+                 "/existing-0700": "/existing-0700", "/link-mnt": "/mnt"}
+# the fields a refusal changes: one side did not run its process (and so no hooks)
+REFUSAL = ("ran", "exit", "error", "hook:*", "leftover")
+
+
+def _tmpfs_over_existing(c: Config, explicit_mode: bool) -> set[str]:
+    """Where a tmpfs mount goes over a directory the rootfs has, with or without mode=."""
+    return {EXISTING_DIRS[m["destination"]] for m in c.get("mounts", [])
+            if m.get("type") == "tmpfs" and m["destination"] in EXISTING_DIRS
+            and any(o.startswith("mode=") for o in m.get("options", [])) == explicit_mode}
+
+
+def _tmpfs_lines_only(explicit_mode: bool) -> Shows:
+    """The paths and mountinfo sections are equal once the lines about those tmpfs
+    mounts' destinations go."""
+    return lambda c, d, ours, theirs: _differs_only_at(
+        ours, theirs, _tmpfs_over_existing(c, explicit_mode))
+
+
+def _differs_only_at(ours: Outcome, theirs: Outcome, dests: set[str]) -> bool:
+    def strip(lines: list[str]) -> list[str]:
+        return [x for x in lines if not any(f" {d} " in f" {x} " or x.endswith(f" {d}")
+                                            for d in dests)]
+    return all(strip(ours.report.get(k, [])) == strip(theirs.report.get(k, []))
+               for k in ("paths", "mountinfo"))
+
+
+def _hook_of(c: Config, d: Difference) -> dict[str, Any] | None:
+    """The hook whose output file the field names ("hook:prestart-1.env")."""
+    name = d.field.removeprefix("hook:").removeprefix("rootfs:hook-")
+    kind, _, rest = name.partition("-")
+    index = rest.split(".")[0]
+    hooks = (c.get("hooks") or {}).get(kind) or []
+    return hooks[int(index)] if index.isdigit() and int(index) < len(hooks) else None
+
+
+def _hook_env_empty(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
+    """The hook has no env; pyruntime's saw (next to) nothing, runc's the runtime's own."""
+    hook = _hook_of(c, d)
+    seen = [x for x in str(d.ours or "").splitlines()
+            if x.split("=")[0] not in ("PWD", "SHLVL", "_")]
+    return (hook is not None and "env" not in hook and d.field.endswith(".env")
+            and not seen and "PATH=" in str(d.theirs or ""))
+
+
+def _namespaces(c: Config) -> dict[str, dict[str, str]]:
+    return {n["type"]: n for n in (c.get("linux") or {}).get("namespaces", [])}
+
+
+def _new_namespace(c: Config, kind: str) -> bool:
+    return kind in _namespaces(c) and "path" not in _namespaces(c)[kind]
+
+
+def _lines_differ_only(section: str, ours_has: str, runc_has: str) -> Shows:
+    """The section is equal once each line with *ours_has* gets *runc_has* instead."""
+    def shows(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
+        a = [x.replace(ours_has, runc_has) for x in ours.report.get(section, [])]
+        return a == theirs.report.get(section, []) and a != ours.report.get(section, [])
+    return shows
+
+
+def _poststart_status(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
+    return (d.field.startswith("hook:poststart-") and d.field.endswith(".state")
+            and str(d.ours).replace('"status": "running"', '"status": "created"') == d.theirs)
+
+
+def _only_hook_pwd_differs(c: Config, d: Difference, ours: Outcome,
+                           theirs: Outcome) -> bool:
+    def rest(text: object) -> list[str]:
+        return [x for x in str(text or "").splitlines() if not x.startswith("PWD=")]
+    return (d.field.endswith(".env") and "PWD=<bundle>" in str(d.theirs or "")
+            and rest(d.ours) == rest(d.theirs))
+
+
+def _ro_mount_hidden_later(c: Config) -> bool:
+    mounts = c.get("mounts", [])
+    for i, m in enumerate(mounts):
+        if "ro" not in m.get("options", []):
+            continue
+        for later in mounts[i + 1:]:
+            parent = later["destination"].rstrip("/") + "/"
+            if m["destination"].startswith(parent):
+                return True
+    return False
+
+
+def _duplicate_device_paths(c: Config) -> bool:
+    paths = [d["path"] for d in _devices(c)]
+    return len(paths) != len(set(paths))
+
+
+def _devices(c: Config) -> list[dict[str, Any]]:
+    return (c.get("linux") or {}).get("devices") or []
+
+
+def _lower_case_would_match(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
+    from differential.compare import error_kind
+
+    return (ours.error == "other" and theirs.error != "other"
+            and any(t in ours.stderr for t in ("No such file or directory", "Permission denied"))
+            and error_kind(ours.stderr.lower()) in (theirs.error, "no such file or directory"))
+
+
+def _refused_with(text: str) -> Shows:
+    """pyruntime did not run the process, saying *text*."""
+    return lambda c, d, ours, theirs: not ours.ran and text in ours.stderr
+
+
+DEPARTURES: list[Departure] = [
+    # -- deliberate ----------------------------------------------------------------------
+    Departure(
+        "tmpfs mode= wins", DELIBERATE, ("section:paths", "section:mountinfo"),
+        lambda c: bool(_tmpfs_over_existing(c, explicit_mode=True)),
+        "a tmpfs with an explicit mode= over an existing directory: runc 1.1.5 chmods the "
+        "new tmpfs to the directory's mode afterwards, overriding mode=; pyruntime keeps "
+        "what the config asked for",
+        _tmpfs_lines_only(explicit_mode=True)),
+    Departure(
+        "/dev/null must be 1:3 to mask", DELIBERATE, REFUSAL,
+        lambda c: bool((c.get("linux") or {}).get("maskedPaths")) and any(
+            d["path"] == "/dev/null" and (d.get("type"), d.get("major"), d.get("minor"))
+            != ("c", 1, 3) for d in _devices(c)),
+        "linux.devices replaces /dev/null with another device: masked paths are bind mounts "
+        "of /dev/null, and pyruntime refuses to mask with anything but the 1:3 null device "
+        "(runc masks with whatever is there)",
+        _refused_with("refusing to mask")),
+    Departure(
+        "unknown capability names", DELIBERATE, REFUSAL,
+        lambda c: any(name not in KNOWN_CAPS
+                      for names in (_process(c).get("capabilities") or {}).values()
+                      for name in names),
+        "a capability name this runtime does not know (a typo, or lower case): runc 1.1.5 "
+        "warns and runs without it; pyruntime refuses the config rather than run with "
+        "other privileges than asked for",
+        _refused_with("unknown capability")),
+    Departure(
+        "LSM labels refused", DELIBERATE, REFUSAL,
+        lambda c: bool(_process(c).get("apparmorProfile") or _process(c).get("selinuxLabel")
+                       or (c.get("linux") or {}).get("mountLabel")),
+        "pyruntime applies no LSM labels and refuses a config that asks for one, rather "
+        "than run it unconfined",
+        _refused_with("remove the field to run without it")),
+    Departure(
+        "umask out of range", DELIBERATE, REFUSAL,
+        lambda c: not 0 <= ((_process(c).get("user") or {}).get("umask") or 0) <= 0o777,
+        "process.user.umask above 0777: runc passes it to umask(2), which keeps the low "
+        "bits; pyruntime refuses the config",
+        _refused_with("process.user.umask")),
+    Departure(
+        "poststart state is running", DELIBERATE, ("hook:*",),
+        lambda c: bool((c.get("hooks") or {}).get("poststart")),
+        "the state poststart hooks read: the user's program has started, so pyruntime says "
+        "'running' (the spec's meaning); runc 1.1.5 still says 'created'",
+        _poststart_status),
+    Departure(
+        "mqueue owner in a user namespace", DELIBERATE, ("section:dev",),
+        lambda c: "user" in _namespaces(c) and _new_namespace(c, "ipc"),
+        "the ipc namespace's mqueue root belongs to whoever made the namespace: pyruntime "
+        "clones the user and ipc namespaces at once, as host root (unmapped: nobody); runc "
+        "unshares the user namespace, becomes its root, then the rest. Harmless (mode "
+        "1777); tests/test_differential_runc.py documents it too",
+        _lines_differ_only("dev", "nobody nogroup 40 mqueue", "root nogroup 40 mqueue")),
+    # -- runc 1.1.5 lacks it --------------------------------------------------------------
+    Departure(
+        "seccomp flags", RUNC, REFUSAL,
+        lambda c: bool(((c.get("linux") or {}).get("seccomp") or {}).get("flags")),
+        "linux.seccomp.flags: runc 1.1.5 refuses any ('not yet supported'); pyruntime "
+        "loads the filter with them",
+        lambda c, d, ours, theirs: not theirs.ran and "seccomp flags are not yet supported"
+        in theirs.stderr),
+    Departure(
+        "domainname", RUNC, ("section:hostname",),
+        lambda c: bool(c.get("domainname")),
+        "the domainname field is runtime-spec 1.1; runc 1.1.5 ignores it",
+        lambda c, d, ours, theirs: theirs.report.get("hostname", [])[1:] == ["(none)"]
+        and ours.report.get("hostname", [])[:1] == theirs.report.get("hostname", [])[:1]),
+    Departure(
+        "ro mount hidden by a later mount", RUNC, REFUSAL,
+        _ro_mount_hidden_later,
+        "a read-only mount, then a mount over one of its parents (hiding it): runc "
+        "remounts read-only mounts at the end and fails (ENOENT) on the hidden one; "
+        "pyruntime makes each mount read-only when it mounts it",
+        lambda c, d, ours, theirs: not theirs.ran and "no such file or directory"
+        in theirs.stderr),
+    # -- known bugs, being fixed ----------------------------------------------------------
+    Departure(
+        "HOME unset", BEING_FIXED, ("section:env",),
+        lambda c: "HOME" not in _env_names(c),
+        "process.env without HOME: runc sets HOME from the rootfs's /etc/passwd entry of "
+        "the uid ('/' without one); pyruntime leaves it unset",
+        _only_home_missing),
+    Departure(
+        "no setsid", BEING_FIXED, ("section:session",),
+        lambda c: True,
+        "runc makes the container's process a session (and process group) leader, "
+        "terminal or not; pyruntime's stays in the runtime's session",
+        _not_session_leader),
+    Departure(
+        "tmpfs mode of an existing directory", BEING_FIXED,
+        ("section:paths", "section:mountinfo"),
+        lambda c: bool(_tmpfs_over_existing(c, explicit_mode=False)),
+        "a tmpfs without mode= over an existing directory takes that directory's mode in "
+        "runc; pyruntime leaves tmpfs's default 1777",
+        _tmpfs_lines_only(explicit_mode=False)),
+    Departure(
+        "hook env", BEING_FIXED, ("hook:*",),
+        lambda c: any("env" not in h for hs in (c.get("hooks") or {}).values() for h in hs),
+        "a hook without env runs with the runtime's environment in runc; pyruntime gives "
+        "it an empty one",
+        _hook_env_empty),
+    Departure(
+        "devices outside /dev", BEING_FIXED, REFUSAL,
+        lambda c: any(not d["path"].startswith("/dev/") for d in _devices(c)),
+        "runc creates linux.devices anywhere in the rootfs; pyruntime refuses paths "
+        "outside /dev",
+        _refused_with("must be under /dev")),
+    # -- reported, no owner yet -----------------------------------------------------------
+    Departure(
+        "duplicate device paths", REPORTED, ("section:paths", "section:dev"),
+        _duplicate_device_paths,
+        "two linux.devices with one path: runc keeps the first (the second mknod meets "
+        "EEXIST), pyruntime the last; refusing the config would be clearer than either",
+        None),
+    Departure(
+        "hooks' working directory", REPORTED, ("hook:*",),
+        lambda c: bool(c.get("hooks")),
+        "runc chdirs into the bundle at start-up, so its hooks run there (a hook may read "
+        "config.json relative to it); pyruntime's run in the caller's directory",
+        _only_hook_pwd_differs),
+    Departure(
+        "oomScoreAdj in a user namespace", REPORTED, REFUSAL,
+        lambda c: "oomScoreAdj" in _process(c) and "user" in _namespaces(c),
+        "process.oomScoreAdj with a new user namespace: the container's init writes its own "
+        "/proc/1/oom_score_adj from inside the user namespace and gets EACCES; runc writes "
+        "it from the host side",
+        _refused_with("oom_score_adj")),
+    Departure(
+        "cgroup namespace: systemd hierarchy's source", REPORTED, ("section:mountinfo",),
+        lambda c: "cgroup" in _namespaces(c)
+        and any(m.get("type") == "cgroup" for m in c.get("mounts", [])),
+        "with a cgroup namespace runc mounts the name=systemd hierarchy with source "
+        "'systemd'; pyruntime's shows 'cgroup'. Cosmetic (mountinfo's source field)",
+        _lines_differ_only("mountinfo", "- cgroup cgroup rw,name=systemd",
+                           "- cgroup systemd rw,name=systemd")),
+    Departure(
+        "error texts", BEING_FIXED, ("error",),
+        lambda c: True,
+        "pyruntime prints strerror's capitalised text ('No such file or directory'), "
+        "which engines do not recognise (runc: lower case); the error is the same",
+        _lower_case_would_match),
+]
+
+
+def accepted(config: Config, d: Difference, ours: Outcome, theirs: Outcome) -> Departure | None:
+    for entry in DEPARTURES:
+        if entry.accepts(config, d, ours, theirs):
+            return entry
+    return None
