@@ -45,11 +45,18 @@ def runc_runtime(tmp_path: Path, token: str | None) -> Iterator[RuncRuntime]:
 
 def runc_run(root: Path, bundle: os.PathLike[str] | str, cid: str, *, cwd: Path,
              timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`runc --root ROOT run --bundle BUNDLE CID` in the foreground, stdin /dev/null."""
+    """`runc --root ROOT run --bundle BUNDLE CID` in the foreground, stdin /dev/null.
+    stdout and stderr go through files in *cwd*, as support.Runtime's do (what the
+    container writes meets the same kind of file under both runtimes: RLIMIT_FSIZE)."""
     assert RUNC, "runc is not installed"
-    return subprocess.run([RUNC, "--root", str(root), "run", "--bundle", os.fspath(bundle),
-                           cid], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+    argv = [RUNC, "--root", str(root), "run", "--bundle", os.fspath(bundle), cid]
+    out_path, err_path = cwd / f"runc-{cid}.out", cwd / f"runc-{cid}.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                              timeout=timeout, cwd=cwd)
+    return subprocess.CompletedProcess(argv, proc.returncode,
+                                       out_path.read_text(errors="replace"),
+                                       err_path.read_text(errors="replace"))
 
 
 def runc_cleanup(root: Path, cwd: Path) -> list[str]:
