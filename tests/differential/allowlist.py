@@ -2,7 +2,8 @@
 
 An entry accepts a difference in ONE compared field (compare.py names them) for the
 configs its predicate picks, optionally only when the two outcomes look as the entry says
-(`shows`).  Nothing else is ever skipped.  Kinds:
+(`shows`), or, for a report section, with its `rewrite` that undoes exactly that
+departure on the lines.  Nothing else is ever skipped.  Kinds:
 
 - DELIBERATE: pyruntime is safer, or the runtime-spec clearer, than runc 1.1.5; stays.
 - BEING_FIXED: a known pyruntime bug with a fix under way; delete the entry when it lands
@@ -22,6 +23,10 @@ from differential.compare import Difference, Outcome
 from pyruntime.plan.linux_consts import CAPABILITIES
 
 KNOWN_CAPS = set(CAPABILITIES)
+RECURSIVE_OPTIONS = {"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
+                     "rnoatime", "ratime", "rrelatime", "rnorelatime", "rstrictatime",
+                     "rnostrictatime", "rnodiratime", "rdiratime", "rnosymfollow",
+                     "rsymfollow"}
 
 DELIBERATE = "deliberate"
 BEING_FIXED = "known bug, being fixed"
@@ -30,6 +35,7 @@ REPORTED = "known bug, reported, no owner yet"
 
 Config = dict[str, Any]
 Shows = Callable[[Config, Difference, Outcome, Outcome], bool]
+Rewrite = Callable[[Config, list[str], bool], list[str]]
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,23 @@ class Departure:
     reason: str
     # (config, the difference, pyruntime's outcome, runc's): it looks as described
     shows: Shows | None = None
+    # for a report section: a rewrite (config, lines, pyruntime's?) -> lines of both sides
+    # that undoes exactly this departure; several entries' rewrites compose, so that two
+    # departures in one section (mountinfo) are each accepted for what they are
+    rewrite: Rewrite | None = None
 
     def accepts(self, config: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
         if not any(d.field == f or (f.endswith("*") and d.field.startswith(f[:-1]))
                    for f in self.fields):
             return False
+        if self.rewrite is not None:
+            return False  # see accepted(): rewrites are applied together
         return self.when(config) and (self.shows is None or self.shows(config, d, ours, theirs))
+
+    def applies(self, config: Config, d: Difference) -> bool:
+        return (self.rewrite is not None and self.when(config)
+                and any(d.field == f or (f.endswith("*") and d.field.startswith(f[:-1]))
+                        for f in self.fields))
 
 
 # -- predicates on the config --------------------------------------------------------------
@@ -88,19 +105,13 @@ def _tmpfs_over_existing(c: Config, explicit_mode: bool) -> set[str]:
             and any(o.startswith("mode=") for o in m.get("options", [])) == explicit_mode}
 
 
-def _tmpfs_lines_only(explicit_mode: bool) -> Shows:
-    """The paths and mountinfo sections are equal once the lines about those tmpfs
-    mounts' destinations go."""
-    return lambda c, d, ours, theirs: _differs_only_at(
-        ours, theirs, _tmpfs_over_existing(c, explicit_mode))
-
-
-def _differs_only_at(ours: Outcome, theirs: Outcome, dests: set[str]) -> bool:
-    def strip(lines: list[str]) -> list[str]:
+def _without_tmpfs_lines(explicit_mode: bool) -> Rewrite:
+    """Drop the lines about those tmpfs mounts' destinations."""
+    def rewrite(c: Config, lines: list[str], ours: bool) -> list[str]:
+        dests = _tmpfs_over_existing(c, explicit_mode)
         return [x for x in lines if not any(f" {d} " in f" {x} " or x.endswith(f" {d}")
                                             for d in dests)]
-    return all(strip(ours.report.get(k, [])) == strip(theirs.report.get(k, []))
-               for k in ("paths", "mountinfo"))
+    return rewrite
 
 
 def _hook_of(c: Config, d: Difference) -> dict[str, Any] | None:
@@ -115,8 +126,9 @@ def _hook_of(c: Config, d: Difference) -> dict[str, Any] | None:
 def _hook_env_empty(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
     """The hook has no env; pyruntime's saw (next to) nothing, runc's the runtime's own."""
     hook = _hook_of(c, d)
-    seen = [x for x in str(d.ours or "").splitlines()
-            if x.split("=")[0] not in ("PWD", "SHLVL", "_")]
+    shell_own = ("PWD", "SHLVL", "_")  # what sh adds; busybox sh also a default PATH:
+    seen = [x for x in str(d.ours or "").splitlines() if x.split("=")[0] not in shell_own
+            and x != "PATH=/sbin:/usr/sbin:/bin:/usr/bin"]
     return (hook is not None and "env" not in hook and d.field.endswith(".env")
             and not seen and "PATH=" in str(d.theirs or ""))
 
@@ -129,12 +141,20 @@ def _new_namespace(c: Config, kind: str) -> bool:
     return kind in _namespaces(c) and "path" not in _namespaces(c)[kind]
 
 
-def _lines_differ_only(section: str, ours_has: str, runc_has: str) -> Shows:
-    """The section is equal once each line with *ours_has* gets *runc_has* instead."""
-    def shows(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
-        a = [x.replace(ours_has, runc_has) for x in ours.report.get(section, [])]
-        return a == theirs.report.get(section, []) and a != ours.report.get(section, [])
-    return shows
+def _as_runc_says(ours_has: str, runc_has: str) -> Rewrite:
+    """pyruntime's lines with *ours_has* read *runc_has* instead."""
+    def rewrite(c: Config, lines: list[str], ours: bool) -> list[str]:
+        return [x.replace(ours_has, runc_has) for x in lines] if ours else lines
+    return rewrite
+
+
+def _without_recursive_non_bind(c: Config, lines: list[str], ours: bool) -> list[str]:
+    """Drop the mountinfo lines of non-bind mounts that have recursive options."""
+    dests = {m["destination"] for m in c.get("mounts", [])
+             if m.get("type") not in (None, "bind")
+             and not {"bind", "rbind"} & set(m.get("options", []))
+             and any(o in RECURSIVE_OPTIONS for o in m.get("options", []))}
+    return [x for x in lines if not any(f" {d} " in f" {x} " for d in dests)]
 
 
 def _poststart_status(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
@@ -160,6 +180,10 @@ def _ro_mount_hidden_later(c: Config) -> bool:
             if m["destination"].startswith(parent):
                 return True
     return False
+
+
+def _seccomp(c: Config) -> dict[str, Any]:
+    return (c.get("linux") or {}).get("seccomp") or {}
 
 
 def _duplicate_device_paths(c: Config) -> bool:
@@ -192,7 +216,7 @@ DEPARTURES: list[Departure] = [
         "a tmpfs with an explicit mode= over an existing directory: runc 1.1.5 chmods the "
         "new tmpfs to the directory's mode afterwards, overriding mode=; pyruntime keeps "
         "what the config asked for",
-        _tmpfs_lines_only(explicit_mode=True)),
+        rewrite=_without_tmpfs_lines(explicit_mode=True)),
     Departure(
         "/dev/null must be 1:3 to mask", DELIBERATE, REFUSAL,
         lambda c: bool((c.get("linux") or {}).get("maskedPaths")) and any(
@@ -237,7 +261,7 @@ DEPARTURES: list[Departure] = [
         "clones the user and ipc namespaces at once, as host root (unmapped: nobody); runc "
         "unshares the user namespace, becomes its root, then the rest. Harmless (mode "
         "1777); tests/test_differential_runc.py documents it too",
-        _lines_differ_only("dev", "nobody nogroup 40 mqueue", "root nogroup 40 mqueue")),
+        rewrite=_as_runc_says("nobody nogroup 40 mqueue", "root nogroup 40 mqueue")),
     # -- runc 1.1.5 lacks it --------------------------------------------------------------
     Departure(
         "seccomp flags", RUNC, REFUSAL,
@@ -260,7 +284,29 @@ DEPARTURES: list[Departure] = [
         "pyruntime makes each mount read-only when it mounts it",
         lambda c, d, ours, theirs: not theirs.ran and "no such file or directory"
         in theirs.stderr),
+    Departure(
+        "recursive options on any mount", RUNC, ("section:mountinfo",),
+        lambda c: any(o in RECURSIVE_OPTIONS for m in c.get("mounts", [])
+                      for o in m.get("options", [])),
+        "runc 1.1.5 applies recursive mount attributes (rro, rnodev, ...) to bind mounts "
+        "only; pyruntime honours them on any mount, as runc 1.2 does",
+        rewrite=_without_recursive_non_bind),
+    Departure(
+        "/dev/null listed in linux.devices", RUNC, REFUSAL,
+        lambda c: any(d["path"] == "/dev/null" for d in _devices(c)),
+        "a linux.devices entry for /dev/null: runc 1.1.5 then leaves /dev/null out of the "
+        "device cgroup's default allow list and fails reopening the container's stdin "
+        "(EPERM); pyruntime keeps the default devices usable",
+        lambda c, d, ours, theirs: not theirs.ran and "error reopening /dev/null"
+        in theirs.stderr),
     # -- known bugs, being fixed ----------------------------------------------------------
+    Departure(
+        "syscalls after the seccomp filter", BEING_FIXED, REFUSAL,
+        lambda c: bool(_seccomp(c)) and _process(c).get("noNewPrivileges") is not True,
+        "with noNewPrivileges false pyruntime loads the seccomp filter early and then makes "
+        "syscalls of its own (close_range, mkdir of the cwd, ...) that the profile may deny; "
+        "runc loads it last",
+        lambda c, d, ours, theirs: not ours.ran and theirs.ran),
     Departure(
         "HOME unset", BEING_FIXED, ("section:env",),
         lambda c: "HOME" not in _env_names(c),
@@ -279,12 +325,12 @@ DEPARTURES: list[Departure] = [
         lambda c: bool(_tmpfs_over_existing(c, explicit_mode=False)),
         "a tmpfs without mode= over an existing directory takes that directory's mode in "
         "runc; pyruntime leaves tmpfs's default 1777",
-        _tmpfs_lines_only(explicit_mode=False)),
+        rewrite=_without_tmpfs_lines(explicit_mode=False)),
     Departure(
         "hook env", BEING_FIXED, ("hook:*",),
         lambda c: any("env" not in h for hs in (c.get("hooks") or {}).values() for h in hs),
-        "a hook without env runs with the runtime's environment in runc; pyruntime gives "
-        "it an empty one",
+        "a hook without env runs with the runtime's environment in runc (startContainer, "
+        "run by the container's init: the process's env); pyruntime gives it an empty one",
         _hook_env_empty),
     Departure(
         "devices outside /dev", BEING_FIXED, REFUSAL,
@@ -318,8 +364,8 @@ DEPARTURES: list[Departure] = [
         and any(m.get("type") == "cgroup" for m in c.get("mounts", [])),
         "with a cgroup namespace runc mounts the name=systemd hierarchy with source "
         "'systemd'; pyruntime's shows 'cgroup'. Cosmetic (mountinfo's source field)",
-        _lines_differ_only("mountinfo", "- cgroup cgroup rw,name=systemd",
-                           "- cgroup systemd rw,name=systemd")),
+        rewrite=_as_runc_says("- cgroup cgroup rw,name=systemd",
+                              "- cgroup systemd rw,name=systemd")),
     Departure(
         "error texts", BEING_FIXED, ("error",),
         lambda c: True,
@@ -329,8 +375,18 @@ DEPARTURES: list[Departure] = [
 ]
 
 
-def accepted(config: Config, d: Difference, ours: Outcome, theirs: Outcome) -> Departure | None:
+def accepted(config: Config, d: Difference, ours: Outcome,
+             theirs: Outcome) -> list[Departure]:
+    """The entries that account for difference *d* ([] if none do)."""
     for entry in DEPARTURES:
         if entry.accepts(config, d, ours, theirs):
-            return entry
-    return None
+            return [entry]
+    section = d.field.removeprefix("section:")
+    if section == d.field:
+        return []
+    used = [e for e in DEPARTURES if e.applies(config, d)]
+    a, b = ours.report.get(section, []), theirs.report.get(section, [])
+    for e in used:
+        assert e.rewrite is not None
+        a, b = e.rewrite(config, a, True), e.rewrite(config, b, False)
+    return used if used and a == b else []

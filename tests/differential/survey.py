@@ -75,10 +75,10 @@ def main() -> int:
                     json.dumps(config, indent=1) + "\n=== pyruntime ===\n" + _dump(ours)
                     + "\n=== runc ===\n" + _dump(theirs))
         for d in differences(ours, theirs):
-            entry = allowlist.accepted(config, d, ours, theirs)
-            verdict = entry.name if entry else "UNEXPLAINED"
+            entries = allowlist.accepted(config, d, ours, theirs)
+            verdict = " + ".join(e.name for e in entries) or "UNEXPLAINED"
             counts[(d.field, verdict)] += 1
-            if entry is None and kept[d.field] < args.keep:
+            if not entries and kept[d.field] < args.keep:
                 kept[d.field] += 1
                 name = d.field.replace("/", "_").replace(":", "-")
                 (args.out / f"{name}-{kept[d.field]}.txt").write_text(
