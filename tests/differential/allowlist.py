@@ -95,6 +95,7 @@ def _not_session_leader(c: Config, d: Difference, ours: Outcome, theirs: Outcome
 EXISTING_DIRS = {"/mnt": "/mnt", "/tmp": "/tmp", "/root": "/root", "/home/user": "/home/user",
                  "/existing-0700": "/existing-0700", "/link-mnt": "/mnt"}
 # the fields a refusal changes: one side did not run its process (and so no hooks)
+DANGLING = "/link-missing"  # -> /missing/target, which the rootfs does not have
 REFUSAL = ("ran", "exit", "error", "hook:*", "leftover")
 
 
@@ -332,6 +333,12 @@ DEPARTURES: list[Departure] = [
         "a hook without env runs with the runtime's environment in runc (startContainer, "
         "run by the container's init: the process's env); pyruntime gives it an empty one",
         _hook_env_empty),
+    Departure(
+        "mount over a dangling symlink", BEING_FIXED, REFUSAL,
+        lambda c: any(m["destination"].startswith(DANGLING) for m in c.get("mounts", [])),
+        "a mount destination that is a symlink to a missing path in the rootfs: runc "
+        "creates the target and mounts there; pyruntime fails with ENOENT",
+        _refused_with(DANGLING)),
     Departure(
         "devices outside /dev", BEING_FIXED, REFUSAL,
         lambda c: any(not d["path"].startswith("/dev/") for d in _devices(c)),
