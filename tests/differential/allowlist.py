@@ -72,17 +72,20 @@ def _process(c: Config) -> dict[str, Any]:
     return c.get("process") or {}
 
 
-def _env_names(c: Config) -> set[str]:
-    return {e.partition("=")[0] for e in _process(c).get("env", [])}
-
-
 def _without_home(lines: list[str]) -> list[str]:
     return [x for x in lines if not x.startswith("HOME=")]
 
 
+def _home_unset(c: Config) -> bool:
+    """No HOME in process.env, or an empty one (runc treats both alike)."""
+    homes = [e for e in _process(c).get("env", []) if e.startswith("HOME=")]
+    return not homes or homes[-1] == "HOME="
+
+
 def _only_home_missing(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
     a, b = ours.report.get("env", []), theirs.report.get("env", [])
-    return (not any(x.startswith("HOME=") for x in a) and a == _without_home(b))
+    return (not any(x.startswith("HOME=") and x != "HOME=" for x in a)
+            and _without_home(a) == _without_home(b))
 
 
 def _not_session_leader(c: Config, d: Difference, ours: Outcome, theirs: Outcome) -> bool:
@@ -95,7 +98,6 @@ def _not_session_leader(c: Config, d: Difference, ours: Outcome, theirs: Outcome
 EXISTING_DIRS = {"/mnt": "/mnt", "/tmp": "/tmp", "/root": "/root", "/home/user": "/home/user",
                  "/existing-0700": "/existing-0700", "/link-mnt": "/mnt"}
 # the fields a refusal changes: one side did not run its process (and so no hooks)
-DANGLING = "/link-missing"  # -> /missing/target, which the rootfs does not have
 REFUSAL = ("ran", "exit", "error", "hook:*", "leftover")
 
 
@@ -272,6 +274,14 @@ DEPARTURES: list[Departure] = [
         lambda c, d, ours, theirs: not theirs.ran and "seccomp flags are not yet supported"
         in theirs.stderr),
     Departure(
+        "failing poststart hook", RUNC, (*REFUSAL, "section:*"),
+        lambda c: any(h["path"] != "/bin/sh" or "exit 1" in " ".join(h.get("args", []))
+                      for h in (c.get("hooks") or {}).get("poststart", [])),
+        "a poststart hook fails: the spec says log a warning and go on, as pyruntime does; "
+        "runc 1.1.5 fails `run` and kills the container",
+        lambda c, d, ours, theirs: "poststart hook" in ours.stderr
+        and "error running hook" in theirs.stderr),
+    Departure(
         "domainname", RUNC, ("section:hostname",),
         lambda c: bool(c.get("domainname")),
         "the domainname field is runtime-spec 1.1; runc 1.1.5 ignores it",
@@ -310,9 +320,9 @@ DEPARTURES: list[Departure] = [
         lambda c, d, ours, theirs: not ours.ran and theirs.ran),
     Departure(
         "HOME unset", BEING_FIXED, ("section:env",),
-        lambda c: "HOME" not in _env_names(c),
-        "process.env without HOME: runc sets HOME from the rootfs's /etc/passwd entry of "
-        "the uid ('/' without one); pyruntime leaves it unset",
+        _home_unset,
+        "process.env without HOME (or with an empty one): runc sets HOME from the rootfs's "
+        "/etc/passwd entry of the uid ('/' without one); pyruntime leaves it as it is",
         _only_home_missing),
     Departure(
         "no setsid", BEING_FIXED, ("section:session",),
@@ -321,37 +331,25 @@ DEPARTURES: list[Departure] = [
         "terminal or not; pyruntime's stays in the runtime's session",
         _not_session_leader),
     Departure(
-        "tmpfs mode of an existing directory", BEING_FIXED,
-        ("section:paths", "section:mountinfo"),
-        lambda c: bool(_tmpfs_over_existing(c, explicit_mode=False)),
-        "a tmpfs without mode= over an existing directory takes that directory's mode in "
-        "runc; pyruntime leaves tmpfs's default 1777",
-        rewrite=_without_tmpfs_lines(explicit_mode=False)),
-    Departure(
         "hook env", BEING_FIXED, ("hook:*",),
         lambda c: any("env" not in h for hs in (c.get("hooks") or {}).values() for h in hs),
         "a hook without env runs with the runtime's environment in runc (startContainer, "
         "run by the container's init: the process's env); pyruntime gives it an empty one",
         _hook_env_empty),
     Departure(
-        "mount over a dangling symlink", BEING_FIXED, REFUSAL,
-        lambda c: any(m["destination"].startswith(DANGLING) for m in c.get("mounts", [])),
-        "a mount destination that is a symlink to a missing path in the rootfs: runc "
-        "creates the target and mounts there; pyruntime fails with ENOENT",
-        _refused_with(DANGLING)),
-    Departure(
-        "devices outside /dev", BEING_FIXED, REFUSAL,
-        lambda c: any(not d["path"].startswith("/dev/") for d in _devices(c)),
-        "runc creates linux.devices anywhere in the rootfs; pyruntime refuses paths "
-        "outside /dev",
-        _refused_with("must be under /dev")),
-    # -- reported, no owner yet -----------------------------------------------------------
-    Departure(
         "duplicate device paths", REPORTED, ("section:paths", "section:dev"),
         _duplicate_device_paths,
         "two linux.devices with one path: runc keeps the first (the second mknod meets "
         "EEXIST), pyruntime the last; refusing the config would be clearer than either",
         None),
+    Departure(
+        "read-only tmpfs over an existing directory", REPORTED, REFUSAL,
+        lambda c: any("ro" in m.get("options", []) for m in c.get("mounts", [])
+                      if m.get("type") == "tmpfs" and m["destination"] in EXISTING_DIRS),
+        "a tmpfs with ro and without mode= over an existing directory: pyruntime mounts it "
+        "read-only, then chmods its root to the directory's mode and fails (EROFS); runc "
+        "mounts it writable, chmods, then remounts it read-only",
+        _refused_with("(the mode of the directory it covers): Read-only file system")),
     Departure(
         "hooks' working directory", REPORTED, ("hook:*",),
         lambda c: bool(c.get("hooks")),
