@@ -1,8 +1,8 @@
 """Run one generated config under pyruntime and under runc, and collect what each did.
 
 Per test a FuzzHost holds what the cases share: a rootfs template (busybox plus a few
-extras the strategies aim at), a directory of bind sources (with a submount, for the
-recursive options), and a holder process whose network, uts, ipc and pid namespaces the
+extras the strategies aim at), a directory of bind sources per runtime (with a submount,
+for the recursive options), and a holder process whose network, uts, ipc and pid namespaces the
 configs may join by path.  Per case and runtime: a bundle of its own (a fresh rootfs
 clone, so one runtime's mkdirs never change what the other sees), its own cgroupsPath,
 the same container id; runc with its own --root.
@@ -40,7 +40,7 @@ class FuzzHost:
     runtime: Runtime
     token: str
     template: Path = field(init=False)
-    host: Path = field(init=False)
+    hosts: dict[str, Path] = field(init=False)
     holder: subprocess.Popen[bytes] | None = field(init=False, default=None)
     holder_pid: int = field(init=False, default=0)
     ns_labels: dict[str, str] = field(init=False, default_factory=dict)
@@ -50,7 +50,9 @@ class FuzzHost:
     def setup(self, busybox_rootfs: Path) -> FuzzHost:
         open_tmp_path_for_userns(self.base)
         self.template = self._template(busybox_rootfs)
-        self.host = self._host_dir()
+        # bind sources: one tree per runtime, so that what one container writes through a
+        # bind mount is never seen by the other (normalised to <host> in reports)
+        self.hosts = {side: self._host_dir(f"host-{side}") for side in SIDES}
         self.runc_root = self.base / "runc-root"
         self._start_holder()
         for kind, name in NS_FILES.items():
@@ -77,8 +79,8 @@ class FuzzHost:
         (t / "home" / "user").mkdir()
         return t
 
-    def _host_dir(self) -> Path:
-        h = self.base / "host"
+    def _host_dir(self, name: str) -> Path:
+        h = self.base / name
         (h / "data" / "sub").mkdir(parents=True)
         (h / "data" / "hello").write_text("hello\n")
         (h / "file").write_text("a file\n")
@@ -106,7 +108,8 @@ class FuzzHost:
         if self.holder is not None:
             self.holder.kill()
             self.holder.wait(timeout=30)
-        subprocess.run(["umount", "-l", str(self.host / "tree" / "sub")], check=False)
+        for h in self.hosts.values():
+            subprocess.run(["umount", "-l", str(h / "tree" / "sub")], check=False)
         runc_cleanup(self.runc_root, self.base)
 
     # -- one case ----------------------------------------------------------------------------
@@ -123,19 +126,20 @@ class FuzzHost:
             clone_rootfs(self.template, bundle / "rootfs")
             (bundle / "hooklog").mkdir()
             cgroup = cgroups_path(self.token, f"fz{n}-{side}")
-            concrete = self._materialise(config, bundle, cgroup)
+            concrete = self._materialise(config, bundle, cgroup, self.hosts[side])
             (bundle / "config.json").write_text(json.dumps(concrete, indent=1) + "\n")
             raw = self._run(side, bundle, cid, case)
             hooks = self._hook_outputs(bundle)
             left = self._leftovers(side, cid, cgroup, case)
             outcomes.append(normalise(raw, hooks, left, {
-                str(bundle): "<bundle>", str(self.host): "<host>", cgroup: "<cgroup>",
+                str(bundle): "<bundle>", str(self.hosts[side]): "<host>", cgroup: "<cgroup>",
                 f"{case.name}/bundle-{side}": "<case>/<bundle>"}, self.ns_labels))
         return outcomes[0], outcomes[1]
 
-    def _materialise(self, config: dict[str, Any], bundle: Path, cgroup: str) -> dict[str, Any]:
+    def _materialise(self, config: dict[str, Any], bundle: Path, cgroup: str,
+                     host: Path) -> dict[str, Any]:
         text = json.dumps(config)
-        text = text.replace(strategies.HOST, str(self.host))
+        text = text.replace(strategies.HOST, str(host))
         text = text.replace(strategies.HOOKS, str(bundle / "hooklog"))
         for kind, name in NS_FILES.items():
             text = text.replace(strategies.ns_path(kind), f"/proc/{self.holder_pid}/ns/{name}")

@@ -50,6 +50,7 @@ mknod /tmp/probe-null c 1 3; echo "mknod $?"
 echo x > /dev/null; echo "write-null $?"
 head -c 1 /dev/zero > /dev/null; echo "read-zero $?"
 kill -0 1; echo "kill-1 $?"
+rm -rf /tmp/probe-dir /tmp/probe-null /probe-root
 echo '## mountinfo'; cat /proc/self/mountinfo
 echo '## end'
 """
