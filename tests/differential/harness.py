@@ -118,6 +118,8 @@ class FuzzHost:
         n = self.count
         case = self.base / f"case-{n:04d}"
         case.mkdir()
+        # again per case: a pytest session starting meanwhile makes pytest-of-root 0700
+        open_tmp_path_for_userns(case)
         cid = f"fz{n}"
         outcomes = []
         for side in SIDES:
