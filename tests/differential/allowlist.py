@@ -186,6 +186,14 @@ DEPARTURES: list[Departure] = [
         "other privileges than asked for",
         _refused_with("unknown capability")),
     Departure(
+        "config errors before any hook", DELIBERATE, ("hook:*",),
+        lambda c: bool(c.get("hooks")),
+        "a config both runtimes refuse: pyruntime finds the error (config.json: ...) before "
+        "running anything; runc 1.1.5 may find it later (rlimits in the container's init), "
+        "after its prestart and createRuntime hooks ran",
+        lambda c, d, ours, theirs: not ours.ran and not theirs.ran and d.ours is None
+        and "config.json:" in ours.stderr),
+    Departure(
         "LSM labels refused", DELIBERATE, REFUSAL,
         lambda c: bool(_process(c).get("apparmorProfile") or _process(c).get("selinuxLabel")
                        or (c.get("linux") or {}).get("mountLabel")),
