@@ -168,6 +168,11 @@ DEPARTURES: list[Departure] = [
         "what the config asked for",
         rewrite=_without_tmpfs_lines(explicit_mode=True)),
     Departure(
+        "tmpfs mode= wins (on /tmp)", DELIBERATE, ("section:actions",),
+        lambda c: "/tmp" in _tmpfs_over_existing(c, explicit_mode=True),
+        "the same departure as 'tmpfs mode= wins', seen by the probe writing in /tmp",
+        None),
+    Departure(
         "/dev/null must be 1:3 to mask", DELIBERATE, REFUSAL,
         lambda c: bool((c.get("linux") or {}).get("maskedPaths")) and any(
             d["path"] == "/dev/null" and (d.get("type"), d.get("major"), d.get("minor"))
