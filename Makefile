@@ -17,7 +17,7 @@ APT_PACKAGES := python3-venv python3-dev uidmap busybox-static libseccomp-dev li
 PYTEST_ARGS ?=
 
 .PHONY: setup apt native native-if-stale check-native test test-served lint demo integration \
-        integration-served bench clean distclean
+        integration-served bench clean distclean fuzz
 
 setup: apt $(STAMPS)/installed native-if-stale check-native $(VENV)/bin/pyruntime-python \
        $(VENV)/bin/pyruntime
@@ -122,6 +122,14 @@ test: setup
 # serve` (tests/conftest.py starts it): served calls must behave as cold ones.
 test-served: setup
 	@PYRUNTIME_TEST_SERVED=1 $(MAKE) --no-print-directory test PYTEST_ARGS="$(PYTEST_ARGS)"
+
+# A long differential run against runc (tests/differential/): FUZZ_EXAMPLES generated
+# configs (default 2000) from FUZZ_SEED (default: a fresh one, printed first).  `make test`
+# runs the same test bounded, with a fixed seed.
+fuzz: setup
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; echo "fuzz: FUZZ_SEED=$$seed"; \
+	FUZZ_SEED=$$seed FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} \
+	  $(PY) -m pytest tests/differential -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMPS)/installed
 	$(PY) -m ruff check .

@@ -138,8 +138,10 @@ def process_from_flags(container: Process, values: dict) -> Process:
         if name not in CAPABILITIES:
             raise Failure(f"--cap {cap}: unknown capability")
         c = p.capabilities
-        if c is None:  # no capability sets: the process keeps them all
-            continue
+        if c is None:  # no capability sets (none at all): the flags' are the only ones
+            from pyruntime.spec.model import Capabilities
+
+            c = p.capabilities = Capabilities()
         for field in ("bounding", "effective", "permitted"):
             setattr(c, field, [*(getattr(c, field) or []), name])
         if c.inheritable is not None:  # ambient needs inheritable (runc does the same)

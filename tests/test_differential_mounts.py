@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_differential_runc import normal_mountinfo, userns
 
 from support import Runtime
+from support.runc import normal_mountinfo
+from support.runc import open_tmp_path_for_userns as userns
 
 RUNC = shutil.which("runc")
 pytestmark = [

@@ -9,17 +9,20 @@ exactly that difference before comparing.
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from support import Runtime
+from support.runc import (
+    RUNC,
+    normal_dev,
+    normal_mountinfo,
+    open_tmp_path_for_userns,
+    runc_run,
+    sections,
+)
 
-RUNC = shutil.which("runc")
 pytestmark = [
     pytest.mark.root,
     pytest.mark.pyruntime_only,  # runc is the other side of every comparison
@@ -35,42 +38,6 @@ REPORT = (
 ID_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
 
-def sections(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    current = None
-    for line in text.splitlines():
-        if line.startswith("## "):
-            current = line[3:]
-            out[current] = []
-        elif current is not None:
-            out[current].append(line)
-    return out
-
-
-def normal_mountinfo(lines: list[str]) -> list[str]:
-    """Drop mount id, parent id and major:minor; keep which propagation, not its group."""
-    out = []
-    for line in lines:
-        fields = line.split()
-        sep = fields.index("-", 6)
-        optional = sorted(re.sub(r":\d+$", "", o) for o in fields[6:sep])
-        out.append(" ".join([*fields[3:6], *optional, *fields[sep:]]))
-    return out
-
-
-def normal_dev(lines: list[str]) -> list[str]:
-    """`ls -l` without the total line and the dates; symlinks keep their targets."""
-    out = []
-    for line in lines:
-        words = line.split()
-        if not words or words[0] == "total":
-            continue
-        # mode links owner group (size | major, minor) month day time name [-> target]
-        date_at = 6 if words[4].endswith(",") else 5
-        out.append(" ".join(words[:date_at] + words[date_at + 3:]))
-    return sorted(out)
-
-
 def report(text: str) -> dict[str, list[str]]:
     s = sections(text)
     s["mountinfo"] = normal_mountinfo(s.get("mountinfo", []))
@@ -82,10 +49,7 @@ def run_both(runtime: Runtime, b, tmp_path: Path, extra: str = "") -> tuple[dict
     b.config["process"]["args"] = ["sh", "-c", extra + REPORT]
     b.write()
     ours = runtime.run_bundle(b, "ours").stdout
-    runc_root = tmp_path / "runc-root"
-    runc = subprocess.run([RUNC, "--root", str(runc_root), "run", "--bundle", str(b.path),
-                           "theirs"], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=60, cwd=tmp_path)
+    runc = runc_run(tmp_path / "runc-root", b.path, "theirs", cwd=tmp_path)
     assert runc.returncode == 0, f"runc failed: {runc.stderr}"
     return report(ours), report(runc.stdout)
 
@@ -102,14 +66,6 @@ def compare(ours: dict, theirs: dict, departures: list[tuple[str, str, str, str]
         a, b = ours.get(section, []), theirs[section]
         assert a == b, f"{section} differs:\npyruntime: {a}\nrunc:      {b}"
     assert set(ours) == set(theirs)
-
-
-def userns(tmp_path: Path) -> None:
-    p = tmp_path
-    while p != p.parent and str(p).startswith(tempfile.gettempdir() + "/"):
-        if p.stat().st_mode & 0o7777 == 0o700:
-            p.chmod(0o711)
-        p = p.parent
 
 
 def test_default_config(runtime: Runtime, bundle, tmp_path: Path) -> None:
@@ -170,7 +126,7 @@ def test_devices_and_user(runtime: Runtime, bundle, tmp_path: Path) -> None:
 
 
 def test_user_namespace(runtime: Runtime, bundle, tmp_path: Path) -> None:
-    userns(tmp_path)
+    open_tmp_path_for_userns(tmp_path)
     b = bundle(overrides={"linux": {"uidMappings": ID_MAP, "gidMappings": ID_MAP}})
     b.config["linux"]["namespaces"].append({"type": "user"})
     b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/sys/fs/cgroup"]

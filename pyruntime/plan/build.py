@@ -290,8 +290,9 @@ def _process(spec: Spec, plan: Plan) -> None:
         plan.groups = list(p.user.additional_gids)
         if p.user.umask is not None:
             plan.umask = p.user.umask
+    # no process.capabilities is no capability at all, as in runc: never the runtime's own
+    plan.set_caps = True
     if p.capabilities is not None:
-        plan.set_caps = True
         for field in plan.caps:
             plan.caps[field] = _caps(getattr(p.capabilities, field), field)
         # the kernel raises an ambient capability only if it is permitted and inheritable;
