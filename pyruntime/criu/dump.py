@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from pyruntime.criu import options
-from pyruntime.criu.rpc import CriuError, Swrk, last_error, load_rpc
+from pyruntime.criu.rpc import Swrk, failed, load_rpc
 from pyruntime.errors import Failure
 from pyruntime.state import ContainerState, Store
 
@@ -61,10 +61,8 @@ def checkpoint(store: Store, state: ContainerState, values: dict, criu: str,
         os.close(image_fd)
         os.close(work_fd)
     if not resp.success:
-        log = os.path.join(work, "dump.log")
-        why = last_error(log) or (resp.cr_errmsg or f"errno {resp.cr_errno}")
-        raise CriuError(f"checkpoint: criu {'pre-dump' if pre_dump else 'dump'} failed: "
-                        f"{why} (log: {log})")
+        raise failed(f"checkpoint: criu {'pre-dump' if pre_dump else 'dump'}",
+                     os.path.join(work, "dump.log"), resp)
     if not pre_dump and not opts.leave_running:
         from pyruntime.container import destroy
 

@@ -15,7 +15,7 @@ import time
 
 from pyruntime import SPEC_VERSION
 from pyruntime.criu import options
-from pyruntime.criu.rpc import CriuError, Swrk, last_error, load_rpc
+from pyruntime.criu.rpc import Swrk, failed, load_rpc
 from pyruntime.errors import Failure
 from pyruntime.state import ContainerState, Store
 
@@ -94,9 +94,7 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
             os.close(image_fd)
             os.close(work_fd)
         if not resp.success:
-            log = os.path.join(work, "restore.log")
-            why = last_error(log) or (resp.cr_errmsg or f"errno {resp.cr_errno}")
-            raise CriuError(f"restore: criu restore failed: {why} (log: {log})")
+            raise failed("restore: criu restore", os.path.join(work, "restore.log"), resp)
         pid = resp.restore.pid or restored.get("pid", 0)
         from pyruntime.procfs import stat_fields
 

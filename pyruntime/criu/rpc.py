@@ -72,6 +72,12 @@ def last_error(log_path: str) -> str:
     return first
 
 
+def failed(what: str, log: str, resp) -> CriuError:  # noqa: ANN001 - rpc.criu_resp
+    """The one line for a CRIU request that failed: CRIU's own first error, its log."""
+    why = last_error(log) or (resp.cr_errmsg or f"errno {resp.cr_errno}")
+    return CriuError(f"{what} failed: {why} (log: {log})")
+
+
 class Swrk:
     """One `criu swrk` process and the socket to it."""
 

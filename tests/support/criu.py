@@ -1,17 +1,5 @@
 """Whether CRIU works on this kernel: the tests marked criu need it (the lane's has it)."""
 
-from __future__ import annotations
+from pyruntime.criu.probe import criu_does_not_work
 
-import subprocess
-
-
-def criu_does_not_work() -> str:
-    """Why `criu check` fails here ("" when it passes)."""
-    try:
-        r = subprocess.run(["criu", "check"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"criu check: {e}"
-    if r.returncode == 0:
-        return ""
-    errors = [ln for ln in r.stderr.splitlines() if "Error" in ln] or [r.stderr.strip()]
-    return "criu check: " + errors[0].split("): ", 1)[-1]
+__all__ = ["criu_does_not_work"]
