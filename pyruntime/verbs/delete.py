@@ -20,11 +20,12 @@ def main(g: Globals, values: dict) -> int:
     except (NotFound, CorruptState) as e:
         from pyruntime import leftover
 
-        if leftover.clear(store, cid, force=values["force"],
-                          corrupt=isinstance(e, CorruptState), warn=g.log.warning):
-            return 0
+        cleared = leftover.clear(store, cid, force=values["force"],
+                                 corrupt=isinstance(e, CorruptState), warn=g.log.warning)
         if values["force"]:  # engines clean up ids a foreground run already removed
-            _orphan_image_bundle(g.root, values["container_id"])
+            _orphan_image_bundle(g.root, cid)  # and a `run --image` bundle left without one
+            return 0
+        if cleared:
             return 0
         raise
     status = store.status(state)
