@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "common"))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import busybox_image  # noqa: E402
+
+from support.lanes import skip_outside_lanes  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -48,22 +51,5 @@ def _served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked criu run where CRIU works (the cgroup v2 lane), else skip saying why;
-    tests marked systemd need systemd as PID 1 (make test-systemd)."""
-    if not os.path.isdir("/run/systemd/system"):
-        skip_sd = pytest.mark.skip(reason="systemd is not PID 1 here (no /run/systemd/system); "
-                                   "runs in make test-systemd")
-        for item in items:
-            if item.get_closest_marker("systemd"):
-                item.add_marker(skip_sd)
-    criu_items = [item for item in items if item.get_closest_marker("criu")]
-    if not criu_items:
-        return
-    from pyruntime.criu.probe import criu_does_not_work
-
-    why = criu_does_not_work()
-    if not why:
-        return
-    skip = pytest.mark.skip(reason=f"CRIU does not work here ({why}); runs in make test-cgroupv2")
-    for item in criu_items:
-        item.add_marker(skip)
+    """Tests marked criu or systemd run in their lanes, else skip saying why."""
+    skip_outside_lanes(items)

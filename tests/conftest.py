@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support.cgroups import cgroups_path  # noqa: E402
 from support.config import deep_merge, default_config  # noqa: E402
-from support.criu import criu_does_not_work  # noqa: E402
+from support.lanes import skip_outside_lanes  # noqa: E402
 from support.leftovers import TOKEN_VAR, snapshot_pid_namespaces  # noqa: E402
 from support.runtime import Runtime, client_binary, served_suite, using_other_runtime  # noqa: E402
 from support.served import SOCKET_ENV, Server, stale_client  # noqa: E402
@@ -82,20 +82,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("cgroupv2"):
                 item.add_marker(skip_v2)
-    criu_items = [item for item in items if item.get_closest_marker("criu")]
-    if criu_items:
-        why = criu_does_not_work()
-        if why:
-            skip_criu = pytest.mark.skip(reason=f"CRIU does not work here ({why}); "
-                                         "runs in make test-cgroupv2")
-            for item in criu_items:
-                item.add_marker(skip_criu)
-    if not os.path.isdir("/run/systemd/system"):
-        skip_sd = pytest.mark.skip(reason="systemd is not PID 1 here (no /run/systemd/system); "
-                                   "runs in make test-systemd")
-        for item in items:
-            if item.get_closest_marker("systemd"):
-                item.add_marker(skip_sd)
+    skip_outside_lanes(items)
 
 
 def _has_cgroup_v2_controllers() -> bool:

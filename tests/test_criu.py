@@ -164,7 +164,7 @@ def test_foreground_restore_passes_the_exit_status(runtime: Runtime, bundle, pip
 
 def test_without_a_working_criu_the_verbs_fail_cleanly(runtime: Runtime, bundle, pipes,
                                                        tmp_path: Path) -> None:
-    from support.criu import criu_does_not_work
+    from pyruntime.criu.probe import criu_does_not_work
 
     if not criu_does_not_work():
         pytest.skip("CRIU works on this kernel: the tests marked criu cover it")
