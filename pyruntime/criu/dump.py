@@ -52,11 +52,8 @@ def checkpoint(store: Store, state: ContainerState, values: dict, criu: str,
             opts.ext_mnt.add(key=key, val=val)
         _save_descriptors(state.pid, image)
         req = rpc.criu_req(type=rpc.PRE_DUMP if pre_dump else rpc.DUMP, opts=opts)
-        swrk = Swrk(criu, pass_fds=(image_fd, work_fd))
-        try:
+        with Swrk(criu, pass_fds=(image_fd, work_fd)) as swrk:
             resp = swrk.call(rpc, req)
-        finally:
-            swrk.close()
     finally:
         os.close(image_fd)
         os.close(work_fd)

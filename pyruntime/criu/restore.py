@@ -78,9 +78,7 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
             for fd, name in enumerate(descriptors):
                 if isinstance(name, str) and name.startswith("pipe:"):
                     opts.inherit_fd.add(key=name, fd=fd)
-            swrk = Swrk(criu, pass_fds=(image_fd, work_fd), stdio=(0, 1, 2),
-)
-            try:
+            with Swrk(criu, pass_fds=(image_fd, work_fd), stdio=(0, 1, 2)) as swrk:
                 cgroup.add_pid(swrk.pid)
                 for ctrl, path in _cgroups_of(swrk.pid):
                     opts.cg_root.add(ctrl=ctrl, path=path)
@@ -88,8 +86,6 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
                 on_notify = _notifications(records, container_id, bundle, spec.annotations,
                                            values.get("console_socket"), restored)
                 resp = swrk.call(rpc, req, on_notify)
-            finally:
-                swrk.close()
         finally:
             os.close(image_fd)
             os.close(work_fd)

@@ -153,6 +153,12 @@ class Swrk:
             os.set_inheritable(fd, False)
         return data, fds
 
+    def __enter__(self) -> Swrk:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def close(self) -> int:
         self.sock.close()
         try:
