@@ -152,17 +152,34 @@ class V2(Driver):
             return False
 
     def _set_frozen(self, value: str) -> None:
-        write_text(os.path.join(self.dir, "cgroup.freeze"), value)
-        want = "frozen " + value
+        """Write cgroup.freeze and wait for cgroup.events to agree.
+
+        cgroup.events is opened before the write: once thawed, processes signalled while
+        frozen die, and a systemd scope left empty is removed at once; a cgroup gone during
+        a thaw has nothing left frozen in it.
+        """
         events = os.path.join(self.dir, "cgroup.events")
         fd = os.open(events, os.O_RDONLY | os.O_CLOEXEC)
         try:
+            try:
+                write_text(os.path.join(self.dir, "cgroup.freeze"), value)
+            except FileNotFoundError:
+                if value == "0":
+                    return
+                raise
+            want = "frozen " + value
             poller = select.poll()
             poller.register(fd, select.POLLPRI)
             remaining = FREEZE_TIMEOUT_MS
             while True:
                 os.lseek(fd, 0, os.SEEK_SET)
-                if want in os.read(fd, 4096).decode().splitlines():
+                try:
+                    text = os.read(fd, 4096).decode()
+                except OSError:  # ENODEV: the cgroup was removed
+                    if value == "0":
+                        return
+                    raise
+                if want in text.splitlines():
                     return
                 if remaining <= 0:
                     break
