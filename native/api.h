@@ -319,8 +319,6 @@ int pyrt_seccomp_compile(const struct pyrt_seccomp_profile *profile, int out_fd,
                          struct pyrt_seccomp_result *result);
 /* libseccomp's version and the kernel's seccomp API level: major, minor, micro, api. */
 void pyrt_seccomp_version(uint32_t out[4]);
-/* The native syscall number of `name`, or -1. */
-int pyrt_seccomp_resolve(const char *name);
 
 /*
  * bpfdev.c, called by Python (not in a child): load the BPF_PROG_TYPE_CGROUP_DEVICE

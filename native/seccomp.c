@@ -24,13 +24,6 @@ void pyrt_seccomp_version(uint32_t out[4])
     out[3] = seccomp_api_get();
 }
 
-int pyrt_seccomp_resolve(const char *name)
-{
-    int nr = seccomp_syscall_resolve_name(name);
-
-    return nr == __NR_SCMP_ERROR ? -1 : nr;
-}
-
 static int add_rule(scmp_filter_ctx ctx, const struct pyrt_seccomp_rule *r, int nr)
 {
     struct scmp_arg_cmp cmp[6];

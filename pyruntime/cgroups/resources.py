@@ -131,11 +131,6 @@ def device_entry(rule: DeviceRule) -> DeviceEntry:
     return DeviceEntry(rule.allow, kind, major, minor, access)
 
 
-def device_rule_text(rule: DeviceRule) -> str:
-    """The v1 devices.allow/deny line for one rule: "c 1:3 rwm", "a *:* rwm"."""
-    return device_entry(rule).text()
-
-
 # runc 1.1's specconv.AllowedDevices, appended after the spec's rules (as runc does): the
 # devices every container gets, whatever its rules say. (type, major, minor, access)
 DEFAULT_ALLOWED_DEVICES = (

@@ -196,12 +196,6 @@ class BlockIO(Record):
     }
 
 
-class HugepageLimit(Record):
-    page_size: u64 | None = None
-    limit: u64
-    _json_names = {"page_size": "pageSize"}
-
-
 class HugepageLimitStr(Record):
     page_size: str
     limit: u64

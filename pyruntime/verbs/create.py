@@ -8,15 +8,7 @@ from pyruntime.container import create
 from pyruntime.state import Store
 
 
-def check_supported(values: dict) -> None:
-    """Refuse options that this runtime cannot honour yet, instead of ignoring them.
-
-    None at the moment: --console-socket works (pyruntime/console.py).
-    """
-
-
 def main(g: Globals, values: dict) -> int:
-    check_supported(values)
     create(Store(g.root), values["container_id"], values["bundle"],
            pid_file=values["pid_file"], no_pivot=values["no_pivot"],
            preserve_fds=values["preserve_fds"], warn=g.log.warning, debug=g.log.debug,

@@ -11,7 +11,6 @@ from pyruntime.cli.main import Globals
 from pyruntime.container import create, destroy, start
 from pyruntime.errors import Failure, crash_point
 from pyruntime.state import Store
-from pyruntime.verbs.create import check_supported
 
 FORWARDED = (
     _signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2,
@@ -38,7 +37,6 @@ class _Forwarder:
 
 
 def main(g: Globals, values: dict) -> int:
-    check_supported(values)
     store = Store(g.root)
     detach = values["detach"]
     forward = _Forwarder()
