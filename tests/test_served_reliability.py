@@ -40,16 +40,16 @@ def _wait_until(cond, what: str, timeout: float = 60) -> None:  # noqa: ANN001
         time.sleep(0.05)
 
 
-@pytest.fixture
-def fresh_client() -> None:
+def _require_fresh_client() -> None:
     stale = stale_client(CLIENT)
     if stale:
         pytest.fail(stale)
 
 
 @pytest.fixture
-def server(tmp_path_factory: pytest.TempPathFactory, fresh_client: None) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this test's own: these tests kill its workers."""
+    _require_fresh_client()
     s = Server(tmp_path_factory.mktemp("server"))
     yield s
     s.stop()
@@ -226,10 +226,11 @@ def _package_copy(dest: Path, edit: bool) -> list[str]:
 @pytest.mark.parametrize("edit", [False, True], ids=["same-build", "other-build"])
 def test_a_server_of_another_build_runs_the_call_cold(runtime: Runtime, bundle, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
-                                                      fresh_client: None, edit: bool) -> None:
+                                                      edit: bool) -> None:
     """The client's build id (the package's files and sizeof(struct pyrt_plan)) must be
     the server's: a server started from another version of the package (an upgrade
     after it started) does not serve; one from an identical copy does."""
+    _require_fresh_client()
     python = _package_copy(tmp_path / "pkg", edit)
     (tmp_path / "srv").mkdir()
     server = Server(tmp_path / "srv", python=python)

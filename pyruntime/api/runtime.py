@@ -295,7 +295,7 @@ class Runtime:
     def __enter__(self) -> Runtime:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
 
@@ -417,7 +417,7 @@ class Container:
     def __enter__(self) -> Container:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         from pyruntime.state import STATE_FILE
 
         try:
@@ -457,7 +457,7 @@ class _args_override:
         config.setdefault("process", {})["args"] = self.args
         self.path.write_text(json.dumps(config, indent=2) + "\n")
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         if self.saved is not None:
             self.path.write_bytes(self.saved)
 

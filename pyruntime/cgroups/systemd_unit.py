@@ -51,10 +51,6 @@ class UnitPath:
             return self.name
         return f"{self.prefix}-{self.name}.scope"
 
-    @property
-    def is_slice(self) -> bool:
-        return self.unit.endswith(".slice")
-
     def cgroup(self) -> str:
         """The unit's cgroup, from the top of the hierarchy: /system.slice/pyrt-x.scope."""
         return expand_slice(self.slice).rstrip("/") + "/" + self.unit

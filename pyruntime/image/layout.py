@@ -161,7 +161,7 @@ class Source:
     def __enter__(self) -> Source:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
     def open_blob(self, desc: dict[str, Any], what: str = "blob") -> VerifyingReader:

@@ -535,7 +535,7 @@ class _Extractor:
 def _rmtree(path: Path) -> None:
     if path.exists() or path.is_symlink():
 
-        def onerror(func: Any, p: str, exc: Any) -> None:
+        def onerror(func: Any, p: str, _exc: Any) -> None:
             try:
                 os.chmod(os.path.dirname(p), 0o700)
                 func(p)
