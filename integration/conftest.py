@@ -16,9 +16,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "common"))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import busybox_image  # noqa: E402
+import busybox_image
 
-from support.lanes import skip_outside_lanes  # noqa: E402
+from support.lanes import skip_outside_lanes
 
 
 @pytest.fixture(scope="session")

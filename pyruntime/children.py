@@ -21,7 +21,7 @@ def delegate_to(parent: object) -> None:
     _parent = parent
 
 
-def spawn(build) -> int:  # noqa: ANN001 - build(new) -> struct pyrt_plan *
+def spawn(build) -> int:  # build(new) -> struct pyrt_plan *
     """pyrt_spawn() of the plan `build(new)` lays out, `new` being how to allocate it."""
     if _parent is not None:
         return _parent.spawn(build)

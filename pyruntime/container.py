@@ -236,7 +236,7 @@ def start(store: Store, state: ContainerState,
             state.data.get("annotations")), warn)
 
 
-def _read_until_eof(fd: int, pidfd: int, select) -> bytes | None:  # noqa: ANN001
+def _read_until_eof(fd: int, pidfd: int, select) -> bytes | None:
     """Read the fifo until the writer closes it; None if the init died before opening it."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)

@@ -200,7 +200,7 @@ def _run_in_ns(hook: dict, data: bytes, where: str, pid: int, default_env: list[
 
     keep = []
 
-    def strv(values: list[str]):  # noqa: ANN202
+    def strv(values: list[str]):
         bufs = [ffi.new("char[]", v.encode()) for v in values]
         keep.extend(bufs)
         arr = ffi.new("const char *[]", [*bufs, ffi.NULL])

@@ -18,7 +18,7 @@ IFF_UP = 1
 AF_INET6 = 10
 
 
-def check(spec, clone_flags: int) -> list[tuple[str, str]]:  # noqa: ANN001 - Spec
+def check(spec, clone_flags: int) -> list[tuple[str, str]]:  # Spec
     """(host name, name inside) for each device; a one-line error naming the field."""
     linux = spec.linux
     if linux is None or not linux.net_devices:
@@ -60,7 +60,7 @@ def move(pid: int, moves: list[tuple[str, str]]) -> None:
                                  and a.get_attr("IFA_ADDRESS", "").startswith("fe80:"))]
                 try:
                     host.link("set", index=index, net_ns_fd=nsfd)
-                except Exception as e:  # noqa: BLE001 - pyroute2's NetlinkError and others
+                except Exception as e:  # pyroute2's NetlinkError and others
                     raise Failure(f"{where}: move into the container: {e}") from None
                 moved.append((name, new_name, addrs, bool(link["flags"] & IFF_UP)))
         with IPRoute(netns=nsfd, flags=0) as inside:
@@ -75,7 +75,7 @@ def move(pid: int, moves: list[tuple[str, str]]) -> None:
                                     family=family)
                     if up:
                         inside.link("set", index=index, state="up")
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     raise Failure(f"{where}: set up inside the container: {e}") from None
     finally:
         os.close(nsfd)

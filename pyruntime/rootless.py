@@ -62,7 +62,7 @@ def in_user_namespace() -> bool:
     return fields != [b"0", b"0", b"4294967295"]
 
 
-def check_caller(plan) -> None:  # noqa: ANN001 - plan.build.Plan (not imported here)
+def check_caller(plan) -> None:  # plan.build.Plan (not imported here)
     """Fit a container's plan to a non-root caller, or refuse it with the reason.
 
     Such a caller can make namespaces, mounts and devices only as the root of a user
@@ -87,7 +87,7 @@ def check_caller(plan) -> None:  # noqa: ANN001 - plan.build.Plan (not imported 
     fit_process(plan)
 
 
-def fit_process(plan) -> None:  # noqa: ANN001 - plan.build.Plan
+def fit_process(plan) -> None:  # plan.build.Plan
     """The container's (or an exec's) process, started by a non-root caller: setgroups(2)
     is denied in its user namespace, so additional groups cannot be set (as runc)."""
     if os.geteuid() == 0:

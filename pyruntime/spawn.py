@@ -37,24 +37,24 @@ class SetupError(Failure):
         self.errno = err
 
 
-def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi objects
+def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list,  # cffi objects
           cgroup_fd: int = -1):
     """Build a struct pyrt_plan; everything it points to is allocated with `new` (ffi.new,
     or a served worker's arena) and appended to `keep`."""
 
-    def s(value: str | None):  # noqa: ANN202
+    def s(value: str | None):
         if value is None:
             return ffi.NULL
         buf = new("char[]", value.encode())
         keep.append(buf)
         return buf
 
-    def strv(values: list[str]):  # noqa: ANN202
+    def strv(values: list[str]):
         arr = new("const char *[]", [s(v) for v in values] + [ffi.NULL])
         keep.append(arr)
         return arr
 
-    def array(ctype: str, items: list, fill):  # noqa: ANN001, ANN202
+    def array(ctype: str, items: list, fill):
         if not items:
             return ffi.NULL, 0
         arr = new(f"{ctype}[]", len(items))
@@ -63,10 +63,10 @@ def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi
             fill(arr[i], item)
         return arr, len(items)
 
-    def fill_join(c, item):  # noqa: ANN001, ANN202
+    def fill_join(c, item):
         c.type, c.path = item[0], s(item[1])
 
-    def fill_mount(c, m):  # noqa: ANN001, ANN202
+    def fill_mount(c, m):
         c.source, c.destination, c.fstype = s(m.source), s(m.destination), s(m.fstype)
         c.flags, c.propagation, c.data = m.flags, m.propagation, s(m.data)
         c.dest_kind = 1 if m.is_file else 0
@@ -75,20 +75,20 @@ def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list,  # noqa: ANN001 - cffi
         c.tmpcopyup = int(m.tmpcopyup)
         c.keep_dir_mode = int(m.keep_dir_mode)
 
-    def fill_hook(c, h):  # noqa: ANN001, ANN202
+    def fill_hook(c, h):
         c.path, c.argv, c.envp, c.timeout = s(h[0]), strv(h[1]), strv(h[2]), h[3]
 
-    def fill_sysctl(c, item):  # noqa: ANN001, ANN202
+    def fill_sysctl(c, item):
         c.path, c.value = s(item[0]), s(item[1])
 
-    def fill_device(c, d):  # noqa: ANN001, ANN202
+    def fill_device(c, d):
         c.path, c.mode, c.major, c.minor = s(d.path), d.mode, d.major, d.minor
         c.uid, c.gid, c.bind_from_host = d.uid, d.gid, int(d.bind_from_host)
 
-    def fill_link(c, link):  # noqa: ANN001, ANN202
+    def fill_link(c, link):
         c.target, c.linkpath = s(link[0]), s(link[1])
 
-    def fill_rlimit(c, r):  # noqa: ANN001, ANN202
+    def fill_rlimit(c, r):
         c.resource, c.name, c.soft, c.hard = r[0], s(r[1]), r[2], r[3]
 
     p = new("struct pyrt_plan *")
@@ -183,7 +183,7 @@ def parse_error(data: bytes) -> Failure:
     return SetupError(step, err, text)
 
 
-def _open_idmaps(plan: Plan, lib) -> None:  # noqa: ANN001 - the cffi lib
+def _open_idmaps(plan: Plan, lib) -> None:  # the cffi lib
     """The detached, idmapped tree of each idmapped bind (MountStep.idmap_fd), made here:
     idmapping needs rights over the filesystem's user namespace that a container's root
     lacks. The init attaches and closes its copies; _close_idmaps closes ours."""
@@ -214,7 +214,7 @@ def _close_idmaps(plan: Plan) -> None:
             m.idmap_fd = -1
 
 
-def _continue(fd: int, init_pid: int, on_hooks) -> None:  # noqa: ANN001
+def _continue(fd: int, init_pid: int, on_hooks) -> None:
     """HOOKS from the init: run the create-time hooks, then let it go on (CONTINUE carries
     its pid and the state JSON for startContainer hooks)."""
     state = on_hooks(init_pid) if on_hooks is not None else b""
@@ -238,8 +238,8 @@ def _handover(fd: int) -> None:
         raise Failure("container init exited during setup (at the hand-over)")
 
 
-def spawn(plan: Plan, until_exec: bool = False, on_hooks=None,  # noqa: ANN001
-          on_ready=None) -> int:  # noqa: ANN001
+def spawn(plan: Plan, until_exec: bool = False, on_hooks=None,
+          on_ready=None) -> int:
     """Start the init; return its pid once it reports READY (it then waits on the fifo).
 
     on_ready(init_pid) runs at READY (create saves the state there); for a plan with an

@@ -48,12 +48,12 @@ from pyruntime.api.pytest_plugin import clean_up_after_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support.cgroups import cgroups_path  # noqa: E402
-from support.config import deep_merge, default_config  # noqa: E402
-from support.lanes import skip_outside_lanes  # noqa: E402
-from support.leftovers import TOKEN_VAR, snapshot_pid_namespaces  # noqa: E402
-from support.runtime import Runtime, client_binary, served_suite, using_other_runtime  # noqa: E402
-from support.served import SOCKET_ENV, Server, stale_client  # noqa: E402
+from support.cgroups import cgroups_path
+from support.config import deep_merge, default_config
+from support.lanes import skip_outside_lanes
+from support.leftovers import TOKEN_VAR, snapshot_pid_namespaces
+from support.runtime import Runtime, client_binary, served_suite, using_other_runtime
+from support.served import SOCKET_ENV, Server, stale_client
 
 IS_ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")

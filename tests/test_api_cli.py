@@ -36,7 +36,7 @@ def cli_error(result: subprocess.CompletedProcess[str]) -> str:
      "mounts[0].destination"),
     ({"process": {"args": ["/no/such/program"]}}, None),
 ])
-def test_container_error_is_the_cli_line(runtime: Runtime, bundle, overrides, path) -> None:  # noqa: ANN001
+def test_container_error_is_the_cli_line(runtime: Runtime, bundle, overrides, path) -> None:
     b = bundle(overrides=overrides)
     line = cli_error(runtime.run("create", "--bundle", b, "c1"))
     with pytest.raises(ContainerError) as e:
@@ -48,7 +48,7 @@ def test_container_error_is_the_cli_line(runtime: Runtime, bundle, overrides, pa
     assert runtime.api.list() == [] and runtime.ids() == []
 
 
-def test_one_root_two_front_ends(runtime: Runtime, bundle) -> None:  # noqa: ANN001
+def test_one_root_two_front_ends(runtime: Runtime, bundle) -> None:
     runtime.create(bundle(("sleep", "600"), name="cli"), "by-cli")
     by_api = runtime.api.create(bundle(("sleep", "600"), name="api"), "by-api")
     assert runtime.api.list() == json.loads(runtime.run("list", "--format", "json").stdout)
@@ -87,7 +87,7 @@ def test_bundle_from_image(tmp_path: Path, runtime: Runtime) -> None:
     assert not (tmp_path / "b2").exists()
 
 
-def test_the_cli_never_imports_the_api(tmp_path: Path, runtime: Runtime, bundle) -> None:  # noqa: ANN001
+def test_the_cli_never_imports_the_api(tmp_path: Path, runtime: Runtime, bundle) -> None:
     entry = tmp_path / "pyruntime-launcher"
     launcher.write(str(entry))
     b = bundle(("true",))

@@ -10,14 +10,14 @@ from pyruntime.api import ContainerError, Result
 pytestmark = pytest.mark.root_only
 
 
-def test_run_captures_output_and_exit_status(pyruntime_runtime, oci_bundle) -> None:  # noqa: ANN001
+def test_run_captures_output_and_exit_status(pyruntime_runtime, oci_bundle) -> None:
     bundle = oci_bundle(["sh", "-c", "echo out; echo err >&2; exit 3"])
     result = pyruntime_runtime.run(bundle, "c1")
     assert result == Result(3, b"out\n", b"err\n")
     assert pyruntime_runtime.list() == []  # run deletes the container when it exits
 
 
-def test_run_with_args_and_input(pyruntime_runtime, oci_bundle) -> None:  # noqa: ANN001
+def test_run_with_args_and_input(pyruntime_runtime, oci_bundle) -> None:
     bundle = oci_bundle(["false"])
     result = pyruntime_runtime.run(bundle, "c1", args=["sh", "-c", "tr a-z A-Z; hostname"],
                                    input=b"abc\n")
@@ -26,7 +26,7 @@ def test_run_with_args_and_input(pyruntime_runtime, oci_bundle) -> None:  # noqa
     assert pyruntime_runtime.run(bundle, "c1").returncode == 1
 
 
-def test_created_container_exec_kill_wait(pyruntime_runtime, oci_bundle) -> None:  # noqa: ANN001
+def test_created_container_exec_kill_wait(pyruntime_runtime, oci_bundle) -> None:
     bundle = oci_bundle(["sh", "-c", "echo started; exec sleep 600"], hostname="box")
     with pyruntime_runtime.create(bundle, "c1") as c:
         state = c.state()
@@ -46,7 +46,7 @@ def test_created_container_exec_kill_wait(pyruntime_runtime, oci_bundle) -> None
     assert pyruntime_runtime.list() == []  # the context manager deleted it
 
 
-def test_wait_reports_the_exit_code(pyruntime_runtime, oci_bundle) -> None:  # noqa: ANN001
+def test_wait_reports_the_exit_code(pyruntime_runtime, oci_bundle) -> None:
     with pyruntime_runtime.create(oci_bundle(["sh", "-c", "exit 5"]), "c1") as c:
         c.start()
         assert c.wait(timeout=30) == 5
@@ -54,7 +54,7 @@ def test_wait_reports_the_exit_code(pyruntime_runtime, oci_bundle) -> None:  # n
     assert pyruntime_runtime.list() == []
 
 
-def test_runtime_failures_raise_the_cli_line(pyruntime_runtime, oci_bundle) -> None:  # noqa: ANN001
+def test_runtime_failures_raise_the_cli_line(pyruntime_runtime, oci_bundle) -> None:
     bundle = oci_bundle(["/no/such/program"])
     with pytest.raises(ContainerError) as run_error:
         pyruntime_runtime.run(bundle, "c1")

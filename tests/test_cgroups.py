@@ -56,7 +56,7 @@ def started(runtime: Runtime, bundle_dir: object, cid: str) -> int:
     return runtime.state(cid)["pid"]
 
 
-def wait_for(predicate, timeout: float = 10, what: str = "condition"):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float = 10, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support.cgroups import find_cgroups, remove_cgroups  # noqa: E402
-from support.leftovers import (  # noqa: E402
+from support.cgroups import find_cgroups, remove_cgroups
+from support.leftovers import (
     TOKEN_VAR,
     find_processes,
     wait_for_no_leftovers,
 )
-from support.runtime import Runtime, client_binary, describe, served_suite  # noqa: E402
-from support.served import SOCKET_ENV, Server  # noqa: E402
+from support.runtime import Runtime, client_binary, describe, served_suite
+from support.served import SOCKET_ENV, Server
 
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 

@@ -44,7 +44,7 @@ def imported(tmp_path: Path, root: Path, *args: str) -> set[str]:
 
 
 @pytest.mark.skipif(using_other_runtime(), reason="pyruntime's own imports")
-def test_hot_verbs_import_nothing_heavy(tmp_path: Path, runtime, bundle) -> None:  # noqa: ANN001
+def test_hot_verbs_import_nothing_heavy(tmp_path: Path, runtime, bundle) -> None:
     b = bundle(("sleep", "60"))
     steps = [
         ("create", "--bundle", str(b), "c1"),

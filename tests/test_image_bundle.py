@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pyruntime.image import ImageError, commands  # noqa: E402
-from pyruntime.image.bundle import is_mounted, overlay_options, unmount_rootfs  # noqa: E402
-from pyruntime.image.store import Store  # noqa: E402
-from support.oci_builder import F, L, LayoutBuilder, busybox_layer, sample_layers  # noqa: E402
+from pyruntime.image import ImageError, commands
+from pyruntime.image.bundle import is_mounted, overlay_options, unmount_rootfs
+from pyruntime.image.store import Store
+from support.oci_builder import F, L, LayoutBuilder, busybox_layer, sample_layers
 
 pytestmark = [
     pytest.mark.root,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support.leftovers import TOKEN_VAR  # noqa: E402
-from support.oci_builder import (  # noqa: E402
+from support.leftovers import TOKEN_VAR
+from support.oci_builder import (
     BIG,
     F,
     LayoutBuilder,
@@ -21,7 +21,7 @@ from support.oci_builder import (  # noqa: E402
     sample_layers,
     write_archive,
 )
-from support.runtime import Runtime, describe  # noqa: E402
+from support.runtime import Runtime, describe
 
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support.leftovers import TOKEN_VAR  # noqa: E402
-from support.oci_builder import F, LayoutBuilder, busybox_layer, layer_tar  # noqa: E402
-from support.registry import require_tools  # noqa: E402
-from support.runtime import Runtime, describe  # noqa: E402
+from support.leftovers import TOKEN_VAR
+from support.oci_builder import F, LayoutBuilder, busybox_layer, layer_tar
+from support.registry import require_tools
+from support.runtime import Runtime, describe
 
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 

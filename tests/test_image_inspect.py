@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pyruntime.image import commands  # noqa: E402
-from pyruntime.image.inspect import analyze  # noqa: E402
-from support.oci_builder import (  # noqa: E402
+from pyruntime.image import commands
+from pyruntime.image.inspect import analyze
+from support.oci_builder import (
     BIG,
     WH,
     F,

@@ -6,15 +6,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pyruntime.image import ImageError  # noqa: E402
-from pyruntime.image.layout import (  # noqa: E402
+from pyruntime.image import ImageError
+from pyruntime.image.layout import (
     ArchiveSource,
     DirSource,
     Platform,
     host_platform,
     resolve,
 )
-from support.oci_builder import F, LayoutBuilder, write_archive  # noqa: E402
+from support.oci_builder import F, LayoutBuilder, write_archive
 
 HOST = host_platform()
 OTHER = "s390x" if HOST.architecture != "s390x" else "amd64"

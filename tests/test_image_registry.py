@@ -15,21 +15,21 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support.leftovers import TOKEN_VAR  # noqa: E402
-from support.oci_builder import (  # noqa: E402
+from support.leftovers import TOKEN_VAR
+from support.oci_builder import (
     F,
     LayoutBuilder,
     busybox_layer,
     sample_layers,
 )
-from support.registry import (  # noqa: E402
+from support.registry import (
     RedirectingFront,
     Registry,
     ThrottledProxy,
     TokenServer,
     require_tools,
 )
-from support.runtime import Runtime, describe  # noqa: E402
+from support.runtime import Runtime, describe
 
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 

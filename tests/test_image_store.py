@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pyruntime.image import ImageError, commands  # noqa: E402
-from pyruntime.image.store import Store  # noqa: E402
-from support.oci_builder import (  # noqa: E402
+from pyruntime.image import ImageError, commands
+from pyruntime.image.store import Store
+from support.oci_builder import (
     DEV,
     F,
     LayoutBuilder,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pyruntime.image import ImageError  # noqa: E402
-from pyruntime.image.unpack import unpack  # noqa: E402
-from support.oci_builder import (  # noqa: E402
+from pyruntime.image import ImageError
+from pyruntime.image.unpack import unpack
+from support.oci_builder import (
     DEV,
     FIFO,
     OPQ,

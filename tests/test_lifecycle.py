@@ -288,7 +288,7 @@ def test_concurrent_create_of_one_id(runtime: Runtime, bundle, tmp_path: Path) -
     b = bundle(SLEEP)
     for round_ in range(5):
         outs = [tmp_path / f"race{round_}-{i}.{s}" for i in (0, 1) for s in ("out", "err")]
-        files = [open(p, "w") for p in outs]  # noqa: SIM115 - closed below
+        files = [open(p, "w") for p in outs]  # closed below
         try:
             procs = [
                 runtime.popen("create", "--bundle", b, "race",

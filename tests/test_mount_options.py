@@ -154,7 +154,7 @@ def test_tmpcopyup(runtime: Runtime, bundle) -> None:
 
 # -- idmapped mounts ---------------------------------------------------------------------------
 
-def userns_bundle(bundle, tmp_path: Path):  # noqa: ANN001, ANN201
+def userns_bundle(bundle, tmp_path: Path):
     """A bundle with a new user namespace (0 -> 100000), reachable by that uid."""
     p = tmp_path
     while p != p.parent and str(p).startswith(tempfile.gettempdir() + "/"):

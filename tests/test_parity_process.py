@@ -25,7 +25,7 @@ pytestmark = [
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n"
 
 
-def both(runtime: Runtime, tmp_path: Path, token: str, body) -> list:  # noqa: ANN001
+def both(runtime: Runtime, tmp_path: Path, token: str, body) -> list:
     """body(rt, cid) under pyruntime, then under runc; their results."""
     with runc_runtime(tmp_path, token) as runc:
         return [body(runtime, "ours"), body(runc, "theirs")]
@@ -44,7 +44,7 @@ def write_passwd(rootfs: Path, text: str) -> None:
 
 # -- HOME ---------------------------------------------------------------------------------
 
-def exec_homes(rt: Runtime, cid: str, b) -> list[str]:  # noqa: ANN001
+def exec_homes(rt: Runtime, cid: str, b) -> list[str]:
     rt.create(b, cid)
     rt.start(cid)
     out = []
@@ -120,7 +120,7 @@ def test_home_from_a_passwd_bind_mounted_by_the_config(runtime: Runtime, bundle,
 STAT = 'read -r l < /proc/self/stat; set -- $l; echo "$1 $5 $6 $7"'
 
 
-def sessions(rt: Runtime, cid: str, b) -> list[str]:  # noqa: ANN001
+def sessions(rt: Runtime, cid: str, b) -> list[str]:
     rt.create(b, cid)
     rt.start(cid)
     res = rt.run("exec", cid, "sh", "-c", STAT)
@@ -154,7 +154,7 @@ def test_run_in_the_foreground_gets_a_session_too(runtime: Runtime, bundle, tmp_
 IGNORED = ("PWD=", "OLDPWD=", "SHLVL=", "_=")  # the shell's own, and its cwd (not this item)
 
 
-def hook_env(rt: Runtime, cid: str, b, out: Path, env: dict[str, str]) -> dict:  # noqa: ANN001
+def hook_env(rt: Runtime, cid: str, b, out: Path, env: dict[str, str]) -> dict:
     for f in out.iterdir():
         f.unlink()
     res = rt.run("run", "--bundle", b, cid, env=env)

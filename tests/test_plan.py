@@ -129,7 +129,7 @@ def test_plan_refusals_name_the_field(bundle, mutate, message) -> None:
 
 
 def test_tmpfs_keeps_dir_mode_unless_mode_given(bundle) -> None:
-    def mutate(s):  # noqa: ANN001, ANN202
+    def mutate(s):
         s["mounts"] += [{"destination": "/a", "type": "tmpfs", "source": "tmpfs"},
                         {"destination": "/b", "type": "tmpfs", "source": "tmpfs",
                          "options": ["size=1m", "mode=0700"]}]

@@ -71,7 +71,7 @@ def test_delete_force_of_a_missing_id_succeeds(runtime: Runtime, runc: Runc) -> 
     assert "does not exist" in ours.stderr
 
 
-def wait_stopped(status) -> None:  # noqa: ANN001 - a callable returning the status
+def wait_stopped(status) -> None:  # a callable returning the status
     deadline = time.monotonic() + 30
     while status() != "stopped":
         assert time.monotonic() < deadline, "the container did not stop"

@@ -32,7 +32,7 @@ CLIENT = client_binary()
 SPARES = 2  # pyruntime/served/server.py
 
 
-def _wait_until(cond, what: str, timeout: float = 60) -> None:  # noqa: ANN001
+def _wait_until(cond, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -70,7 +70,7 @@ def served(runtime: Runtime, server: Server, monkeypatch: pytest.MonkeyPatch) ->
     return _through(runtime, server.socket, monkeypatch)
 
 
-def _create_forked_by(rt: Runtime, bundle, tmp_path: Path, cid: str,  # noqa: ANN001
+def _create_forked_by(rt: Runtime, bundle, tmp_path: Path, cid: str,
                       wrapper: list[str] = ()) -> str:
     """`create` (under `wrapper`); the realpath of the executable that forked init."""
     pid_file = tmp_path / f"{cid}.pid"

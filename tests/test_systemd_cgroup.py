@@ -53,7 +53,7 @@ def show(unit: str, *names: str) -> dict[str, str]:
     return props
 
 
-def wait_for(predicate, what: str, timeout: float = 60) -> None:  # noqa: ANN001
+def wait_for(predicate, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from support.oci_builder import D, F, L, LayoutBuilder, write_archive  # noqa: E402
+from support.oci_builder import D, F, L, LayoutBuilder, write_archive
 
 DEFAULT_NAME = "docker.io/library/pyrt-busybox:latest"
 

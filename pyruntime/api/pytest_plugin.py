@@ -122,7 +122,7 @@ def clean_up_after_test(
                 delete(cid)
         except (ContainerError, OSError, TimeoutError):
             pass  # what stays is reported below
-        except Exception:  # noqa: BLE001 - e.g. a hung CLI delete: reported as leftovers
+        except Exception:  # e.g. a hung CLI delete: reported as leftovers
             pass
     runtime.close()
     left = wait_for_no_leftovers(workdir, token, pidns_before, runtime.root)

@@ -178,7 +178,7 @@ class Runtime:
                 raise
             raise ContainerError(*line) from None
 
-    def _store(self):  # noqa: ANN202 - pyruntime.state.Store
+    def _store(self):  # pyruntime.state.Store
         from pyruntime.state import Store
 
         return Store(str(self.root))

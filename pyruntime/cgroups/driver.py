@@ -145,7 +145,7 @@ class Driver:
         period: ~15 ms here, the largest cost of a create)."""
         return []
 
-    def to_plan(self, plan) -> None:  # noqa: ANN001 - plan.build.Plan (not imported here)
+    def to_plan(self, plan) -> None:  # plan.build.Plan (not imported here)
         """Where stage1 puts itself and init (native/cgroup.c); plan.joins must be set.
 
         Once stage1 has joined a user namespace by path it is that namespace's root, and

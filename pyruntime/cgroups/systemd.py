@@ -73,7 +73,7 @@ class SystemdV2(V2):
         record.update(unit=self.unit, slice=self.slice, version=self.version)
         return record
 
-    def _connect(self):  # noqa: ANN202 - systemd_bus.Systemd (imported only here)
+    def _connect(self):  # systemd_bus.Systemd (imported only here)
         if self._bus is None:
             from pyruntime.cgroups.systemd_bus import Systemd
 

@@ -103,7 +103,7 @@ class V1(Driver):
             raise Failure(f"cgroup: {directory} already has processes in it; "
                           "a container needs a cgroup of its own")
 
-    def _converted(self, res: Resources, initial: bool):  # noqa: ANN202
+    def _converted(self, res: Resources, initial: bool):
         from pyruntime.cgroups.resources import convert_v1
 
         return convert_v1(res, initial=initial)

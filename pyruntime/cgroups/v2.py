@@ -118,7 +118,7 @@ class V2(Driver):
                 except OSError:
                     pass
 
-    def _converted(self, res: Resources, initial: bool):  # noqa: ANN202
+    def _converted(self, res: Resources, initial: bool):
         from pyruntime.cgroups.resources import convert_v2
 
         return convert_v2(res)

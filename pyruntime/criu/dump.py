@@ -66,7 +66,7 @@ def checkpoint(store: Store, state: ContainerState, values: dict, criu: str,
         destroy(store, state, warn=warn)
 
 
-def _cgroup(state: ContainerState):  # noqa: ANN202 - cgroups.driver.Driver | None
+def _cgroup(state: ContainerState):  # cgroups.driver.Driver | None
     from pyruntime.cgroups import from_record
 
     return from_record(state.data.get("cgroup"))
@@ -81,7 +81,7 @@ def v2_root_of_host() -> str | None:
     return h.v2.mountpoint if h.mode == UNIFIED and h.v2 is not None else None
 
 
-def _freezer_dir(cgroup) -> str:  # noqa: ANN001
+def _freezer_dir(cgroup) -> str:
     """CRIU freezes the tree through this cgroup (v1 freezer or the v2 dir)."""
     return cgroup.paths.get("freezer") or cgroup.main_dir()
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pyruntime.spec.model import Spec
 
 
-def is_bind(m) -> bool:  # noqa: ANN001 - spec.model.Mount
+def is_bind(m) -> bool:  # spec.model.Mount
     return m.type == "bind" or any(o in ("bind", "rbind") for o in (m.options or []))
 
 
@@ -47,7 +47,7 @@ def external_mounts(spec: Spec, *, restoring: bool, cgroup_v2_root: str | None,
     return out
 
 
-def common(rpc, values: dict, opts) -> None:  # noqa: ANN001
+def common(rpc, values: dict, opts) -> None:
     """The flags checkpoint and restore share."""
     opts.shell_job = bool(values.get("shell_job"))
     opts.tcp_established = bool(values.get("tcp_established"))

@@ -178,7 +178,7 @@ def _bind_root_privately(rootfs: str, criu_root: str) -> Callable[[], None]:
 
 
 def _notifications(records: dict, container_id: str, bundle: str, annotations: dict,
-                   console_socket: str | None, restored: dict):  # noqa: ANN202
+                   console_socket: str | None, restored: dict):
     """What runc does at CRIU's notify points: the prestart and createRuntime hooks once
     the namespaces exist, the pty master to the console socket, the new pid."""
 

@@ -24,7 +24,7 @@ RPC_PB2_PATHS = ("/usr/lib/python3/dist-packages/pycriu/rpc_pb2.py",
 MAX_MSG = 1 << 20
 
 
-def load_rpc():  # noqa: ANN201 - the generated module
+def load_rpc():  # the generated module
     """pycriu's rpc_pb2: from an importable pycriu, else from the criu package's file."""
     try:
         from pycriu import rpc_pb2  # type: ignore[import-not-found]
@@ -72,7 +72,7 @@ def last_error(log_path: str) -> str:
     return first
 
 
-def failed(what: str, log: str, resp) -> CriuError:  # noqa: ANN001 - rpc.criu_resp
+def failed(what: str, log: str, resp) -> CriuError:  # rpc.criu_resp
     """The one line for a CRIU request that failed: CRIU's own first error, its log."""
     why = last_error(log) or (resp.cr_errmsg or f"errno {resp.cr_errno}")
     return CriuError(f"{what} failed: {why} (log: {log})")
@@ -105,7 +105,7 @@ class Swrk:
             theirs.close()
         self.pid = self.proc.pid
 
-    def call(self, rpc, req, on_notify: Callable[[str, int, list[int]], None] | None = None):  # noqa: ANN001, ANN201
+    def call(self, rpc, req, on_notify: Callable[[str, int, list[int]], None] | None = None):
         """Send `req`; answer CRIU's notifications (on_notify(script, pid, fds)) until
         the response to `req` comes; return it."""
         self.sock.send(req.SerializeToString())

@@ -165,7 +165,7 @@ class _ZstdProcess(io.RawIOBase):
                 stdin.write(chunk)
         except BrokenPipeError:
             pass
-        except BaseException as e:  # noqa: BLE001 - re-raised in the reading thread
+        except BaseException as e:  # re-raised in the reading thread
             self._err = e
         finally:
             try:
@@ -595,7 +595,7 @@ def unpack(
         if stream is not None:
             try:
                 stream.close()
-            except Exception:  # noqa: BLE001 - closing after an error must not mask it
+            except Exception:  # closing after an error must not mask it
                 pass
 
 

@@ -60,7 +60,7 @@ def parse_nodes(text: str, path: str) -> list[int]:
     return sorted(nodes)
 
 
-def plan_sched(spec, plan) -> None:  # noqa: ANN001 - Spec, Plan (import cycle)
+def plan_sched(spec, plan) -> None:  # Spec, Plan (import cycle)
     p = spec.process
     linux = spec.linux
     if linux is not None and linux.personality is not None:
@@ -84,7 +84,7 @@ def plan_sched(spec, plan) -> None:  # noqa: ANN001 - Spec, Plan (import cycle)
         _intel_rdt()
 
 
-def _scheduler(s) -> tuple[int, int, int, int, int, int, int]:  # noqa: ANN001
+def _scheduler(s) -> tuple[int, int, int, int, int, int, int]:
     where = "process.scheduler"
     policy = _name(SCHED_POLICIES, s.policy, f"{where}.policy", "policy")
     if policy == 4:
@@ -104,7 +104,7 @@ def _scheduler(s) -> tuple[int, int, int, int, int, int, int]:  # noqa: ANN001
     return (policy, s.nice, s.priority, flags, s.runtime, s.deadline, s.period)
 
 
-def _mempolicy(m) -> tuple[int, list[int]]:  # noqa: ANN001
+def _mempolicy(m) -> tuple[int, list[int]]:
     where = "linux.memoryPolicy"
     mode = _name(MPOL_MODES, m.mode, f"{where}.mode", "mode")
     for i, f in enumerate(m.flags):
@@ -118,7 +118,7 @@ def _mempolicy(m) -> tuple[int, list[int]]:  # noqa: ANN001
     return mode, nodes
 
 
-def _time_offsets(linux, plan) -> str:  # noqa: ANN001
+def _time_offsets(linux, plan) -> str:
     if not plan.clone_flags & k.CLONE_NEWTIME:
         raise _fail("linux.timeOffsets", "needs a new time namespace (linux.namespaces)")
     lines = []

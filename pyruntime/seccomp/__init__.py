@@ -67,7 +67,7 @@ def compile_bpf(prof: Profile) -> tuple[bytes, list[str]]:
 
     keep: list = []
 
-    def s(value: str):  # noqa: ANN202
+    def s(value: str):
         buf = ffi.new("char[]", value.encode())
         keep.append(buf)
         return buf
@@ -227,7 +227,7 @@ def state_pieces(prof: Profile, oci_version: str, container_id: str, bundle: str
     return pieces
 
 
-def attach(plan, prof: Profile | None, *, container_id: str, bundle: str,  # noqa: ANN001
+def attach(plan, prof: Profile | None, *, container_id: str, bundle: str,
            oci_version: str, annotations: dict[str, str],
            debug: Callable[[str], None] | None = None,
            warn: Callable[[str], None] | None = None) -> None:

@@ -19,7 +19,7 @@ _slots = 0
 
 
 class Arena:
-    def __init__(self, ffi, lib) -> None:  # noqa: ANN001 - the cffi module
+    def __init__(self, ffi, lib) -> None:  # the cffi module
         global _slots
         self.base = BASE + _slots * SIZE
         self.fd = os.memfd_create("pyruntime-plan", os.MFD_CLOEXEC)
@@ -35,12 +35,12 @@ class Arena:
         self.new = ffi.new_allocator(alloc=self._alloc, free=None,
                                      should_clear_after_alloc=False)
 
-    def _alloc(self, size: int):  # noqa: ANN202 - a cffi void *
+    def _alloc(self, size: int):  # a cffi void *
         start = (self._next + 15) & ~15
         if start + size > self.base + SIZE:
             raise MemoryError("served spawn: the plan does not fit its arena")
         self._next = start + size
         return self._ffi.cast("void *", start)
 
-    def address(self, cdata) -> int:  # noqa: ANN001
+    def address(self, cdata) -> int:
         return int(self._ffi.cast("uintptr_t", cdata))

@@ -39,7 +39,7 @@ def preload() -> list[str]:
             continue
         try:
             __import__(info.name)
-        except Exception:  # noqa: BLE001 - e.g. pyroute2 absent: netdev stays lazy
+        except Exception:  # e.g. pyroute2 absent: netdev stays lazy
             failed.append(info.name)
     import click  # noqa: F401 - help and usage errors
     return failed

@@ -62,7 +62,7 @@ class Client:
         self.sock = sock
         self.mirrored = mirrored
 
-    def spawn(self, build) -> int:  # noqa: ANN001
+    def spawn(self, build) -> int:
         from pyruntime._native import ffi, lib
         from pyruntime.served.arena import SIZE, Arena
 
@@ -245,7 +245,7 @@ def run(sock: socket.socket, client_pid: int, pidfd: int, own: Own) -> None:
             except (OSError, ValueError):
                 pass
         protocol.send(sock, ["EXIT", code])
-    except BaseException as e:  # noqa: BLE001 - a worker must end with one line, not hang
+    except BaseException as e:  # a worker must end with one line, not hang
         try:
             print(f"pyruntime: served worker: {type(e).__name__}: {e}", file=sys.stderr)
             sys.stderr.flush()

@@ -66,7 +66,7 @@ def validate(spec: Spec) -> None:
     _lsm(spec)
 
 
-def _no_mount_namespace(linux) -> None:  # noqa: ANN001
+def _no_mount_namespace(linux) -> None:
     """Without a mount namespace the container's mounts are made in the runtime's own
     (native/rootfs.c): refuse what would change the runtime's mounts outside the rootfs,
     as runc does for masked and read-only paths (runc applies rootfsPropagation to the

@@ -39,7 +39,7 @@ def ldso_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def with_probe(probe_binary: Path):
     """Copy the probe into a bundle's rootfs as /bin/probe; returns the bundle."""
 
-    def install(bundle, dest: str = "bin/probe"):  # noqa: ANN001, ANN202
+    def install(bundle, dest: str = "bin/probe"):
         target = Path(bundle.rootfs) / dest
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists() or target.is_symlink():

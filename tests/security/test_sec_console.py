@@ -54,13 +54,13 @@ def pty_index(master: int) -> int:
     return struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
 
 
-def terminal_bundle(bundle, overrides: dict | None = None):  # noqa: ANN001, ANN201
+def terminal_bundle(bundle, overrides: dict | None = None):
     b = bundle(["sh", "-c", SCRIPT], {"process": {"terminal": True}, **(overrides or {})})
     (Path(b.rootfs) / "etc" / "attacker").write_text("attacker's file\n")
     return b
 
 
-def without_dev_tmpfs(b):  # noqa: ANN001, ANN201
+def without_dev_tmpfs(b):
     """The image's own /dev is what the container sees (no tmpfs, no device nodes)."""
     b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/dev"]
     b.config["linux"]["devices"] = []
@@ -68,7 +68,7 @@ def without_dev_tmpfs(b):  # noqa: ANN001, ANN201
     return b
 
 
-def run_on_terminal(runtime: Runtime, b, server: ConsoleServer) -> tuple[int, list[str]]:  # noqa: ANN001
+def run_on_terminal(runtime: Runtime, b, server: ConsoleServer) -> tuple[int, list[str]]:
     """create with the console socket, start, read the script's output from the master.
     Returns (the pty's index, output lines); raises AssertionError if create fails."""
     res = runtime.run("create", "--bundle", b, "--console-socket", str(server.path), "t1")

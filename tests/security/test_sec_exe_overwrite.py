@@ -31,14 +31,14 @@ def host_identity() -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
 
-def install_ldso(b, ldso: Path) -> None:  # noqa: ANN001
+def install_ldso(b, ldso: Path) -> None:
     """The image's "dynamic loader" is the attacker's code."""
     target = Path(b.rootfs) / LDSO
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ldso, target)
 
 
-def evil_bundle(bundle, ldso: Path, args: list[str]):  # noqa: ANN001, ANN201
+def evil_bundle(bundle, ldso: Path, args: list[str]):
     b = bundle(args)
     install_ldso(b, ldso)
     root = Path(b.rootfs)

@@ -59,7 +59,7 @@ def test_waiting_init_cannot_be_traced_read_or_opened(runtime: Runtime, bundle,
 PTRACER_CAPS = ["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE"]
 
 
-def _attack_with_cap_sys_ptrace(runtime: Runtime, bundle, with_probe) -> tuple[str, dict]:  # noqa: ANN001
+def _attack_with_cap_sys_ptrace(runtime: Runtime, bundle, with_probe) -> tuple[str, dict]:
     victim = bundle(["true"], name="victim")
     runtime.create(victim, "victim")
     pid = runtime.state("victim")["pid"]

@@ -203,7 +203,7 @@ class TokenServer:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 from urllib.parse import parse_qs, urlparse
 
                 q = parse_qs(urlparse(self.path).query)
@@ -295,10 +295,10 @@ class RedirectingFront:
                 if not head:
                     self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 self._serve(False)
 
-            def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
+            def do_HEAD(self) -> None:  # http.server's name
                 self._serve(True)
 
             def log_message(self, *args: object) -> None:
