@@ -1,7 +1,7 @@
 /*
  * console.c - process.terminal: a pty from the container's own devpts, its
  * peer as init's stdio, controlling terminal and /dev/console, its master sent
- * to the console socket (REFERENCE §3).
+ * to the console socket (docs/process-chain.md).
  *
  * The master comes from /dev/pts/ptmx opened inside the container root and
  * checked to be devpts's 5:2; the peer comes from TIOCGPTPEER, never from a

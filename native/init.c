@@ -1,6 +1,6 @@
 /*
- * init.c - the container's init, from clone to execve, in the order of
- * REFERENCE.md §3.  Each step reports its own failure; any failure ends the
+ * init.c - the container's init, from clone to execve, in the order
+ * docs/process-chain.md describes.  Each step reports its own failure; any failure ends the
  * process (after READY the caller may be gone: the report is best effort).
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 /*
  * procfs.c - every write init makes to /proc after the container's mounts
- * exist (sysctls, oom_score_adj) goes through a private procfs (REFERENCE §5,
+ * exist (sysctls, oom_score_adj) goes through a private procfs (docs/security.md,
  * CVE-2025-52881).  The container's /proc is the container's: config.json can
  * bind any file, even another procfs file such as the host's
  * /proc/sys/kernel/core_pattern, over /proc/sys/<key> or /proc/1/oom_score_adj,

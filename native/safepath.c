@@ -1,6 +1,6 @@
 /*
  * safepath.c - resolve and create paths inside the container root without
- * ever leaving it (REFERENCE §5, CVE-2021-30465 / CVE-2024-45310).
+ * ever leaving it (docs/security.md, CVE-2021-30465 / CVE-2024-45310).
  *
  * Every lookup is openat2(root_fd, path, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS):
  * "..", absolute symlinks and symlinks pointing outside are all clamped to the

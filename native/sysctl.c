@@ -1,6 +1,6 @@
 /*
  * sysctl.c - linux.sysctl, written by init after pivot_root through a private
- * procfs (procfs.c; REFERENCE §5, CVE-2025-52881), so that no mount made by
+ * procfs (procfs.c; CVE-2025-52881, docs/security.md), so that no mount made by
  * the container (a tmpfs over /proc/sys/..., a bind of a file of the rootfs or
  * of another procfs file over the key) can redirect the write.  Python checked
  * that each key belongs to a namespace of the container's own (plan/sysctl.py).

@@ -1,4 +1,4 @@
-"""process.terminal: where the pty master goes (REFERENCE §3).
+"""process.terminal: where the pty master goes (docs/process-chain.md).
 
 The init makes the pty inside the container (native/console.c) and sends the master with
 one SCM_RIGHTS message over a socket that this side connected: the --console-socket path

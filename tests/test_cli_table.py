@@ -8,7 +8,7 @@ from pyruntime.cli import lean
 from pyruntime.cli.app import parse_with_click
 from pyruntime.cli.table import VERBS
 
-# argv as containerd, podman and people send them (REFERENCE.md section 1)
+# argv as containerd, podman and people send them (docs/contract.md)
 AGREEING = [
     ["--root", "/run/containerd/runc/default", "--log", "/b/log.json", "--log-format", "json",
      "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "t1"],

@@ -1,4 +1,4 @@
-"""The verbs clients call per container import nothing heavy (issue 7: no timing asserted).
+"""The verbs clients call per container import nothing heavy (no timing asserted).
 
 Each verb runs through the launcher (python -I -S, as `make setup` installs it) under
 `-X importtime`, and the modules it imported are checked against a list of those that cost

@@ -1,4 +1,4 @@
-"""Issue 8 through the real CLI: `image load|ls|inspect|bundle|unbundle|rm|prune` and
+"""Images through the real CLI: `image load|ls|inspect|bundle|unbundle|rm|prune` and
 `run --image NAME [--rm] ID [-- ARGS...]` (overlay2 rootfs over the shared layers)."""
 
 from __future__ import annotations

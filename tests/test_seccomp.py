@@ -402,7 +402,7 @@ def test_a_tampered_cache_entry_is_recompiled(runtime: Runtime, bundle, tmp_path
     assert " compiled (" in log.read_text()
 
 
-# -- load order: REFERENCE §3 -------------------------------------------------------------------
+# -- load order (docs/process-chain.md, init) -----------------------------------------------------
 
 def test_without_no_new_privs_the_filter_loads_before_caps_drop(runtime: Runtime,
                                                                 bundle) -> None:

@@ -1,4 +1,4 @@
-"""pyruntime vs runc vs crun, side by side on this machine (issue 7).  Run by run.sh.
+"""pyruntime vs runc vs crun, side by side on this machine.  Run by run.sh.
 
 Every timed scenario is ONE hyperfine invocation holding all the runtimes' commands,
 so they run back to back under the same conditions; medians and ratios are printed and

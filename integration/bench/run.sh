@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: pyruntime vs runc vs crun, side by side (issue 7).  See bench.py.
+# `make bench`: pyruntime vs runc vs crun, side by side.  See bench.py.
 #
 #   integration/bench/run.sh                # every scenario (a)-(g), ~15 min
 #   integration/bench/run.sh b e f          # some of them

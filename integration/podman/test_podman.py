@@ -2,8 +2,9 @@
 
 Everything podman keeps is private to a temp dir (--root, --runroot, --tmpdir), with the
 cgroupfs manager and file events (no systemd here). On this host a container also needs
-`--network none` and --ulimit values podman cannot raise (REFERENCE §7). podman never
-passes --root to the runtime, so the wrapper adds a private one (never /run/pyruntime).
+`--network none` and explicit --ulimit values (RUN_FLAGS): without CAP_SYS_RESOURCE the
+rlimits podman sets by default cannot be raised here. podman never passes --root to the
+runtime, so the wrapper adds a private one (never /run/pyruntime).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
  * or run the Python CLI when no server answers.
  *
  * Why: every verb as a new CPython costs ~15 ms of interpreter start-up plus its
- * imports, three times for create + start + delete (issue 7).  A server
+ * imports, three times for create + start + delete (docs/served.md).  A server
  * (pyruntime/served/) keeps the interpreter warm and forks a worker per call.
  * The worker does all the policy; this program only:
  *   - sends argv, environ, cwd, umask and every open fd (SCM_RIGHTS), so the worker

@@ -1,4 +1,4 @@
-"""The security suite: one test module per class of runc CVE (REFERENCE.md §5).
+"""The security suite: one test module per class of runc CVE (docs/security.md).
 
 Each test mounts the real attack from inside a container and shows how it fails. The
 attacker's tool is `probe` (probe.c, built static once per session): it opens, attaches

@@ -1,4 +1,4 @@
-"""Issue 5: a Docker-style default profile blocks keyctl(2).
+"""A Docker-style default profile blocks keyctl(2).
 
 The kernel keyring is not namespaced: a container reaching keyctl can look up (and, with
 the permission bits, read) the keys of the session keyring it inherited, and the keys of
