@@ -134,7 +134,7 @@ fuzz: setup
 # vulture at 100% confidence only: unreachable code, unused imports, arguments and
 # variables.  Lower confidences flag what only a framework calls (pytest hooks, click,
 # http.server's do_GET) and verbs found through the CLI table.
-lint: $(STAMPS)/installed
+lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m vulture --min-confidence 100 pyruntime/ tests/ integration/
 
