@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyruntime import SPEC_VERSION, caller, children
+from pyruntime import SPEC_VERSION
 from pyruntime.errors import Failure, NotRunning, crash_point
 from pyruntime.state import FIFO_NAME, ContainerState, Store
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-def _rfc3339_nano(t: float) -> str:
+def rfc3339_nano(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
@@ -57,133 +57,28 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     With process.terminal, the pty master goes to `console_socket`, or, in the
     `foreground` (run without a socket), to `state.console_master` for the caller to relay.
 
-    Validation happens before anything touches disk; after that, any failure removes
-    what was made (the state dir, the fifo, the cgroups) and kills the init, so nothing
-    is left.  Against a kill, which runs no cleanup: the provisional record names what
-    is made before it is made (pyruntime/leftover.py clears it), and the init dies with
-    this process until state.json is saved.  `reserved`: the caller (run --image)
-    already made the state dir and its provisional record.  `rootless` (--rootless,
-    pyruntime/rootless.py): go without the cgroups this caller may not make.
+    Validation happens before anything touches disk; after that, create is a list of
+    steps with an undo each (pyruntime/create_steps.py): any failure undoes what was made
+    (the state dir, the fifo, the cgroups, the init), so nothing is left.  Against a kill,
+    which runs no undo: the provisional record names what is made before it is made
+    (pyruntime/leftover.py clears it), and the init dies with this process until
+    state.json is saved.  `reserved`: the caller (run --image) already made the state dir
+    and its provisional record.  `rootless` (--rootless, pyruntime/rootless.py): go
+    without the cgroups this caller may not make.
     """
-    from pyruntime import cgroups
-    from pyruntime import rootless as rootless_mode
-    from pyruntime.plan.build import add_listen_fds, build_plan
-    from pyruntime.spec.load import load_bundle_config
+    from pyruntime.create_steps import plan_create
 
-    store.dir(container_id)  # checks the id before anything else
-    bundle = os.path.abspath(bundle)
-    spec = load_bundle_config(bundle)
-    directory = os.path.join(store.root, container_id)
-    fifo = os.path.join(directory, FIFO_NAME)
-    linux = spec.linux
-    cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id,
-                                   rootless, systemd=systemd_cgroup)
-    plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                      cgroup_dirs=cgroups.mount_dirs(cgroup))
-    rootless_mode.check_caller(plan)
-    add_listen_fds(plan, os.environ, caller.caller_pid())
-    plan.lifeline_until_start = foreground
-    net_moves: list[tuple[str, str]] = []
-    if linux is not None and linux.net_devices:
-        from pyruntime import netdev
-
-        net_moves = netdev.check(spec, plan.clone_flags)
-    from pyruntime import console
-
-    console.check(spec.process.terminal, console_socket, foreground)
-    if plan.seccomp_profile is not None:  # compiled (or cached) before anything is made
-        from pyruntime import seccomp
-
-        seccomp.attach(plan, plan.seccomp_profile, container_id=container_id, bundle=bundle,
-                       oci_version=SPEC_VERSION, annotations=spec.annotations,
-                       debug=debug, warn=warn)
-    on_hooks, hook_records = None, {}
-    if spec.hooks is not None:
-        from pyruntime import hooks
-
-        hook_records = hooks.to_record(spec.hooks)
-        on_hooks = hooks.create_time_runner(hook_records, container_id, bundle,
-                                            spec.annotations, list(spec.process.env))
-    if not reserved:
-        store.reserve(container_id)
-    init_pid = 0
-    tty, master = console.Console(), -1
-    made_cgroups = spawning = False
-    state = None
-
-    def ready(pid: int) -> None:
-        """At READY, while the init still dies with us: record the container."""
-        nonlocal master, state
-        crash_point("create:ready")
-        cgroup.started(pid)  # systemd: the scope holds the init now, not a placeholder
-        master = tty.receive_master()
-        if net_moves:  # the init waits on the fifo: the interfaces are there before start
-            netdev.move(pid, net_moves)
-        from pyruntime.procfs import stat_fields
-
-        fields = stat_fields(pid)
-        if fields is None:
-            raise Failure("container init exited during setup")
-        state = ContainerState({
-            "id": container_id,
-            "pid": pid,
-            "start_time": fields[1],
-            "bundle": bundle,
-            "rootfs": plan.rootfs,
-            "created": _rfc3339_nano(time.time()),
-            "owner": "",
-            "annotations": spec.annotations,
-            "oci_version": spec.oci_version,
-            "cgroup": cgroup.to_record(),
-            **(extra or {}),  # e.g. "image_bundle" (run --image): destroy removes it
-            "hooks": hook_records,
-        })
-        store.save(state)
-        crash_point("create:saved")
-
-    try:
-        crash_point("create:reserved")
-        store.save_provisional(container_id, provisional_record(container_id, bundle, cgroup,
-                                                                extra))
-        crash_point("create:provisional")
-        cgroups.setup(cgroup, linux.resources if linux else None, warn)
-        made_cgroups = True
-        crash_point("create:cgroups")
-        cgroup.to_plan(plan)
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)  # mkfifo honours the umask; the init must be able to open it
-        if plan.root_uid_gid is not None:  # the init reopens it as the container's root
-            os.chown(fifo, *plan.root_uid_gid)
-        crash_point("create:fifo")
-        from pyruntime.spawn import spawn
-
-        tty = console.open_console(plan.terminal, console_socket)
-        plan.console_fd = tty.send_fd
-        spawning = True
-        init_pid = spawn(plan, on_hooks=on_hooks, on_ready=ready)
-        crash_point("create:handed-over")
-        assert state is not None
-        if pid_file:
-            write_pid_file(pid_file, init_pid)
-        state.console_master = master
-        return state
-    except BaseException:
-        if master >= 0:
-            os.close(master)
-        if init_pid:
-            children.kill_and_reap(init_pid)
-        if made_cgroups:
-            cgroup.destroy()
-        store.remove(container_id)
-        if spawning and hook_records.get("poststop"):  # as runc: a failed create is deleted
-            _poststop(hook_records, container_id, bundle, spec.annotations, warn)
-        raise
-    finally:
-        tty.close()
+    creation = plan_create(store, container_id, bundle, pid_file=pid_file, no_pivot=no_pivot,
+                           preserve_fds=preserve_fds, warn=warn,
+                           console_socket=console_socket, foreground=foreground, extra=extra,
+                           debug=debug, rootless=rootless, reserved=reserved,
+                           systemd_cgroup=systemd_cgroup)
+    return creation.run()
 
 
-def _poststop(records: dict, container_id: str, bundle: str, annotations: dict,
-              warn: Callable[[str], None] | None) -> None:
+def run_poststop(records: dict, container_id: str, bundle: str, annotations: dict,
+                 warn: Callable[[str], None] | None) -> None:
+    """The poststop hooks of a container that is gone; failures are only logged."""
     from pyruntime import hooks
 
     hooks.run_logged(records, "poststop",
@@ -342,8 +237,8 @@ def destroy(store: Store, state: ContainerState,
     store.remove(state.id)
     records = state.data.get("hooks") or {}
     if records.get("poststop"):  # after the container is gone; failures are only logged
-        _poststop(records, state.id, state.data.get("bundle", ""),
-                  state.data.get("annotations") or {}, warn)
+        run_poststop(records, state.id, state.data.get("bundle", ""),
+                     state.data.get("annotations") or {}, warn)
 
 
 def state_json(store: Store, state: ContainerState) -> dict:
