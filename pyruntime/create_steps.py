@@ -165,7 +165,8 @@ class Creation:
         return self.state
 
     def _report(self, step: str, error: BaseException) -> None:
-        self.undo_failed = True
+        if step in ("cgroups", "spawn"):  # what the records name may still be there
+            self.undo_failed = True
         if self.warn is not None:
             self.warn(f"create {self.id}: undoing {step}: {error}")
 
@@ -184,8 +185,9 @@ class Creation:
         crash_point("create:reserved")
 
     def _remove(self) -> None:
-        """The state dir goes, unless an undo before failed (cgroups that stayed busy):
-        then its provisional record stays for `delete --force` (pyruntime/leftover.py)."""
+        """The state dir goes, unless the cgroups or the init could not be undone (a cgroup
+        that stayed busy): then its records, which name them, stay for `delete --force`
+        (pyruntime/leftover.py) to retry."""
         if not self.undo_failed:
             self.ex.remove(self.store, self.id)
 
@@ -255,9 +257,11 @@ class Creation:
         crash_point("create:saved")
 
     def _kill(self) -> None:
-        self._close_master()
-        if self.init_pid:
-            self.ex.kill_and_reap(self.init_pid)
+        try:
+            self._close_master()
+        finally:
+            if self.init_pid:
+                self.ex.kill_and_reap(self.init_pid)
 
     def _close_master(self) -> None:
         if self.master >= 0:
