@@ -194,6 +194,30 @@ def test_create_of_a_leftover_says_exists(rt: Runtime, bundle, mode: str) -> Non
     assert_recoverable(rt, "c1", ["create", "--bundle", str(b), "c1"])
 
 
+RESTORE = ["restore:reserved", "restore:provisional", "restore:cgroups"]
+
+
+@pytest.mark.parametrize("step", RESTORE)
+def test_restore_killed_before_criu(runtime: Runtime, bundle, tmp_path: Path,
+                                    step: str) -> None:
+    """The steps of `restore` before CRIU runs (so on any kernel): killed there, the
+    provisional record lets `delete --force` remove the state dir and the cgroups."""
+    if served_suite():
+        pytest.skip("restore always runs cold: it runs in `make test`")
+    image = tmp_path / "checkpoint"
+    image.mkdir()
+    (image / "descriptors.json").write_text("[]")
+    b = bundle(["sleep", "1000"])
+    env = {k: v for k, v in faulty(step).items() if k != SOCKET_ENV}
+    result = runtime.run("restore", "--image-path", image, "--bundle", b, "c1", env=env,
+                         timeout=60)
+    assert result.returncode == -signal.SIGKILL, describe(result)
+    assert (runtime.root / "c1").is_dir()
+    if step == "restore:cgroups":
+        assert find_cgroups(runtime.token) != []  # made, and then left by the kill
+    assert_recoverable(runtime, "c1", ["create", "--bundle", str(b), "c1"])
+
+
 # -- a sweep of SIGKILLs by time ----------------------------------------------------------
 
 SWEEP_KILLS = 60

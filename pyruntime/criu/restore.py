@@ -1,6 +1,7 @@
 """`restore`: a new container from a checkpoint, with CRIU, as runc does.
 
-The container's state directory and cgroups are made first; `criu swrk` is put into the
+The container's state directory, its provisional record and its cgroups are made first,
+as steps with an undo each (pyruntime/steps.py); `criu swrk` is put into the
 cgroups (CRIU restores the tasks there: cg_root points at them) and restores the tree
 as a sibling, so the restored init is this process's child (--restore-sibling), like the
 init of `run`. CRIU needs the root to be a mount point whose parent is not overmounted:
@@ -13,15 +14,19 @@ from __future__ import annotations
 import os
 import time
 
-from pyruntime import SPEC_VERSION
+from pyruntime import SPEC_VERSION, steps
+from pyruntime.container import rfc3339_nano
 from pyruntime.criu import options
 from pyruntime.criu.rpc import Swrk, failed, load_rpc
-from pyruntime.errors import Failure
+from pyruntime.errors import Failure, crash_point
 from pyruntime.state import ContainerState, Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from pyruntime.cgroups.driver import Driver
+    from pyruntime.spec.model import Spec
 
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
@@ -30,7 +35,10 @@ MNT_DETACH = 2
 
 def restore(store: Store, container_id: str, bundle: str, values: dict, criu: str,
             warn: Callable[[str], None] | None = None) -> ContainerState:
-    """Restore and record the container; return its state (the init is our child)."""
+    """Restore and record the container; return its state (the init is our child).
+
+    A failure undoes what was made, in reverse; a kill leaves a provisional record
+    naming the cgroups (the restored tree is in them) for `delete --force`."""
     from pyruntime import cgroups, jsonio
     from pyruntime.spec.load import load_bundle_config
 
@@ -53,52 +61,56 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
 
         records = hooks.to_record(spec.hooks)
     cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id)
-    directory = store.reserve(container_id)
-    made_cgroups, pid = False, 0
-    unbind: Callable[[], None] | None = None
+    criu_root = os.path.join(store.dir(container_id), "criu-root")
+    unbind: list[Callable[[], None]] = []
     restored: dict = {}
-    try:
-        cgroups.setup(cgroup, linux.resources if linux else None, warn)
-        made_cgroups = True
-        criu_root = os.path.join(directory, "criu-root")
-        os.mkdir(criu_root, 0o755)
-        unbind = _bind_root_privately(rootfs, criu_root)
-        image_fd, work_fd = options.open_dir(image), options.open_dir(work)
-        try:
-            opts = rpc.criu_opts(images_dir_fd=image_fd, work_dir_fd=work_fd, log_level=4,
-                                 log_file="restore.log", root=criu_root, rst_sibling=True,
-                                 manage_cgroups=True, notify_scripts=True,
-                                 evasive_devices=True, orphan_pts_master=True)
-            options.common(rpc, values, opts)
-            from pyruntime.criu.dump import v2_root_of_host
 
-            for key, val in options.external_mounts(spec, restoring=True,
-                                                    cgroup_v2_root=v2_root_of_host()):
-                opts.ext_mnt.add(key=key, val=val)
-            for fd, name in enumerate(descriptors):
-                if isinstance(name, str) and name.startswith("pipe:"):
-                    opts.inherit_fd.add(key=name, fd=fd)
-            with Swrk(criu, pass_fds=(image_fd, work_fd), stdio=(0, 1, 2)) as swrk:
-                cgroup.add_pid(swrk.pid)
-                for ctrl, path in _cgroups_of(swrk.pid):
-                    opts.cg_root.add(ctrl=ctrl, path=path)
-                req = rpc.criu_req(type=rpc.RESTORE, opts=opts)
-                on_notify = _notifications(records, container_id, bundle, spec.annotations,
-                                           values.get("console_socket"), restored)
-                resp = swrk.call(rpc, req, on_notify)
-        finally:
-            os.close(image_fd)
-            os.close(work_fd)
-        if not resp.success:
-            raise failed("restore: criu restore", os.path.join(work, "restore.log"), resp)
-        pid = resp.restore.pid or restored.get("pid", 0)
+    def reserve() -> None:
+        store.reserve(container_id)
+        crash_point("restore:reserved")
+
+    def provisional() -> None:  # before the cgroups: pyruntime/leftover.py clears them
+        from pyruntime.container import provisional_record
+
+        store.save_provisional(container_id, provisional_record(container_id, bundle, cgroup))
+        crash_point("restore:provisional")
+
+    def make_cgroups() -> None:
+        cgroups.setup(cgroup, linux.resources if linux else None, warn)
+        crash_point("restore:cgroups")
+
+    def destroy_cgroups() -> None:  # CRIU restores the tree into them: all of it goes
+        try:
+            cgroup.kill_all(9)
+        except OSError:
+            pass
+        cgroup.destroy()
+
+    def bind_root() -> None:
+        os.mkdir(criu_root, 0o755)
+        unbind.append(_bind_root_privately(rootfs, criu_root))
+
+    def unbind_root() -> None:  # before the state dir's removal recurses into it
+        while unbind:
+            unbind.pop()()
+
+    def criu_restore() -> None:
+        restored["pid"] = _criu_restore(rpc, criu, criu_root, image, work, values, spec,
+                                        descriptors, cgroup, records, container_id, bundle)
+
+    def kill() -> None:
+        from pyruntime import children
+
+        children.kill_and_reap(restored["pid"])
+
+    def record() -> None:
+        pid = restored["pid"]
         from pyruntime.procfs import stat_fields
 
-        fields = stat_fields(pid) if pid else None
+        fields = stat_fields(pid)
         if fields is None:
             raise Failure("restore: the restored init exited at once")
-        unbind()
-        unbind = None
+        unbind_root()
         os.rmdir(criu_root)
         state = ContainerState({
             "id": container_id,
@@ -106,7 +118,7 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
             "start_time": fields[1],
             "bundle": bundle,
             "rootfs": rootfs,
-            "created": _rfc3339_nano(time.time()),
+            "created": rfc3339_nano(time.time()),
             "owner": "",
             "annotations": spec.annotations,
             "oci_version": spec.oci_version or SPEC_VERSION,
@@ -114,30 +126,61 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
             "hooks": records,
         })
         store.save(state)
+        restored["state"] = state
         if values.get("pid_file"):
             from pyruntime.container import write_pid_file
 
             write_pid_file(values["pid_file"], pid)
-        return state
-    except BaseException:
-        if unbind is not None:  # before the state dir's removal recurses into it
-            unbind()
-        if pid:
-            from pyruntime import children
 
-            children.kill_and_reap(pid)
-        if made_cgroups:
-            try:
-                cgroup.kill_all(9)
-            except OSError:
-                pass
-            cgroup.destroy()
-        store.remove(container_id)
-        raise
+    steps.run([
+        steps.Step("reserve", reserve, lambda: store.remove(container_id)),
+        steps.Step("provisional", provisional),
+        steps.Step("cgroups", make_cgroups, destroy_cgroups),
+        steps.Step("criu-root", bind_root, unbind_root),
+        steps.Step("criu restore", criu_restore, kill),
+        steps.Step("record", record),
+    ])
+    return restored["state"]
 
 
-def _rfc3339_nano(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+def _criu_restore(rpc: object, criu: str, criu_root: str, image: str, work: str,
+                  values: dict, spec: Spec, descriptors: list, cgroup: Driver, records: dict,
+                  container_id: str, bundle: str) -> int:
+    """Have `criu swrk`, put into the container's cgroups, restore the tree on criu_root;
+    return its init's pid."""
+    restored: dict = {}
+    image_fd, work_fd = options.open_dir(image), options.open_dir(work)
+    try:
+        opts = rpc.criu_opts(images_dir_fd=image_fd, work_dir_fd=work_fd, log_level=4,
+                             log_file="restore.log", root=criu_root, rst_sibling=True,
+                             manage_cgroups=True, notify_scripts=True,
+                             evasive_devices=True, orphan_pts_master=True)
+        options.common(rpc, values, opts)
+        from pyruntime.criu.dump import v2_root_of_host
+
+        for key, val in options.external_mounts(spec, restoring=True,
+                                                cgroup_v2_root=v2_root_of_host()):
+            opts.ext_mnt.add(key=key, val=val)
+        for fd, name in enumerate(descriptors):
+            if isinstance(name, str) and name.startswith("pipe:"):
+                opts.inherit_fd.add(key=name, fd=fd)
+        with Swrk(criu, pass_fds=(image_fd, work_fd), stdio=(0, 1, 2)) as swrk:
+            cgroup.add_pid(swrk.pid)
+            for ctrl, path in _cgroups_of(swrk.pid):
+                opts.cg_root.add(ctrl=ctrl, path=path)
+            req = rpc.criu_req(type=rpc.RESTORE, opts=opts)
+            on_notify = _notifications(records, container_id, bundle, spec.annotations,
+                                       values.get("console_socket"), restored)
+            resp = swrk.call(rpc, req, on_notify)
+    finally:
+        os.close(image_fd)
+        os.close(work_fd)
+    if not resp.success:
+        raise failed("restore: criu restore", os.path.join(work, "restore.log"), resp)
+    pid = resp.restore.pid or restored.get("pid", 0)
+    if not pid:
+        raise Failure("restore: the restored init exited at once")
+    return pid
 
 
 def _cgroups_of(pid: int) -> list[tuple[str, str]]:
