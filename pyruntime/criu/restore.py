@@ -15,7 +15,7 @@ import os
 import time
 
 from pyruntime import SPEC_VERSION, steps
-from pyruntime.container import rfc3339_nano
+from pyruntime.container import provisional_record, rfc3339_nano
 from pyruntime.criu import options
 from pyruntime.criu.rpc import Swrk, failed, load_rpc
 from pyruntime.errors import Failure, crash_point
@@ -70,8 +70,6 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
         crash_point("restore:reserved")
 
     def provisional() -> None:  # before the cgroups: pyruntime/leftover.py clears them
-        from pyruntime.container import provisional_record
-
         store.save_provisional(container_id, provisional_record(container_id, bundle, cgroup))
         crash_point("restore:provisional")
 
