@@ -110,7 +110,7 @@ check-native:
 test: setup
 	@mkdir -p build; \
 	set +e; $(PY) -m pytest $(PYTEST_ARGS) 2>&1 | tee build/pytest.log; rc=$${PIPESTATUS[0]}; set -e; \
-	summary=$$(grep -E '^=+ .*( in [0-9.]+s).* =+$$' build/pytest.log | tail -n1); \
+	summary=$$( { grep -E '^(=+ )?[0-9]+ [a-z].* in [0-9.]+s' build/pytest.log || true; } | tail -n1); \
 	count() { echo "$$summary" | grep -oE "[0-9]+ $$1" | grep -oE '^[0-9]+' || echo 0; }; \
 	passed=$$(count passed); failed=$$(( $$(count failed) + $$(count error) )); skipped=$$(count skipped); \
 	if [ "$$rc" -eq 5 ]; then echo "make test: pytest ran no test (exit 5): failing" >&2; rc=1; fi; \
