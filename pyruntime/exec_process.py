@@ -55,36 +55,11 @@ def load_process_file(path: str) -> Process:
         raw = read_bounded(path, f"--process {path}", nofollow=False)
     except OSError as e:
         raise Failure(f"--process {path}: {errno_text(e.errno)}") from None
+    from pyruntime.spec.process_rules import check_process
+
     process = decode_json(raw, Process, PROCESS_FILE)
     check_process(process, PROCESS_FILE + ": ")
     return process
-
-
-def check_process(p: Process, where: str) -> None:
-    """The rules config.json's process follows (validate.py), for an exec'd process."""
-    from pyruntime.plan.linux_consts import CAPABILITIES, RLIMITS
-
-    if not p.args:
-        raise Failure(f"{where}args: must name the program to run")
-    if not p.cwd.startswith("/"):
-        raise Failure(f"{where}cwd: must be an absolute path: {p.cwd!r}")
-    for i, e in enumerate(p.env):
-        if "=" not in e:
-            raise Failure(f"{where}env[{i}]: expected KEY=VALUE, got {e!r}")
-    if p.user is not None:
-        for name in ("uid", "gid"):
-            if not 0 <= getattr(p.user, name) < 2**32 - 1:
-                raise Failure(f"{where}user.{name}: out of range")
-        if p.user.umask is not None and not 0 <= p.user.umask <= 0o777:
-            raise Failure(f"{where}user.umask: must be between 0 and 0777")
-    if p.capabilities is not None:
-        for field in ("bounding", "effective", "inheritable", "permitted", "ambient"):
-            for name in getattr(p.capabilities, field) or []:
-                if name not in CAPABILITIES:
-                    raise Failure(f"{where}capabilities.{field}: unknown capability {name!r}")
-    for j, r in enumerate(p.rlimits):
-        if r.type not in RLIMITS:
-            raise Failure(f"{where}rlimits[{j}].type: unknown rlimit {r.type!r}")
 
 
 def inherit(process: Process, container: Process | None) -> Process:
@@ -103,6 +78,7 @@ def process_from_flags(container: Process, values: dict) -> Process:
     """runc's flag form: the container's process, with args, cwd, env, user, caps changed."""
     from pyruntime.plan.linux_consts import CAPABILITIES
     from pyruntime.spec.model import User
+    from pyruntime.spec.record import check_field
 
     p = container
     p.args = list(values["command"])
@@ -121,17 +97,19 @@ def process_from_flags(container: Process, values: dict) -> Process:
         if p.user is None:
             p.user = User()
         try:
-            p.user.uid = int(uid)
-            if gid:
-                p.user.gid = int(gid)
+            ids = {"uid": int(uid), **({"gid": int(gid)} if gid else {})}
         except ValueError:
             raise Failure(f"--user {values['user']}: expected UID[:GID] (numbers)") from None
+        for name, value in ids.items():
+            setattr(p.user, name, check_field(User, name, value, f"--user {values['user']}"))
     for gid in values["additional_gids"]:
         if not gid.isdigit():
             raise Failure(f"--additional-gids {gid}: expected a non-negative number")
+    if values["additional_gids"]:
         if p.user is None:
             p.user = User()
-        p.user.additional_gids.append(int(gid))
+        gids = [int(gid) for gid in values["additional_gids"]]
+        p.user.additional_gids += check_field(User, "additional_gids", gids, "--additional-gids")
     for cap in values["cap"]:
         name = cap.upper()
         name = name if name.startswith("CAP_") else "CAP_" + name
@@ -146,6 +124,8 @@ def process_from_flags(container: Process, values: dict) -> Process:
             setattr(c, field, [*(getattr(c, field) or []), name])
         if c.inheritable is not None:  # ambient needs inheritable (runc does the same)
             c.ambient = [*(c.ambient or []), name]
+    from pyruntime.spec.process_rules import check_process
+
     check_process(p, "exec: process.")
     return p
 

@@ -9,12 +9,17 @@ import pytest
 from pyruntime.errors import Failure
 from pyruntime.seccomp import profile as sp
 from pyruntime.spec.model import Seccomp
-from pyruntime.spec.record import decode
+from pyruntime.spec.record import DecodeError, decode
 
 
 def build(**doc) -> sp.Profile:
+    """Decoded (ranges are the model's) and translated, as load.py and build.py do."""
     doc.setdefault("defaultAction", "SCMP_ACT_ALLOW")
-    return sp.build_profile(decode(Seccomp, doc, "linux.seccomp"))
+    try:
+        seccomp = decode(Seccomp, doc, "linux.seccomp")
+    except DecodeError as e:
+        raise Failure(f"config.json: {e}") from None
+    return sp.build_profile(seccomp)
 
 
 def args(*conds) -> list[dict]:

@@ -264,18 +264,16 @@ def _mount(spec: Spec, i: int, bundle: str,
     return [step]
 
 
-def _caps(names: list[str] | None, field: str) -> int:
+def _caps(names: list[str] | None) -> int:
     mask = 0
     for name in names or []:
-        try:
-            mask |= 1 << k.CAPABILITIES.index(name)
-        except ValueError:
-            raise Failure(f"config.json: process.capabilities.{field}: "
-                          f"unknown capability {name!r}") from None
+        mask |= 1 << k.CAPABILITIES.index(name)
     return mask
 
 
 def _process(spec: Spec, plan: Plan) -> None:
+    """The process's part of the plan; spec/process_rules.py has checked it (create and
+    exec alike), and the model its integers' ranges."""
     p = spec.process
     assert p is not None and p.args is not None
     plan.argv = list(p.args)
@@ -294,23 +292,14 @@ def _process(spec: Spec, plan: Plan) -> None:
     plan.set_caps = True
     if p.capabilities is not None:
         for field in plan.caps:
-            plan.caps[field] = _caps(getattr(p.capabilities, field), field)
+            plan.caps[field] = _caps(getattr(p.capabilities, field))
         # the kernel raises an ambient capability only if it is permitted and inheritable;
         # runc's own default spec asks for ambient without inheritable, and runc then
         # leaves those out rather than failing, so do the same
         plan.caps["ambient"] &= plan.caps["permitted"] & plan.caps["inheritable"]
     plan.no_new_privs = p.no_new_privileges
-    for j, r in enumerate(p.rlimits):
-        resource = k.RLIMITS.get(r.type)
-        if resource is None:
-            raise Failure(f"config.json: process.rlimits[{j}].type: unknown rlimit {r.type!r}")
-        if r.soft > r.hard:
-            raise Failure(f"config.json: process.rlimits[{j}]: {r.type} soft limit above hard")
-        plan.rlimits.append((resource, r.type, r.soft, r.hard))
+    plan.rlimits = [(k.RLIMITS[r.type], r.type, r.soft, r.hard) for r in p.rlimits]
     plan.oom_score_adj = p.oom_score_adj
     plan.terminal = p.terminal
     if p.console_size is not None:
-        for name in ("height", "width"):
-            if not 0 <= getattr(p.console_size, name) <= 0xFFFF:
-                raise Failure(f"config.json: process.consoleSize.{name}: out of range")
         plan.console_size = (p.console_size.height, p.console_size.width)

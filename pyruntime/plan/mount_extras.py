@@ -50,11 +50,6 @@ def finish(step: MountStep, spec: Spec, i: int, opts: ParsedOptions, is_bind: bo
         missing = "gidMappings" if uid_maps else "uidMappings"
         raise Failure(f"{where}.{missing}: an idmapped mount needs both uidMappings and "
                       "gidMappings")
-    for name, maps in (("uidMappings", uid_maps), ("gidMappings", gid_maps)):
-        for j, mp in enumerate(maps):
-            if mp.size <= 0 or mp.container_id < 0 or mp.host_id < 0:
-                raise Failure(f"{where}.{name}[{j}]: ids must not be negative and size "
-                              "must be positive")
     step.idmap = (_map_text(uid_maps), _map_text(gid_maps))
     step.idmap_recursive = "ridmap" in opts.extensions
 

@@ -13,7 +13,8 @@ if TYPE_CHECKING:  # annotations are never evaluated; importing typing costs ~2 
     from typing import Any
 
     # integers that record.py checks against their C type's range (the Go types of the
-    # runtime-spec, narrowed to the C fields they go to, e.g. a device's u32 major)
+    # runtime-spec, narrowed to the C fields they go to, e.g. a device's u32 major);
+    # `u32[0, 0o777]` narrows a field further, to what its meaning allows
     u16 = u32 = u64 = i32 = i64 = int
 
 
@@ -23,9 +24,9 @@ class Root(Record):
 
 
 class User(Record):
-    uid: u32 = 0
-    gid: u32 = 0
-    umask: int | None = None  # validate.py: 0..0777
+    uid: u32[0, 4294967294] = 0  # (uid_t)-1 means "unchanged" to setresuid
+    gid: u32[0, 4294967294] = 0
+    umask: u32[0, 0o777] | None = None
     additional_gids: list[u32] = []
     username: str | None = None
 
@@ -51,13 +52,13 @@ class ConsoleSize(Record):
 
 class IOPriority(Record):
     class_: str
-    priority: i32 = 0
+    priority: i32[0, 7] = 0  # ioprio levels
     _json_names = {"class_": "class"}
 
 
 class Scheduler(Record):
     policy: str
-    nice: i32 = 0
+    nice: i32[-20, 19] = 0
     priority: i32 = 0
     flags: list[str] = []
     runtime: u64 = 0
@@ -77,7 +78,7 @@ class Process(Record):
     rlimits: list[Rlimit] = []
     no_new_privileges: bool = False
     apparmor_profile: str | None = None
-    oom_score_adj: i32 | None = None
+    oom_score_adj: i32[-1000, 1000] | None = None  # OOM_SCORE_ADJ_MIN..MAX
     selinux_label: str | None = None
     io_priority: IOPriority | None = None
     scheduler: Scheduler | None = None
@@ -88,7 +89,7 @@ class Process(Record):
 class IDMapping(Record):
     container_id: u32
     host_id: u32
-    size: u32
+    size: u32[1, 4294967295]
     _json_names = {"container_id": "containerID", "host_id": "hostID"}
 
 
@@ -105,7 +106,7 @@ class Hook(Record):
     path: str
     args: list[str] = []
     env: list[str] | None = None  # None: the runtime's environment (runc's), [] : empty
-    timeout: i32 | None = None
+    timeout: i32[1, 2147483647] | None = None  # seconds
 
 
 class Hooks(Record):
@@ -208,13 +209,13 @@ class RdmaLimit(Record):
 
 class InterfacePriority(Record):
     name: str
-    priority: int
+    priority: u32
 
 
 class Network(Record):
     """linux.resources.network: v1's net_cls and net_prio controllers."""
 
-    class_id: int | None = None
+    class_id: u32 | None = None
     priorities: list[InterfacePriority] = []
     _json_names = {"class_id": "classID"}
 
@@ -233,7 +234,7 @@ class Resources(Record):
 
 
 class SyscallArg(Record):
-    index: u32
+    index: u32[0, 5]  # a syscall has six arguments
     value: u64
     value_two: u64 = 0
     op: str
@@ -242,13 +243,13 @@ class SyscallArg(Record):
 class Syscall(Record):
     names: list[str]
     action: str
-    errno_ret: u32 | None = None
+    errno_ret: u32[0, 65535] | None = None  # SECCOMP_RET_DATA
     args: list[SyscallArg] = []
 
 
 class Seccomp(Record):
     default_action: str
-    default_errno_ret: u32 | None = None
+    default_errno_ret: u32[0, 65535] | None = None
     architectures: list[str] = []
     flags: list[str] = []
     listener_path: str | None = None
@@ -258,7 +259,7 @@ class Seccomp(Record):
 
 class TimeOffset(Record):
     secs: i64 = 0
-    nanosecs: u32 = 0
+    nanosecs: u32[0, 999999999] = 0
 
 
 class IntelRdt(Record):

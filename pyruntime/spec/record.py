@@ -12,7 +12,9 @@ on the hot path. Here a model class is written like a dataclass:
 and the annotation strings (never evaluated) are parsed once into decoders. JSON keys are
 the attribute names in camelCase unless `_json_names` says otherwise. Attributes without a
 default are required. Unknown keys are ignored, as the runtime-spec asks. `u16`, `u32`,
-`u64`, `i32` and `i64` are integers checked against that C type's range.
+`u64`, `i32` and `i64` are integers checked against that C type's range; `i32[-1000, 1000]`
+narrows one field to the range its meaning allows (both ends included). Plain `int` is not
+allowed: every integer that reaches the kernel has a width (tests/test_model_ranges.py).
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations are never evaluated; importing typing costs ~2 ms
     from typing import Any
 
-__all__ = ["DecodeError", "Record", "decode"]
+__all__ = ["DecodeError", "Record", "check_field", "decode"]
 
 _PRIMITIVES: dict[str, tuple[type, ...]] = {
     "str": (str,),
-    "int": (int,),
     "bool": (bool,),
     "float": (int, float),
     "Any": (object,),
@@ -89,7 +90,8 @@ class _Type:
         self.record = record
         self.optional = False
         self.words = ""
-        self.bounds: tuple[str, int, int] | None = None  # sized ints: (C name, min, max)
+        # sized ints: (C name, min, max), or ("", min, max, min as written, max as written)
+        self.bounds: tuple | None = None
 
 
 def _parse(text: str, namespace: dict[str, Any]) -> _Type:
@@ -115,11 +117,8 @@ def _parse(text: str, namespace: dict[str, Any]) -> _Type:
         t = _Type("dict", item)
         t.words = f"an object of {_plural(item)}"
         return t
-    if text in _SIZED_INTS:
-        t = _Type("int")
-        t.bounds = _SIZED_INTS[text]
-        t.words = "an integer"
-        return t
+    if text in _SIZED_INTS or text.partition("[")[0] in _SIZED_INTS and text.endswith("]"):
+        return _sized(text)
     if text in _PRIMITIVES:
         t = _Type(text)
         t.words = _KIND_WORDS[_PRIMITIVES[text][-1]]
@@ -129,6 +128,23 @@ def _parse(text: str, namespace: dict[str, Any]) -> _Type:
         t.words = "an object"
         return t
     raise TypeError(f"unknown type {text!r}")
+
+
+def _sized(text: str) -> _Type:
+    """`u32` (the C type's range) or `u32[0, 0o777]` (a narrower one, in the C type's)."""
+    name, _, narrow = text.partition("[")
+    t = _Type("int")
+    t.words = "an integer"
+    t.bounds = _SIZED_INTS[name]
+    if narrow:
+        low_text, high_text = _split_top(narrow[:-1], ",")
+        low, high = int(low_text.strip(), 0), int(high_text.strip(), 0)
+        if not t.bounds[1] <= low <= high <= t.bounds[2]:
+            raise TypeError(f"range of {text!r} is outside {name}")
+        # shown as written, octal in C's spelling (a umask reads 0777, not 0o777)
+        t.bounds = ("", low, high, *(w.strip().replace("0o", "0") for w in
+                                     (low_text, high_text)))
+    return t
 
 
 def _plural(t: _Type) -> str:
@@ -215,10 +231,16 @@ def _decode(t: _Type, value: Any, path: str) -> Any:
         return {k: _decode(item, v, f"{path}.{k}") for k, v in value.items()}
     if _is(kind, value):
         if t.bounds is not None and not t.bounds[1] <= value <= t.bounds[2]:
-            name, low, high = t.bounds
-            raise DecodeError(path, f"{value} is out of range for {name} ({low}..{high})")
+            raise DecodeError(path, _out_of_range(value, t.bounds))
         return value
     raise DecodeError(path, f"expected {t.words}, got {_describe(value)}")
+
+
+def _out_of_range(value: int, bounds: tuple) -> str:
+    if bounds[0]:
+        name, low, high = bounds
+        return f"{value} is out of range for {name} ({low}..{high})"
+    return f"must be between {bounds[3]} and {bounds[4]}"
 
 
 def _is(kind: str, value: Any) -> bool:
@@ -243,6 +265,20 @@ def decode(cls: type[Record], value: Any, path: str) -> Any:
         else:
             setattr(obj, attr, _copy(default))
     return obj
+
+
+def check_field(cls: type[Record], attr: str, value: Any, name: str) -> Any:
+    """`value` for `cls.attr` from somewhere other than JSON (a flag called `name`), checked
+    as the decoder checks it; raise Failure naming the flag."""
+    for field, _key, t, _required, _default in cls._schema():
+        if field == attr:
+            try:
+                return _decode(t, value, name)
+            except DecodeError as e:
+                from pyruntime.errors import Failure
+
+                raise Failure(str(e)) from None
+    raise KeyError(attr)
 
 
 def _copy(value: Any) -> Any:

@@ -1,7 +1,8 @@
 """Rules that relate config.json fields to each other, checked before anything runs.
 
-The decoder (record.py) has already checked every field's shape; this module checks the
-meaning: versions, paths, namespaces, id mappings. Each failure names the JSON path.
+The decoder (record.py) has already checked every field's shape and every integer's range
+(model.py); this module checks the meaning: versions, paths, namespaces, id mappings, and
+the process (process_rules.py, shared with exec). Each failure names the JSON path.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def validate(spec: Spec) -> None:
         raise _fail("root", "required field is missing")
     if not spec.root.path:
         raise _fail("root.path", "must not be empty")
-    _process(spec)
+    from pyruntime.spec.process_rules import check_process
+
+    check_process(spec.process, "config.json: process.")
     linux = spec.linux
     namespaces = {}
     if linux is not None:
@@ -39,8 +42,6 @@ def validate(spec: Spec) -> None:
             if ns.path is not None and not ns.path.startswith("/"):
                 raise _fail(f"{where}.path", "must be an absolute path")
             namespaces[ns.type] = ns
-        _idmaps(linux.uid_mappings, "linux.uidMappings")
-        _idmaps(linux.gid_mappings, "linux.gidMappings")
         has_maps = bool(linux.uid_mappings or linux.gid_mappings)
         if has_maps and "user" not in namespaces:
             raise _fail("linux.uidMappings", "id mappings need a user namespace")
@@ -89,8 +90,6 @@ def _hooks(spec: Spec) -> None:
             where = f"hooks.{kind}[{i}]"
             if not hook.path.startswith("/"):
                 raise _fail(f"{where}.path", f"must be an absolute path: {hook.path!r}")
-            if hook.timeout is not None and hook.timeout <= 0:
-                raise _fail(f"{where}.timeout", "must be greater than zero")
             for j, e in enumerate(hook.env or []):
                 if "=" not in e:
                     raise _fail(f"{where}.env[{j}]", f"expected KEY=VALUE, got {e!r}")
@@ -125,27 +124,3 @@ def _version(version: str) -> None:
         raise _fail("ociVersion", f"unsupported version {version!r} (1.0.x to 1.2.x)")
 
 
-def _process(spec: Spec) -> None:
-    p = spec.process
-    assert p is not None
-    if not p.args:
-        raise _fail("process.args", "must name the program to run")
-    if not p.cwd.startswith("/"):
-        raise _fail("process.cwd", f"must be an absolute path: {p.cwd!r}")
-    for i, e in enumerate(p.env):
-        if "=" not in e:
-            raise _fail(f"process.env[{i}]", f"expected KEY=VALUE, got {e!r}")
-    if p.user is not None:
-        for name in ("uid", "gid"):
-            if not 0 <= getattr(p.user, name) < 2**32 - 1:
-                raise _fail(f"process.user.{name}", "out of range")
-        if p.user.umask is not None and not 0 <= p.user.umask <= 0o777:
-            raise _fail("process.user.umask", "must be between 0 and 0777")
-
-
-def _idmaps(maps: list, path: str) -> None:
-    for i, m in enumerate(maps):
-        if m.size <= 0:
-            raise _fail(f"{path}[{i}].size", "must be positive")
-        if m.container_id < 0 or m.host_id < 0:
-            raise _fail(f"{path}[{i}]", "ids must not be negative")
