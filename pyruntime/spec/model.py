@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # annotations are never evaluated; importing typing costs ~2 
 
     # integers that record.py checks against their C type's range (the Go types of the
     # runtime-spec, narrowed to the C fields they go to, e.g. a device's u32 major);
-    # `u32[0, 0o777]` narrows a field further, to what its meaning allows
+    # `u32[0, 99]` narrows a field further, to what its meaning allows
     u16 = u32 = u64 = i32 = i64 = int
 
 
@@ -26,7 +26,7 @@ class Root(Record):
 class User(Record):
     uid: u32[0, 4294967294] = 0  # (uid_t)-1 means "unchanged" to setresuid
     gid: u32[0, 4294967294] = 0
-    umask: u32[0, 0o777] | None = None
+    umask: u32[0, 0o777, oct] | None = None
     additional_gids: list[u32] = []
     username: str | None = None
 

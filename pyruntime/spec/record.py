@@ -13,7 +13,8 @@ and the annotation strings (never evaluated) are parsed once into decoders. JSON
 the attribute names in camelCase unless `_json_names` says otherwise. Attributes without a
 default are required. Unknown keys are ignored, as the runtime-spec asks. `u16`, `u32`,
 `u64`, `i32` and `i64` are integers checked against that C type's range; `i32[-1000, 1000]`
-narrows one field to the range its meaning allows (both ends included). Plain `int` is not
+narrows one field to the range its meaning allows (both ends included; `u32[0, 0o777, oct]`
+shows the ends in octal as C writes them, 0777, in the error). Plain `int` is not
 allowed: every integer that reaches the kernel has a width (tests/test_model_ranges.py).
 """
 
@@ -131,19 +132,19 @@ def _parse(text: str, namespace: dict[str, Any]) -> _Type:
 
 
 def _sized(text: str) -> _Type:
-    """`u32` (the C type's range) or `u32[0, 0o777]` (a narrower one, in the C type's)."""
+    """`u32` (the C type's range) or `u32[0, 99]` (a narrower one, within the C type's)."""
     name, _, narrow = text.partition("[")
     t = _Type("int")
     t.words = "an integer"
     t.bounds = _SIZED_INTS[name]
     if narrow:
-        low_text, high_text = _split_top(narrow[:-1], ",")
-        low, high = int(low_text.strip(), 0), int(high_text.strip(), 0)
+        low_text, high_text, *style = (w.strip() for w in _split_top(narrow[:-1], ","))
+        low, high = int(low_text), int(high_text)
         if not t.bounds[1] <= low <= high <= t.bounds[2]:
             raise TypeError(f"range of {text!r} is outside {name}")
-        # shown as written, octal in C's spelling (a umask reads 0777, not 0o777)
-        t.bounds = ("", low, high, *(w.strip().replace("0o", "0") for w in
-                                     (low_text, high_text)))
+        # `oct`: a mode, shown as C writes it (0777); the compiler has made 0o777 511 here
+        shown = [f"0{v:o}" if v and style == ["oct"] else str(v) for v in (low, high)]
+        t.bounds = ("", low, high, *shown)
     return t
 
 
