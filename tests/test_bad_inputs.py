@@ -189,6 +189,28 @@ def test_bad_input(runtime: Runtime, bundle, tmp_path: Path, case: Case) -> None
     assert runtime.state_dirs() == []
 
 
+OUT_OF_RANGE = [c for c in CASES if c.name in ("additional-gid-negative", "rlimit-over-uint64",
+                                                "device-major-over-uint32")]
+
+
+@pytest.mark.parametrize("case", OUT_OF_RANGE, ids=[c.name for c in OUT_OF_RANGE])
+def test_run_refuses_out_of_range_before_making_anything(runtime: Runtime, bundle,
+                                                         case: Case) -> None:
+    """run as create (above): the model's range refuses the value with its JSON path before
+    the state directory or the container's cgroup exists."""
+    from support.cgroups import find_cgroups
+
+    b = bundle(["true"])
+    assert case.edit is not None
+    case.edit(b.config)
+    b.write()
+    result = runtime.run("run", "--bundle", str(b), "c1")
+    line = assert_clean_failure(result, runtime, "c1", case.mentions)
+    assert "out of range" in line, line
+    assert runtime.state_dirs() == []
+    assert find_cgroups(runtime.token) == []
+
+
 def test_duplicate_id(runtime: Runtime, bundle) -> None:
     runtime.create(bundle(["sleep", "1000"], name="first"), "dup")
     first_pid = runtime.state("dup")["pid"]

@@ -2,7 +2,7 @@
 outside it with the JSON path, before anything is made; no root needed.
 
 The cases are generated from the model itself (spec/model.py), so a field added there is
-covered here without touching this file; a plain `int` there fails the first test.
+covered here without touching this file (a plain `int` there is refused by record.py).
 """
 
 from __future__ import annotations
@@ -17,86 +17,8 @@ from pathlib import Path
 import pytest
 
 from pyruntime.errors import Failure
-from pyruntime.spec import model
-from pyruntime.spec.default import default_spec
 from pyruntime.spec.load import parse_config
-from pyruntime.spec.record import Record
-
-# where each record sits in config.json: (the record's JSON path, the class); dict keys
-# and list indexes name the first item (lists get one item: [0])
-Field = tuple[str, str, object]  # (JSON path of the field, attribute type, record class)
-
-
-def _int_fields(cls: type[Record], path: str) -> Iterator[tuple[str, object, type[Record], str]]:
-    """(JSON path, parsed type, owning record, attribute) of every integer under cls."""
-    for attr, key, t, _required, _default in cls._schema():
-        sub = f"{path}.{key}" if path else key
-        while t.kind in ("list", "dict"):
-            sub += "[0]" if t.kind == "list" else ".k"
-            t = t.item
-        if t.kind == "int":
-            yield sub, t, cls, attr
-        elif t.kind == "record":
-            yield from _int_fields(t.record, sub)
-
-
-FIELDS = list(_int_fields(model.Spec, ""))
-
-
-def test_every_integer_has_a_width() -> None:
-    assert len(FIELDS) > 60
-    unsized = [path for path, t, _cls, _attr in FIELDS if t.bounds is None]
-    assert unsized == []
-
-
-def _minimal(cls: type[Record]) -> dict:
-    """The smallest object of `cls` the decoder accepts: required fields only."""
-    out: dict = {}
-    for _attr, key, t, required, _default in cls._schema():
-        if required:
-            out[key] = _value(t)
-    return out
-
-
-def _value(t) -> object:  # noqa: ANN001 - record.py's parsed type
-    if t.kind == "record":
-        return _minimal(t.record)
-    if t.kind == "list":
-        return []
-    if t.kind == "dict":
-        return {}
-    if t.kind == "int":
-        return t.bounds[1]
-    return {"str": "x", "bool": False, "float": 0, "Any": None}[t.kind]
-
-
-def _config_with(path: str, value: int) -> dict:
-    """A valid config with `value` at `path`, the records on the way filled minimally."""
-    config = default_spec()
-    node, cls = config, model.Spec
-    parts = [p for p in path.replace("[0]", "").split(".") if p != "k"]  # wraps: the types'
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        field = next(f for f in cls._schema() if f[1] == part)
-        t = field[2]
-        wraps = []
-        while t.kind in ("list", "dict"):
-            wraps.append(t.kind)
-            t = t.item
-        if last:
-            leaf: object = value
-        else:
-            existing = node.get(part)
-            leaf = None if wraps else existing
-            if not isinstance(leaf, dict):
-                leaf = _minimal(t.record)
-        holder = leaf
-        for kind in reversed(wraps):
-            holder = [holder] if kind == "list" else {"k": holder}
-        node[part] = holder
-        if not last:
-            node, cls = leaf, t.record
-    return config
+from support.model_fields import FIELDS, config_with
 
 
 def _cases() -> Iterator[object]:
@@ -109,7 +31,7 @@ def _cases() -> Iterator[object]:
 @pytest.mark.parametrize(("path", "value"), list(_cases()))
 def test_out_of_range_is_refused_with_its_path(path: str, value: int) -> None:
     with pytest.raises(Failure) as info:
-        parse_config(json.dumps(_config_with(path, value)))
+        parse_config(json.dumps(config_with(path, value)))
     message = str(info.value)
     assert message.startswith(f"config.json: {path}: "), message
     assert "out of range" in message or "must be between" in message, message
@@ -120,7 +42,7 @@ def test_out_of_range_is_refused_with_its_path(path: str, value: int) -> None:
 def test_the_ends_of_the_range_are_accepted(path: str, t) -> None:  # noqa: ANN001
     for value in (t.bounds[1], t.bounds[2]):
         try:
-            parse_config(json.dumps(_config_with(path, value)))
+            parse_config(json.dumps(config_with(path, value)))
         except Failure as e:  # a rule relating fields may refuse it, never the range
             assert not str(e).startswith(f"config.json: {path}: "), e
 
@@ -142,7 +64,7 @@ def test_cli_says_one_line_and_makes_nothing(tmp_path: Path, path: str, value: i
     directory (or anything else) exists, so it needs no privilege to be refused."""
     bundle = tmp_path / "bundle"
     (bundle / "rootfs").mkdir(parents=True)
-    (bundle / "config.json").write_text(json.dumps(_config_with(path, value)))
+    (bundle / "config.json").write_text(json.dumps(config_with(path, value)))
     root = tmp_path / "root"
     res = subprocess.run([sys.executable, "-m", "pyruntime", "--root", str(root), "create",
                           "--bundle", str(bundle), "c1"], capture_output=True, text=True,
@@ -152,3 +74,21 @@ def test_cli_says_one_line_and_makes_nothing(tmp_path: Path, path: str, value: i
     assert len(lines) == 1 and lines[0].startswith(f"pyruntime: config.json: {path}: {message}")
     assert not (root / "c1").exists()
     assert not root.exists() or os.listdir(root) == []
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("user", "4294967295", "--user 4294967295: must be between 0 and 4294967294"),
+    ("user", "0:-1", "--user 0:-1: must be between 0 and 4294967294"),
+    ("additional_gids", ["1", str(2**32)],
+     "--additional-gids[1]: 4294967296 is out of range for uint32 (0..4294967295)"),
+])
+def test_exec_flags_are_held_to_the_model(flag: str, value: object, message: str) -> None:
+    """exec's flags build the process without JSON: the same ranges apply to them."""
+    from pyruntime.exec_process import process_from_flags
+    from pyruntime.spec.model import Process
+
+    values = {"command": ["true"], "cwd": "", "env": [], "tty": False, "no_new_privs": False,
+              "apparmor": "", "user": "", "additional_gids": [], "cap": [], flag: value}
+    with pytest.raises(Failure) as info:
+        process_from_flags(Process(cwd="/", args=["sh"]), values)
+    assert str(info.value) == message
