@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pyruntime.spec.model import Process
 
 CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+LSM_MARKERS = {"AppArmor": "/sys/kernel/security/apparmor", "SELinux": "/sys/fs/selinux/enforce"}
 
 
 def check_process(p: Process, where: str) -> None:
@@ -38,3 +39,17 @@ def check_process(p: Process, where: str) -> None:
             raise Failure(f"{where}rlimits[{j}].type: unknown rlimit {r.type!r}")
         if r.soft > r.hard:
             raise Failure(f"{where}rlimits[{j}]: {r.type} soft limit above hard")
+    if p.apparmor_profile:
+        refuse_lsm(f"{where}apparmorProfile", "AppArmor")
+    if p.selinux_label:
+        refuse_lsm(f"{where}selinuxLabel", "SELinux")
+
+
+def refuse_lsm(field: str, lsm: str) -> None:
+    """This runtime applies no LSM labels: refuse a process (or mount label) that asks for
+    one rather than run it unconfined."""
+    import os
+
+    why = ("is not supported by pyruntime" if os.path.exists(LSM_MARKERS[lsm])
+           else "is not enabled on this host")
+    raise Failure(f"{field}: {lsm} {why}; remove the field to run without it")

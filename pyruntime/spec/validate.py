@@ -100,27 +100,15 @@ def _snake(name: str) -> str:
 
 
 def _lsm(spec: Spec) -> None:
-    """This runtime applies no LSM labels: refuse a config that asks for one rather than
-    run the container unconfined."""
-    import os
+    """linux.mountLabel: see process_rules.refuse_lsm (the process's labels are checked
+    with the process)."""
+    if spec.linux is not None and spec.linux.mount_label:
+        from pyruntime.spec.process_rules import refuse_lsm
 
-    p = spec.process
-    asks = [("process.apparmorProfile", p.apparmor_profile if p else None, "AppArmor",
-             "/sys/kernel/security/apparmor"),
-            ("process.selinuxLabel", p.selinux_label if p else None, "SELinux",
-             "/sys/fs/selinux/enforce"),
-            ("linux.mountLabel", spec.linux.mount_label if spec.linux else None, "SELinux",
-             "/sys/fs/selinux/enforce")]
-    for field, value, lsm, marker in asks:
-        if value:
-            why = ("is not supported by pyruntime" if os.path.exists(marker)
-                   else "is not enabled on this host")
-            raise _fail(field, f"{lsm} {why}; remove the field to run without it")
+        refuse_lsm("config.json: linux.mountLabel", "SELinux")
 
 
 def _version(version: str) -> None:
     parts = version.split(".")
     if len(parts) < 2 or ".".join(parts[:2]) not in SUPPORTED_MAJOR_MINOR:
         raise _fail("ociVersion", f"unsupported version {version!r} (1.0.x to 1.2.x)")
-
-
