@@ -136,8 +136,8 @@ class Device(Record):
 class DeviceRule(Record):
     allow: bool
     type: str | None = None
-    major: i64 | None = None
-    minor: i64 | None = None
+    major: i64[-1, 2147483647] | None = None  # -1 (as null): any; the device filter's int32
+    minor: i64[-1, 2147483647] | None = None
     access: str | None = None
 
 
