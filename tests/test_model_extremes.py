@@ -33,7 +33,7 @@ def _with_namespaces(config: dict, path: str) -> None:
         config["linux"]["namespaces"].append({"type": "time"})
 
 
-def _fill_struct(plan) -> None:  # noqa: ANN001 - plan.build.Plan
+def _fill_struct(plan) -> None:  # plan: plan.build.Plan
     from pyruntime._native import ffi
     from pyruntime.spawn import _to_c
 

@@ -39,7 +39,7 @@ def test_out_of_range_is_refused_with_its_path(path: str, value: int) -> None:
 
 @pytest.mark.parametrize(("path", "t"), [(p, t) for p, t, _c, _a in FIELDS],
                          ids=[p for p, *_ in FIELDS])
-def test_the_ends_of_the_range_are_accepted(path: str, t) -> None:  # noqa: ANN001
+def test_the_ends_of_the_range_are_accepted(path: str, t) -> None:
     for value in (t.bounds[1], t.bounds[2]):
         try:
             parse_config(json.dumps(config_with(path, value)))

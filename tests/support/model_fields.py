@@ -58,7 +58,7 @@ def minimal(cls: type[Record]) -> dict:
     return out
 
 
-def _value(t) -> object:  # noqa: ANN001 - record.py's parsed type
+def _value(t) -> object:  # t: record.py's parsed type
     if t.kind == "record":
         return minimal(t.record)
     if t.kind == "list":
