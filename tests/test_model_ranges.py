@@ -92,3 +92,18 @@ def test_exec_flags_are_held_to_the_model(flag: str, value: object, message: str
     with pytest.raises(Failure) as info:
         process_from_flags(Process(cwd="/", args=["sh"]), values)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("verb", ["create", "run", "exec"])
+def test_an_int_flag_is_held_to_its_c_field(tmp_path: Path, verb: str) -> None:
+    """--preserve-fds ends up in struct pyrt_plan's int32: a larger number is a usage error,
+    not an OverflowError after the state directory exists."""
+    root = tmp_path / "root"
+    where = ["c1", "true"] if verb == "exec" else ["--bundle", str(tmp_path), "c1"]
+    res = subprocess.run([sys.executable, "-m", "pyruntime", "--root", str(root), verb,
+                          "--preserve-fds", str(2**31), *where], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 1, res
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and "--preserve-fds" in lines[0] and "2147483648" in lines[0], lines
+    assert not root.exists() or os.listdir(root) == []

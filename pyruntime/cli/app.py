@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from pyruntime import SPEC_VERSION, __version__
-from pyruntime.cli.table import GLOBAL_OPTIONS, GROUPS, VERBS, Arg, Opt, Verb
+from pyruntime.cli.table import GLOBAL_OPTIONS, GROUPS, INT_RANGE, VERBS, Arg, Opt, Verb
 
 
 def _option(opt: Opt) -> click.Option:
@@ -17,7 +17,7 @@ def _option(opt: Opt) -> click.Option:
     if opt.kind == "flag":
         kwargs["is_flag"] = True
     elif opt.kind == "int":
-        kwargs["type"] = int
+        kwargs["type"] = click.IntRange(*INT_RANGE)
     elif opt.kind == "multi":
         kwargs["multiple"] = True
     if opt.choices:

@@ -8,7 +8,7 @@ click, which prints the usage error a person expects.
 
 from __future__ import annotations
 
-from pyruntime.cli.table import GLOBAL_OPTIONS, GROUPS, VERBS, Opt, Verb
+from pyruntime.cli.table import GLOBAL_OPTIONS, GROUPS, INT_RANGE, VERBS, Opt, Verb
 
 
 class Parsed:
@@ -57,8 +57,8 @@ def _take(argv: list[str], i: int, index: dict[str, Opt], values: dict) -> int |
     if opt.choices is not None and value not in opt.choices:
         return None
     if opt.kind == "int":
-        if not value.lstrip("-").isdigit():
-            return None
+        if not value.lstrip("-").isdigit() or not INT_RANGE[0] <= int(value) <= INT_RANGE[1]:
+            return None  # click says what is wrong
         values[opt.dest] = int(value)
     elif opt.kind == "multi":
         values[opt.dest].append(value)

@@ -7,9 +7,12 @@ tests/test_cli_table.py proves the two agree.
 
 from __future__ import annotations
 
+INT_RANGE = (-(2**31), 2**31 - 1)
+
 
 class Opt:
-    """An option: `kind` is "flag", "str", "int" or "multi" (repeatable string)."""
+    """An option: `kind` is "flag", "str", "int" or "multi" (repeatable string); an "int"
+    is an int32, as the C field it ends up in (struct pyrt_plan's preserve_fds)."""
 
     __slots__ = ("names", "dest", "kind", "default", "help", "choices")
 
