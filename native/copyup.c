@@ -124,11 +124,11 @@ static int copy_dir(int sdir, int ddir, int depth)
     return n < 0 ? -1 : 0;
 }
 
-/* src_fd: O_PATH fd of the directory before the mount; dst_fd: of the new mount's root. */
+/* src_fd: O_PATH fd of the directory before the mount; dst_fd: of the new mount's root.
+   The root's own mode is the caller's (mounts.c: keep_dir_mode, or the tmpfs's mode=). */
 int pyrt_copy_up(int src_fd, int dst_fd)
 {
     char sp[PYRT_FDPATH_LEN];
-    struct stat st;
     int s, rc;
 
     pyrt_fdpath(sp, src_fd);
@@ -136,9 +136,6 @@ int pyrt_copy_up(int src_fd, int dst_fd)
     if (s < 0)
         return -1;
     rc = copy_dir(s, dst_fd, 0);
-    /* the mount's root takes the directory's mode, as runc does */
-    if (rc == 0 && fstat(s, &st) == 0 && fchmod(dst_fd, st.st_mode & 07777) < 0)
-        rc = -1;
     close(s);
     return rc;
 }

@@ -85,6 +85,22 @@ static int chmod_mount_root(struct pyrt_ctx *c, const struct pyrt_mount *m, uint
     return rc;
 }
 
+/*
+ * Read-only at last, once the mode and tmpcopyup's copy are in: runc's order, and its
+ * outcome (the mount read-only, its superblock left writable, as a bind remount does).
+ */
+static int remount_readonly(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t resolve)
+{
+    int nfd, rc;
+
+    nfd = pyrt_open_in_root(c->root_fd, m->destination, resolve);
+    if (nfd < 0)
+        return pyrt_fail(c->sync_fd, "mount", errno, "reopen %s", m->destination);
+    rc = remount_bind(c, m, nfd);
+    close(nfd);
+    return rc;
+}
+
 /* The mode of the existing directory at the destination, or -1 (missing, not a directory). */
 static int existing_dir_mode(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t resolve)
 {
@@ -107,6 +123,8 @@ static int do_mount(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t res
     int bind = (m->flags & MS_BIND) != 0;
     int sfd = -1, tfd, rc = 0, err;
     int dir_mode = m->keep_dir_mode && !bind ? existing_dir_mode(c, m, resolve) : -1;
+    /* a tmpfs is written to after mount(2) (its mode, tmpcopyup): writable until then */
+    int late_ro = !bind && (m->flags & MS_RDONLY) && strcmp(fstype, "tmpfs") == 0;
 
     if (pyrt_wants_source_fd(m)) {
         sfd = pyrt_next_mount_source(c, m); /* opened by stage1: mountsrc.c */
@@ -135,13 +153,17 @@ static int do_mount(struct pyrt_ctx *c, const struct pyrt_mount *m, uint64_t res
         if (mount(sp, tp, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
             rc = pyrt_fail(c->sync_fd, "mount", errno, "bind %s on %s", m->source, m->destination);
         close(sfd);
-    } else if (mount(m->source, tp, fstype, m->flags, m->data) < 0) {
+    } else if (mount(m->source, tp, fstype, late_ro ? m->flags & ~MS_RDONLY : m->flags,
+                     m->data) < 0) {
         rc = pyrt_fail(c->sync_fd, "mount", errno, "%s on %s (%s)",
                        m->source ? m->source : "none", m->destination, fstype);
-    } else if (m->tmpcopyup) {
-        rc = copy_up(c, m, tfd, resolve); /* takes the directory's mode too */
-    } else if (dir_mode >= 0) {
-        rc = chmod_mount_root(c, m, resolve, (mode_t)dir_mode);
+    } else {
+        if (m->tmpcopyup)
+            rc = copy_up(c, m, tfd, resolve);
+        if (rc == 0 && dir_mode >= 0)
+            rc = chmod_mount_root(c, m, resolve, (mode_t)dir_mode);
+        if (rc == 0 && late_ro)
+            rc = remount_readonly(c, m, resolve);
     }
     close(tfd);
     return rc;
