@@ -57,7 +57,6 @@ static int before_ready(struct pyrt_ctx *c)
         pyrt_set_sysctls(c) < 0 ||
         pyrt_loopback_up(c) < 0 ||
         pyrt_set_rlimits(c) < 0 ||
-        pyrt_set_oom_score_adj(c) < 0 ||
         pyrt_set_sched_attrs(c) < 0 ||
         pyrt_setup_console(c) < 0 ||
         pyrt_enter_cwd(c, 0) < 0 ||

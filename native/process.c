@@ -1,6 +1,6 @@
 /*
  * process.c - container-wide attributes set by init before READY: host and
- * domain name, the loopback interface, rlimits, oom_score_adj.
+ * domain name, the loopback interface, rlimits; and oom_score_adj, set by stage1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,24 +63,35 @@ int pyrt_set_rlimits(struct pyrt_ctx *c)
     return 0;
 }
 
-/* Written through a private procfs (procfs.c): config.json can bind another
-   procfs file over the container's /proc/1/oom_score_adj (CVE-2025-52881). */
-int pyrt_set_oom_score_adj(struct pyrt_ctx *c)
+/*
+ * stage1, before it joins any namespace: its own /proc/self/oom_score_adj in the
+ * host's procfs (proc_fd, opened before the joins; no container mount exists yet),
+ * which init inherits at clone.  From inside a new user namespace init could not
+ * write it (EACCES); runc's stage-0 writes it the same way.  A value below the
+ * current one needs CAP_SYS_RESOURCE: without it this fails, as runc does.
+ */
+int pyrt_stage1_oom_score_adj(const struct pyrt_plan *p, int proc_fd, int sync_fd)
 {
-    char self[24], rel[48], buf[16];
-    int proc_fd, rc;
+    char buf[16];
+    int fd, len;
+    ssize_t n;
 
-    if (!c->plan->set_oom_score_adj)
+    if (!p->set_oom_score_adj)
         return 0;
-    proc_fd = pyrt_private_proc(c, "oom_score_adj");
-    if (proc_fd < 0)
-        return -1;
-    rc = pyrt_proc_self(c, proc_fd, "oom_score_adj", self, sizeof self);
-    if (rc == 0) {
-        snprintf(rel, sizeof rel, "%s/oom_score_adj", self);
-        snprintf(buf, sizeof buf, "%d", (int)c->plan->oom_score_adj);
-        rc = pyrt_proc_write(c, proc_fd, "oom_score_adj", rel, buf);
+    len = snprintf(buf, sizeof buf, "%d", (int)p->oom_score_adj);
+    fd = openat(proc_fd, "self/oom_score_adj", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return pyrt_fail(sync_fd, "oom_score_adj", errno, "open /proc/self/oom_score_adj");
+    do
+        n = write(fd, buf, (size_t)len);
+    while (n < 0 && errno == EINTR);
+    if (n != len) {
+        int err = n < 0 ? errno : EIO;
+        close(fd);
+        return pyrt_fail(sync_fd, "oom_score_adj", err, "write \"%s\" to /proc/self/oom_score_adj",
+                         buf);
     }
-    close(proc_fd);
-    return rc;
+    if (close(fd) < 0)
+        return pyrt_fail(sync_fd, "oom_score_adj", errno, "close /proc/self/oom_score_adj");
+    return 0;
 }

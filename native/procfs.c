@@ -1,10 +1,10 @@
 /*
  * procfs.c - every write init makes to /proc after the container's mounts
- * exist (sysctls, oom_score_adj) goes through a private procfs (docs/security.md,
+ * exist (sysctls) goes through a private procfs (docs/security.md,
  * CVE-2025-52881).  The container's /proc is the container's: config.json can
  * bind any file, even another procfs file such as the host's
- * /proc/sys/kernel/core_pattern, over /proc/sys/<key> or /proc/1/oom_score_adj,
- * and an fstatfs check on a file opened by path passes for such a bind.
+ * /proc/sys/kernel/core_pattern, over /proc/sys/<key>, and an fstatfs check
+ * on a file opened by path passes for such a bind.
  *
  * So: a fresh, detached proc instance (fsopen/fsmount), or a non-recursive
  * clone of the container's /proc mount (no submount comes along); lookups stay

@@ -95,7 +95,7 @@ int pyrt_make_symlinks(struct pyrt_ctx *c);
 int pyrt_set_names(struct pyrt_ctx *c);
 int pyrt_loopback_up(struct pyrt_ctx *c);
 int pyrt_set_rlimits(struct pyrt_ctx *c);
-int pyrt_set_oom_score_adj(struct pyrt_ctx *c);
+int pyrt_stage1_oom_score_adj(const struct pyrt_plan *p, int proc_fd, int sync_fd); /* stage1 */
 
 /* console.c: process.terminal */
 int pyrt_setup_console(struct pyrt_ctx *c);

@@ -119,6 +119,9 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
         pyrt_fail(fd, "stage1", errno, "open /proc");
         _exit(1);
     }
+    /* before any join: init inherits it (process.c) */
+    if (pyrt_stage1_oom_score_adj(p, proc_fd, fd) < 0)
+        _exit(1);
     /*
      * The exec fifo lives in the runtime's state dir, which the container's root
      * (a mapped uid, in a user namespace) may not be able to traverse: open it
