@@ -128,10 +128,18 @@ void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int calle
         .src_sock = src_sock, /* bind sources from stage1: mountsrc.c */
     };
 
+    /*
+     * No mount namespace of its own: the mounts made so far are the runtime's, and a
+     * caller told of the failure destroys the container (SIGKILL) at once.  So the
+     * report waits until they are detached: by then nothing is left behind.
+     */
+    pyrt_hold_failures();
     if (before_ready(&c) < 0) {
-        pyrt_rootfs_cleanup(&c); /* no mount namespace of its own: leave no mounts behind */
+        pyrt_rootfs_cleanup(&c);
+        pyrt_send_held_failure();
         _exit(1);
     }
+    pyrt_send_held_failure(); /* none: from here on, failures are sent as they happen */
     if (pyrt_send_write(c.sync_fd, PYRT_MSG_READY) < 0) /* write(2): maybe after the filter */
         _exit(1);
     /* `create`: alive past READY only once the caller saved the state */

@@ -59,6 +59,9 @@ int pyrt_failx(int fd, const char *step, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));   /* text as given, err only in .err */
 int pyrt_fail_pid(int fd, int32_t pid, const char *step, int err, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));   /* like pyrt_fail, sets .pid */
+/* init: keep the first failure until pyrt_send_held_failure (after its cleanup) */
+void pyrt_hold_failures(void);
+void pyrt_send_held_failure(void);
 
 /* safepath.c: paths inside the container root (fds are O_PATH|O_CLOEXEC) */
 void pyrt_fdpath(char buf[PYRT_FDPATH_LEN], int fd);

@@ -53,12 +53,43 @@ static void one_line(char *s)
             *s = '?';
 }
 
+/* init's first failure while held (pyrt_hold_failures); one process each: no locking */
+static struct pyrt_msg held;
+static int held_fd = -1, holding;
+
+static void deliver(int fd, const struct pyrt_msg *m)
+{
+    ssize_t n;
+
+    do
+        n = send(fd, m, sizeof *m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    /* after start: the exec fifo (exec.c); or a seccomp filter denies send */
+    if (n < 0 && errno != EPIPE && errno != ECONNRESET)
+        do
+            n = write(fd, m, sizeof *m);
+        while (n < 0 && errno == EINTR);
+}
+
+void pyrt_hold_failures(void)
+{
+    holding = 1;
+    held_fd = -1;
+}
+
+void pyrt_send_held_failure(void)
+{
+    holding = 0;
+    if (held_fd >= 0)
+        deliver(held_fd, &held);
+    held_fd = -1;
+}
+
 static int vfail(int fd, int32_t pid, const char *step, int err, int with_str,
                  const char *fmt, va_list ap)
 {
     struct pyrt_msg m;
     size_t len;
-    ssize_t n;
 
     memset(&m, 0, sizeof m);
     m.type = PYRT_MSG_ERROR;
@@ -82,14 +113,12 @@ static int vfail(int fd, int32_t pid, const char *step, int err, int with_str,
     }
     one_line(m.step);
     one_line(m.text);
-    do
-        n = send(fd, &m, sizeof m, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    /* after start: the exec fifo (exec.c); or a seccomp filter denies send */
-    if (n < 0 && errno != EPIPE && errno != ECONNRESET)
-        do
-            n = write(fd, &m, sizeof m);
-        while (n < 0 && errno == EINTR);
+    if (!holding) {
+        deliver(fd, &m);
+    } else if (held_fd < 0) { /* the first failure is the one to report */
+        held = m;
+        held_fd = fd;
+    }
     return -1;
 }
 

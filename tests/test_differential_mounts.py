@@ -360,12 +360,8 @@ def test_no_mount_namespace(runtime: Runtime, bundle, tmp_path: Path) -> None:
     assert left[0].startswith("BUNDLE/rootfs BUNDLE/rootfs ") and len(left) > 5
 
 
-# Known race, not yet fixed: when the exec step fails after start, the init reports the
-# error first and detaches the mounts after, while `run` destroys the container (SIGKILL)
-# as soon as it reads the error; if the kill wins, the mounts stay (seen 2 runs in ~6).
-# The fix is for the init to detach before it reports (native/init.c).
-@pytest.mark.xfail(strict=False, reason="race: init is killed before it detaches its mounts "
-                   "when exec fails after start (no mount namespace)")
+# `run` destroys the container (SIGKILL) as soon as it reads the error: the init detaches
+# its mounts before it reports (native/init.c), so no kill can come between.
 def test_no_mount_namespace_failure_leaves_no_mounts(runtime: Runtime, bundle,
                                                      tmp_path: Path) -> None:
     def setup(b) -> None:
