@@ -289,26 +289,11 @@ DEPARTURES: list[Departure] = [
         "EEXIST), pyruntime the last; refusing the config would be clearer than either",
         None),
     Departure(
-        "read-only tmpfs over an existing directory", REPORTED, REFUSAL,
-        lambda c: any("ro" in m.get("options", []) for m in c.get("mounts", [])
-                      if m.get("type") == "tmpfs" and m["destination"] in EXISTING_DIRS),
-        "a tmpfs with ro and without mode= over an existing directory: pyruntime mounts it "
-        "read-only, then chmods its root to the directory's mode and fails (EROFS); runc "
-        "mounts it writable, chmods, then remounts it read-only",
-        _refused_with("(the mode of the directory it covers)")),
-    Departure(
         "hooks' working directory", REPORTED, ("hook:*",),
         lambda c: bool(c.get("hooks")),
         "runc chdirs into the bundle at start-up, so its hooks run there (a hook may read "
         "config.json relative to it); pyruntime's run in the caller's directory",
         _only_hook_pwd_differs),
-    Departure(
-        "oomScoreAdj in a user namespace", REPORTED, REFUSAL,
-        lambda c: "oomScoreAdj" in _process(c) and "user" in _namespaces(c),
-        "process.oomScoreAdj with a new user namespace: the container's init writes its own "
-        "/proc/1/oom_score_adj from inside the user namespace and gets EACCES; runc writes "
-        "it from the host side",
-        _refused_with("oom_score_adj")),
     Departure(
         "cgroup namespace: systemd hierarchy's source", REPORTED, ("section:mountinfo",),
         lambda c: "cgroup" in _namespaces(c)
