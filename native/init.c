@@ -129,9 +129,9 @@ void pyrt_init(const struct pyrt_plan *p, int release_fd, int fifo_fd, int calle
     };
 
     /*
-     * No mount namespace of its own: the mounts made so far are the runtime's, and a
-     * caller told of the failure destroys the container (SIGKILL) at once.  So the
-     * report waits until they are detached: by then nothing is left behind.
+     * Without a mount namespace of its own, init's mounts are the runtime's, and a
+     * caller told of a failure destroys the container (SIGKILL) at once: so the report
+     * waits until pyrt_rootfs_cleanup has detached them.
      */
     pyrt_hold_failures();
     if (before_ready(&c) < 0) {
