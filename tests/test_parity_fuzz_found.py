@@ -47,7 +47,7 @@ def test_read_only_tmpfs_takes_mode_then_goes_read_only(runtime: Runtime, bundle
                                                         tmp_path: Path) -> None:
     dirs = {"/plain": 0o710, "/copied": 0o1750, "/explicit": 0o751}
 
-    def setup(b) -> None:  # noqa: ANN001
+    def setup(b) -> None:
         rootfs = b.path / "rootfs"
         for d, mode in dirs.items():
             (rootfs / d[1:] / "sub").mkdir(parents=True)
@@ -88,7 +88,7 @@ def test_read_only_tmpfs_takes_mode_then_goes_read_only(runtime: Runtime, bundle
 
 # -- oomScoreAdj ------------------------------------------------------------------------------
 
-def _user_namespace(b) -> None:  # noqa: ANN001
+def _user_namespace(b) -> None:
     b.config["linux"]["namespaces"].append({"type": "user"})
     b.config["linux"]["uidMappings"] = ID_MAP
     b.config["linux"]["gidMappings"] = ID_MAP
@@ -106,7 +106,7 @@ def test_oom_score_adj_raised(runtime: Runtime, bundle, tmp_path: Path, user_ns:
     userns(tmp_path)
     value = min(int(Path("/proc/self/oom_score_adj").read_text()) + 500, 1000)
 
-    def setup(b) -> None:  # noqa: ANN001
+    def setup(b) -> None:
         if user_ns:
             _user_namespace(b)
         b.config["process"]["oomScoreAdj"] = value
@@ -124,7 +124,7 @@ def test_oom_score_adj_lowered(runtime: Runtime, bundle, tmp_path: Path, user_ns
     init writes it before any namespace applies, and fails without the capability)."""
     userns(tmp_path)
 
-    def setup(b) -> None:  # noqa: ANN001
+    def setup(b) -> None:
         if user_ns:
             _user_namespace(b)
         b.config["process"]["oomScoreAdj"] = -999
@@ -150,7 +150,7 @@ def test_no_mount_namespace_failure_detaches_before_reporting(
         runtime: Runtime, bundle, tmp_path: Path, failure: str, words: str) -> None:
     """The init fails after its mounts: `run` kills it as soon as it reads the error, so
     the mounts must be gone by then.  (runc 1.1.5 leaves them: a departure.)"""
-    def setup(b) -> None:  # noqa: ANN001
+    def setup(b) -> None:
         _without_mount_namespace(b)
         if failure == "rlimit":  # above fs.nr_open: setrlimit fails, in either init
             b.config["process"]["rlimits"] = [
