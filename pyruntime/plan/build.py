@@ -144,6 +144,12 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     from pyruntime.plan.sched import plan_sched
 
     plan_sched(spec, plan)
+    from pyruntime.plan.timens import plan_time_offsets
+
+    plan_time_offsets(spec, plan)
+    from pyruntime.plan.intel_rdt import refuse_intel_rdt
+
+    refuse_intel_rdt(spec)
     from pyruntime.plan.sysctl import plan_sysctls
 
     plan.sysctls = plan_sysctls(spec)

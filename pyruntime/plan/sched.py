@@ -1,12 +1,12 @@
 """Per-process kernel attributes: names from config.json to the numbers native/sched.c
-passes to personality(2), ioprio_set(2), sched_setattr(2) and set_mempolicy(2); time
-namespace offsets (native/timens.c); the Intel RDT refusal. Each error names the field.
+passes to personality(2), ioprio_set(2), sched_setattr(2) and set_mempolicy(2). Each
+error names the field.  (Time namespace offsets: plan/timens.py; linux.intelRdt:
+plan/intel_rdt.py.)
 """
 
 from __future__ import annotations
 
 from pyruntime.errors import Failure
-from pyruntime.plan import linux_consts as k
 
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 PERSONALITY_FLAGS = {  # uapi linux/personality.h
@@ -30,7 +30,6 @@ MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTE
 MPOL_FLAGS = {"MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14,
               "MPOL_F_NUMA_BALANCING": 1 << 13}
 MAX_NODES = 1024  # the plan's mask: uint64_t[16]
-TIME_CLOCKS = ("monotonic", "boottime")
 
 
 def _fail(path: str, problem: str) -> Failure:
@@ -76,10 +75,6 @@ def plan_sched(spec, plan) -> None:  # Spec, Plan (import cycle)
         plan.scheduler = _scheduler(p.scheduler)
     if linux is not None and linux.memory_policy is not None:
         plan.mempolicy = _mempolicy(linux.memory_policy)
-    if linux is not None and linux.time_offsets:
-        plan.timens_offsets = _time_offsets(linux, plan)
-    if linux is not None and linux.intel_rdt is not None:
-        _intel_rdt()
 
 
 def _scheduler(s) -> tuple[int, int, int, int, int, int, int]:
@@ -112,26 +107,3 @@ def _mempolicy(m) -> tuple[int, list[int]]:
     if base in (2, 3, 5, 6) and not nodes:
         raise _fail(f"{where}.nodes", f"{m.mode} needs at least one node")
     return mode, nodes
-
-
-def _time_offsets(linux, plan) -> str:
-    if not plan.clone_flags & k.CLONE_NEWTIME:
-        raise _fail("linux.timeOffsets", "needs a new time namespace (linux.namespaces)")
-    lines = []
-    for clock, off in linux.time_offsets.items():
-        if clock not in TIME_CLOCKS:
-            raise _fail(f"linux.timeOffsets.{clock}", "only monotonic and boottime")
-        lines.append(f"{clock} {off.secs} {off.nanosecs}\n")
-    # stage1 makes the namespace itself (to write the offsets): init is cloned into it
-    plan.clone_flags &= ~k.CLONE_NEWTIME
-    return "".join(lines)
-
-
-def _intel_rdt() -> None:
-    try:
-        with open("/proc/self/mountinfo") as f:
-            mounted = any(" - resctrl " in line for line in f)
-    except OSError:
-        mounted = False
-    raise _fail("linux.intelRdt", "Intel RDT is not supported by pyruntime"
-                + ("" if mounted else " (and this host has no resctrl mount)"))
