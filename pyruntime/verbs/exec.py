@@ -8,7 +8,6 @@ signal N); with --detach it returns once the process runs.
 
 from __future__ import annotations
 
-import _signal  # not signal: it imports enum (~8 ms); the C half has all we use
 import os
 
 from pyruntime import children
@@ -45,13 +44,11 @@ def main(g: Globals, values: dict) -> int:
                        bundle=state.data.get("bundle", ""), oci_version=SPEC_VERSION,
                        annotations=spec.annotations, debug=g.log.debug, warn=g.log.warning)
 
-    forward = None
-    if not detach:
-        from pyruntime.verbs.run import FORWARDED, _Forwarder
+    foreground = None
+    if not detach:  # signals held until the process exists
+        from pyruntime.foreground import Foreground
 
-        forward = _Forwarder()
-        for sig in FORWARDED:
-            _signal.signal(sig, forward)
+        foreground = Foreground()
     tty = console.open_console(plan.terminal, values["console_socket"])
     pid, master = 0, -1
     try:
@@ -71,16 +68,9 @@ def main(g: Globals, values: dict) -> int:
         raise
     finally:
         tty.close()
-    if forward is None:
+    if foreground is None:
         return 0
-    forward.pid = pid
-    for sig in forward.pending:
-        os.kill(pid, sig)
-    if master >= 0:  # -t without a console socket: relay the terminal here, as run does
-        try:
-            console.relay(master, pid)
-        finally:
-            os.close(master)
-    _, status = children.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    from pyruntime.foreground import exit_code
+
+    # master >= 0: -t without a console socket, relayed here as run does
+    return exit_code(foreground.follow(pid, master))

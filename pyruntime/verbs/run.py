@@ -1,48 +1,23 @@
 """`run`: create + start in one process; in the foreground, forward signals and pass the
-container's exit status through (128+N when it was killed by signal N)."""
+container's exit status through (128+N when it was killed by signal N; both in
+pyruntime/foreground.py, which exec shares)."""
 
 from __future__ import annotations
 
-import _signal  # not signal: it imports enum (~8 ms); the C half has all we use
 import os
 
-from pyruntime import children, rootless
+from pyruntime import rootless
 from pyruntime.cli.main import Globals
 from pyruntime.container import create, destroy, start
 from pyruntime.errors import Failure, crash_point
+from pyruntime.foreground import Foreground, exit_code
 from pyruntime.state import Store
-
-FORWARDED = (
-    _signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2,
-    _signal.SIGALRM, _signal.SIGTERM, _signal.SIGCONT, _signal.SIGTSTP, _signal.SIGTTIN,
-    _signal.SIGTTOU, _signal.SIGWINCH, _signal.SIGPIPE,
-)
-
-
-class _Forwarder:
-    """Signals that arrive before the init exists are held, then delivered."""
-
-    def __init__(self) -> None:
-        self.pid = 0
-        self.pending: list[int] = []
-
-    def __call__(self, signum: int, _frame: object) -> None:
-        if self.pid:
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
-        else:
-            self.pending.append(signum)
 
 
 def main(g: Globals, values: dict) -> int:
     store = Store(g.root)
     detach = values["detach"]
-    forward = _Forwarder()
-    if not detach:
-        for sig in FORWARDED:
-            _signal.signal(sig, forward)
+    foreground = None if detach else Foreground()  # signals held until the init exists
     bundle, extra = _image_bundle(g, store, values)
     try:
         state = create(store, values["container_id"], bundle,
@@ -68,24 +43,14 @@ def main(g: Globals, values: dict) -> int:
         destroy(store, state, warn=g.log.warning)
         raise
     crash_point("run:started")
-    if detach:
+    if foreground is None:
         return 0
-    forward.pid = state.pid
-    for sig in forward.pending:
-        os.kill(state.pid, sig)
-    if master >= 0:  # process.terminal without a console socket: relay it here
-        from pyruntime.console import relay
-
-        try:
-            relay(master, state.pid)
-        finally:
-            os.close(master)
-    _, status = children.waitpid(state.pid, 0)
+    # master >= 0: process.terminal without a console socket, relayed here
+    status = foreground.follow(state.pid, master)
     crash_point("run:exited")
     if not values["keep"]:
         destroy(store, state, warn=g.log.warning)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    return exit_code(status)
 
 
 def _image_bundle(g: Globals, store: Store, values: dict) -> tuple[str, dict | None]:
