@@ -304,12 +304,25 @@ int pyrt_idmapped_tree(const char *source, int32_t recursive, int32_t idmap_recu
 int pyrt_open_read_in_root(int32_t root_fd, const char *path);
 
 /*
- * Run one hook in the namespaces of process target_pid that ns_flags names
- * (CLONE_NEW*), as a child of the caller, with the given stdio.  Returns the
- * hook's pid once it has exec'd (the caller waits for it), or -errno.
+ * hooks.c: run one hook process to its end, the one way every kind of hook
+ * runs.  cwd: a directory opened as the caller sees it before anything else
+ * (NULL: stay); ns_flags (CLONE_NEW*): join those namespaces of process ns_pid
+ * first (0: none); state: written to its stdin.  Returns 0 once it has ended
+ * (result->status; ->timed_out if h->timeout killed it) or -1 if it could not
+ * run (result->error, result->step).
  */
-int pyrt_hook_spawn(int32_t target_pid, int32_t ns_flags, const struct pyrt_hook *h,
-                    int32_t stdin_fd, int32_t stdout_fd, int32_t stderr_fd);
+enum { PYRT_HOOK_OUTPUT_MAX = 200 };
+struct pyrt_hook_result {
+    int32_t status;              /* its wait status */
+    int32_t timed_out;           /* killed at h->timeout */
+    int32_t error;               /* with -1: the errno of the step that failed */
+    const char *step;            /* that step: "cwd", "setns", "exec", ... */
+    char output[201];            /* its stdout+stderr's start, whitespace runs squeezed to
+                                    one space: at most PYRT_HOOK_OUTPUT_MAX bytes + NUL */
+};
+int pyrt_hook_run(const struct pyrt_hook *h, const char *cwd, int32_t ns_pid,
+                  int32_t ns_flags, const char *state, size_t state_len,
+                  struct pyrt_hook_result *result);
 
 /*
  * seccomp.c, called by Python (not in a child): compile `profile` into BPF written to

@@ -2,15 +2,21 @@
  * hooks.c - the native half of the runtime-spec hooks (the policy is
  * pyruntime/hooks.py).
  *
+ *  - pyrt_hook_run: THE way a hook process runs, for every kind: fork (into
+ *    another process's namespaces if asked), chdir, stdin = the state JSON,
+ *    stdout+stderr captured for the error line, killed at its timeout.  The
+ *    caller (Python, through cffi) runs prestart, createRuntime,
+ *    createContainer, poststart and poststop with it; the init runs the
+ *    startContainer hooks with it.
  *  - pyrt_hooks_pause (init, before pivot_root): tell the caller the
  *    namespaces and mounts are ready (HOOKS), wait for CONTINUE.  The caller
  *    runs prestart/createRuntime in its own namespaces and createContainer in
  *    ours meanwhile.  CONTINUE carries init's pid as the caller sees it and the
  *    state JSON that startContainer hooks get on stdin.
- *  - pyrt_run_start_hooks (init, after start, before execve): fork+exec each
- *    startContainer hook; its path resolves in the container.
- *  - pyrt_hook_spawn (caller): run one hook in another process's namespaces
- *    (createContainer), as a child of the caller.
+ *  - pyrt_run_start_hooks (init, after start, before execve): each
+ *    startContainer hook, with the init's own credentials, cgroup, seccomp
+ *    filter and cwd (those of the container's process, as runc gives them);
+ *    its path resolves in the container.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +34,6 @@
 #include "pyrt.h"
 
 #define HOOK_STATE_MAX 65536
-#define HOOK_OUTPUT_MAX 200
 
 /* The state JSON from CONTINUE; a static buffer, as init must not malloc. */
 static char hook_state[HOOK_STATE_MAX];
@@ -67,150 +72,19 @@ static long now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* Child of init: stdin is the state, stdout+stderr the output pipe; exec the hook. */
-static void __attribute__((noreturn)) exec_start_hook(const struct pyrt_hook *h, int in_fd, int out_fd)
-{
-    pyrt_default_signals();
-    if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-        _exit(126);
-    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
-    dprintf(2, "exec %s: %s", h->path, strerrordesc_np(errno));
-    _exit(127);
-}
-
-/*
- * Feed the state to the hook, keep the first bytes of its output, wait for it
- * to exit (a pidfd in the same poll), kill it at its timeout.  Returns the
- * wait status, or -1 on timeout (errno ETIMEDOUT) or another error.
- */
-static int supervise(pid_t pid, int in_fd, int out_fd, int timeout_s, char *out, size_t out_len)
-{
-    struct pollfd fds[3];
-    size_t sent = 0, got = 0;
-    long deadline = timeout_s > 0 ? now_ms() + timeout_s * 1000L : -1;
-    int pidfd, status = 0, exited = 0;
-
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0)
-        return -1;
-    fcntl(in_fd, F_SETFL, O_NONBLOCK);
-    if (hook_state_len == 0) {
-        close(in_fd);
-        in_fd = -1;
-    }
-    while (!exited) {
-        int wait_ms = -1, n;
-        if (deadline >= 0) {
-            wait_ms = (int)(deadline - now_ms());
-            if (wait_ms <= 0) {
-                kill(pid, SIGKILL);
-                waitpid(pid, &status, 0);
-                close(pidfd);
-                if (in_fd >= 0)
-                    close(in_fd);
-                errno = ETIMEDOUT;
-                return -1;
-            }
-        }
-        fds[0] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
-        fds[1] = (struct pollfd){ .fd = out_fd, .events = POLLIN };
-        fds[2] = (struct pollfd){ .fd = in_fd, .events = POLLOUT };
-        n = poll(fds, 3, wait_ms);
-        if (n < 0 && errno != EINTR)
-            break;
-        if (n <= 0)
-            continue;
-        if (fds[1].revents) {
-            char tmp[512];
-            ssize_t r = read(out_fd, tmp, sizeof tmp);
-            if (r > 0 && got + 1 < out_len) {
-                size_t take = (size_t)r < out_len - 1 - got ? (size_t)r : out_len - 1 - got;
-                memcpy(out + got, tmp, take);
-                got += take;
-            }
-            if (r == 0) /* no writer left; keep waiting on the pidfd only */
-                out_fd = -1;
-        }
-        if (fds[2].revents) {
-            ssize_t w = (fds[2].revents & POLLOUT) ?
-                write(in_fd, hook_state + sent, hook_state_len - sent) : -1;
-            if (w > 0)
-                sent += (size_t)w;
-            if (w < 0 || sent == hook_state_len) {
-                close(in_fd);
-                in_fd = -1;
-            }
-        }
-        if (fds[0].revents)
-            exited = 1;
-    }
-    if (in_fd >= 0)
-        close(in_fd);
-    close(pidfd);
-    out[got] = '\0';
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return status;
-}
-
-static int run_start_hook(struct pyrt_ctx *c, size_t i)
-{
-    const struct pyrt_hook *h = &c->plan->start_hooks[i];
-    char out[HOOK_OUTPUT_MAX + 1];
-    int in[2], outp[2], status;
-    pid_t pid;
-
-    out[0] = '\0';
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(outp, O_CLOEXEC) < 0)
-        return pyrt_fail(c->sync_fd, "startContainer hook", errno, "pipe for %s", h->path);
-    pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0)
-        return pyrt_fail(c->sync_fd, "startContainer hook", errno, "fork for %s", h->path);
-    if (pid == 0)
-        exec_start_hook(h, in[0], outp[1]);
-    close(in[0]);
-    close(outp[1]);
-    status = supervise(pid, in[1], outp[0], h->timeout, out, sizeof out);
-    close(outp[0]);
-    for (char *s = out; *s; s++)
-        if (*s == '\n')
-            *s = ' ';
-    if (status < 0 && errno == ETIMEDOUT)
-        return pyrt_failx(c->sync_fd, "startContainer hook", ETIMEDOUT,
-                          "%s ran past its timeout of %ds", h->path, h->timeout);
-    if (status < 0)
-        return pyrt_fail(c->sync_fd, "startContainer hook", errno, "wait for %s", h->path);
-    if (WIFSIGNALED(status))
-        return pyrt_failx(c->sync_fd, "startContainer hook", 0, "%s killed by signal %d%s%s",
-                          h->path, WTERMSIG(status), out[0] ? ": " : "", out);
-    if (WEXITSTATUS(status) != 0)
-        return pyrt_failx(c->sync_fd, "startContainer hook", 0, "%s exit status %d%s%s",
-                          h->path, WEXITSTATUS(status), out[0] ? ": " : "", out);
-    return 0;
-}
-
-int pyrt_run_start_hooks(struct pyrt_ctx *c)
-{
-    size_t i;
-
-    for (i = 0; i < c->plan->n_start_hooks; i++)
-        if (run_start_hook(c, i) < 0)
-            return -1;
-    return 0;
-}
-
-/* ---- caller side: one hook in another process's namespaces ---- */
+/* ---- the runner ---- */
 
 struct hook_report {
-    int32_t kind; /* 1: the hook's pid, 2: errno of a failed step */
-    int32_t value;
+    int32_t step;  /* 0: value is the hook's pid; else an index into steps[] */
+    int32_t value; /* the pid, or the errno of the failed step */
 };
 
-static void report(int fd, int32_t kind, int32_t value)
+static const char *const steps[] = { "", "cwd", "namespace", "setns", "fork", "stdio", "exec" };
+enum { STEP_CWD = 1, STEP_NS, STEP_SETNS, STEP_FORK, STEP_STDIO, STEP_EXEC };
+
+static void report(int fd, int32_t step, int32_t value)
 {
-    struct hook_report r = { kind, value };
+    struct hook_report r = { step, value };
     ssize_t n;
 
     do
@@ -230,34 +104,38 @@ static const struct { int32_t flag; const char *name; } ns_files[] = {
 };
 #define N_NS (sizeof ns_files / sizeof ns_files[0])
 
-static void __attribute__((noreturn)) hook_intermediate(int32_t target, int32_t ns_flags,
-                                                        const struct pyrt_hook *h, int in_fd,
-                                                        int out_fd, int err_fd, int rep)
+static void __attribute__((noreturn)) child_fail(int rep, int32_t step, int err)
+{
+    report(rep, step, err ? err : EIO);
+    _exit(127);
+}
+
+/*
+ * Join the namespaces of `target` that ns_flags names.  The pid and time
+ * namespaces apply to children only, so a new child goes on, made the caller's
+ * child by CLONE_PARENT (it reports its pid); this process exits.
+ */
+static void enter_namespaces(int32_t target, int32_t ns_flags, int rep)
 {
     int fds[N_NS];
     char path[64];
     size_t i;
     pid_t pid;
 
-    pyrt_default_signals();
     for (i = 0; i < N_NS; i++) {
         fds[i] = -1;
         if (!(ns_flags & ns_files[i].flag))
             continue;
         snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)target, ns_files[i].name);
         fds[i] = open(path, O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) {
-            report(rep, 2, errno);
-            _exit(1);
-        }
+        if (fds[i] < 0)
+            child_fail(rep, STEP_NS, errno);
     }
     for (i = 0; i < N_NS; i++) {
         if (fds[i] < 0)
             continue;
-        if (setns(fds[i], ns_files[i].flag) < 0) {
-            report(rep, 2, errno);
-            _exit(1);
-        }
+        if (setns(fds[i], ns_files[i].flag) < 0)
+            child_fail(rep, STEP_SETNS, errno);
         close(fds[i]);
         if (ns_files[i].flag == CLONE_NEWUSER) {
             /* be the container's root, as the init is; best effort if it is unmapped */
@@ -265,71 +143,262 @@ static void __attribute__((noreturn)) hook_intermediate(int32_t target, int32_t 
                 setresuid(0, 0, 0);
         }
     }
-    /* A new child enters the pid (and time) namespace; CLONE_PARENT makes it the caller's. */
     pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0, 0, 0, 0);
-    if (pid < 0) {
-        report(rep, 2, errno);
-        _exit(1);
+    if (pid < 0)
+        child_fail(rep, STEP_FORK, errno);
+    if (pid > 0) {
+        report(rep, 0, pid);
+        _exit(0);
     }
-    if (pid == 0) {
-        if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) {
-            report(rep, 2, errno);
-            _exit(126);
-        }
-        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* rep stays open until execve */
-        execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
-        report(rep, 2, errno);
-        _exit(127);
-    }
-    report(rep, 1, pid);
-    _exit(0);
 }
 
-int pyrt_hook_spawn(int32_t target_pid, int32_t ns_flags, const struct pyrt_hook *h,
-                    int32_t stdin_fd, int32_t stdout_fd, int32_t stderr_fd)
+/*
+ * The hook's side of the fork: the cwd is opened as the caller sees it (so
+ * "/proc/PID/root/..." names a directory in another mount namespace), then the
+ * namespaces are entered, then fchdir, stdio, exec.  Failures go to `rep`.
+ */
+static void __attribute__((noreturn)) hook_child(const struct pyrt_hook *h, const char *cwd,
+                                                 int32_t ns_pid, int32_t ns_flags,
+                                                 int in_fd, int out_fd, int rep)
 {
-    struct hook_report r;
-    int rep[2], status, err = 0;
-    pid_t mid, hook = 0;
+    int cwd_fd = -1;
+
+    pyrt_default_signals();
+    if (cwd && (cwd_fd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        child_fail(rep, STEP_CWD, errno);
+    if (ns_flags)
+        enter_namespaces(ns_pid, ns_flags, rep);
+    if (cwd_fd >= 0 && fchdir(cwd_fd) < 0)
+        child_fail(rep, STEP_CWD, errno);
+    if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+        child_fail(rep, STEP_STDIO, errno);
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* rep stays open until execve */
+    execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
+    child_fail(rep, STEP_EXEC, errno);
+}
+
+/* The output as one line: whitespace runs become one space, at most PYRT_HOOK_OUTPUT_MAX. */
+static void squeeze(const char *in, size_t len, char *out)
+{
+    size_t i, n = 0;
+    int space = 0;
+
+    for (i = 0; i < len && n < PYRT_HOOK_OUTPUT_MAX; i++) {
+        char ch = in[i];
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f') {
+            space = n > 0;
+            continue;
+        }
+        if (space) {
+            if (n + 1 >= PYRT_HOOK_OUTPUT_MAX)
+                break;
+            out[n++] = ' ';
+        }
+        space = 0;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+}
+
+/*
+ * Feed the state to the hook, keep the first bytes of its output, wait for it
+ * to exit (a pidfd in the same poll), kill it at its timeout.
+ */
+static int supervise(pid_t pid, int in_fd, int out_fd, const char *state, size_t state_len,
+                     int timeout_s, struct pyrt_hook_result *r)
+{
+    char out[PYRT_HOOK_OUTPUT_MAX * 4];
+    struct pollfd fds[3];
+    size_t sent = 0, got = 0;
+    long deadline = timeout_s > 0 ? now_ms() + timeout_s * 1000L : -1;
+    int pidfd, status = 0, exited = 0, rc = 0;
+
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        r->error = errno;
+        r->step = "wait";
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        close(in_fd);
+        return -1;
+    }
+    fcntl(in_fd, F_SETFL, O_NONBLOCK);
+    if (state_len == 0) {
+        close(in_fd);
+        in_fd = -1;
+    }
+    while (!exited) {
+        int wait_ms = -1, n;
+        if (deadline >= 0) {
+            wait_ms = (int)(deadline - now_ms());
+            if (wait_ms <= 0) {
+                kill(pid, SIGKILL);
+                r->timed_out = 1;
+                break;
+            }
+        }
+        fds[0] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+        fds[1] = (struct pollfd){ .fd = out_fd, .events = POLLIN };
+        fds[2] = (struct pollfd){ .fd = in_fd, .events = POLLOUT };
+        n = poll(fds, 3, wait_ms);
+        if (n < 0 && errno != EINTR) {
+            r->error = errno;
+            r->step = "wait";
+            kill(pid, SIGKILL);
+            rc = -1;
+            break;
+        }
+        if (n <= 0)
+            continue;
+        if (fds[1].revents) {
+            char tmp[512];
+            ssize_t got_now = read(out_fd, tmp, sizeof tmp);
+            if (got_now > 0 && got < sizeof out) {
+                size_t take = (size_t)got_now < sizeof out - got ? (size_t)got_now : sizeof out - got;
+                memcpy(out + got, tmp, take);
+                got += take;
+            }
+            if (got_now == 0) /* no writer left; keep waiting on the pidfd only */
+                out_fd = -1;
+        }
+        if (fds[2].revents) {
+            ssize_t w = (fds[2].revents & POLLOUT) ? write(in_fd, state + sent, state_len - sent) : -1;
+            if (w > 0)
+                sent += (size_t)w;
+            if (w < 0 || sent == state_len) { /* the hook need not read its stdin */
+                close(in_fd);
+                in_fd = -1;
+            }
+        }
+        if (fds[0].revents)
+            exited = 1;
+    }
+    if (in_fd >= 0)
+        close(in_fd);
+    close(pidfd);
+    squeeze(out, got, r->output);
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            r->error = errno;
+            r->step = "wait";
+            return -1;
+        }
+    }
+    r->status = status;
+    return rc;
+}
+
+int pyrt_hook_run(const struct pyrt_hook *h, const char *cwd, int32_t ns_pid, int32_t ns_flags,
+                  const char *state, size_t state_len, struct pyrt_hook_result *r)
+{
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, rep[2] = { -1, -1 }, status, rc;
+    struct hook_report m;
+    pid_t child, hook = 0;
     ssize_t n;
 
-    if (pipe2(rep, O_CLOEXEC) < 0)
-        return -errno;
-    mid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0, 0, 0, 0);
-    if (mid < 0) {
-        err = errno;
-        close(rep[0]);
-        close(rep[1]);
-        return -err;
+    memset(r, 0, sizeof *r);
+    r->step = "";
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
+        r->error = errno;
+        r->step = "pipe";
+        goto fail;
     }
-    if (mid == 0)
-        hook_intermediate(target_pid, ns_flags, h, stdin_fd, stdout_fd, stderr_fd, rep[1]);
+    child = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0, 0, 0, 0);
+    if (child < 0) {
+        r->error = errno;
+        r->step = "fork";
+        goto fail;
+    }
+    if (child == 0)
+        hook_child(h, cwd, ns_pid, ns_flags, in[0], out[1], rep[1]);
+    close(in[0]);
+    close(out[1]);
     close(rep[1]);
-    /* EOF once the intermediate has exited and the hook has exec'd (or died) */
-    while ((n = read(rep[0], &r, sizeof r)) != 0) {
+    in[0] = out[1] = rep[1] = -1;
+    if (!ns_flags)
+        hook = child;
+    /* EOF once the hook has exec'd (or died), and any process in between has exited */
+    while ((n = read(rep[0], &m, sizeof m)) != 0) {
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            err = errno;
+            if (!r->error) {
+                r->error = errno;
+                r->step = "fork";
+            }
             break;
         }
-        if (n != sizeof r)
+        if (n != sizeof m)
             continue;
-        if (r.kind == 1)
-            hook = r.value;
-        else if (!err)
-            err = r.value ? r.value : EIO;
+        if (m.step == 0)
+            hook = m.value;
+        else if (!r->error) {
+            r->error = m.value;
+            r->step = steps[m.step < (int32_t)(sizeof steps / sizeof steps[0]) ? m.step : 0];
+        }
     }
     close(rep[0]);
-    while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (err) {
+    rep[0] = -1;
+    if (ns_flags)
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+            ;
+    if (r->error || hook <= 0) {
+        if (!r->error) {
+            r->error = ECHILD;
+            r->step = "fork";
+        }
         if (hook > 0) {
             kill(hook, SIGKILL);
             while (waitpid(hook, &status, 0) < 0 && errno == EINTR)
                 ;
         }
-        return -err;
+        goto fail;
     }
-    return hook > 0 ? hook : -ECHILD;
+    rc = supervise(hook, in[1], out[0], state, state_len, h->timeout, r);
+    close(out[0]);
+    return rc;
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (in[i] >= 0)
+            close(in[i]);
+        if (out[i] >= 0)
+            close(out[i]);
+        if (rep[i] >= 0)
+            close(rep[i]);
+    }
+    return -1;
+}
+
+/* ---- the init's side ---- */
+
+static int run_start_hook(struct pyrt_ctx *c, size_t i)
+{
+    const struct pyrt_hook *h = &c->plan->start_hooks[i];
+    struct pyrt_hook_result r;
+    const char *sep;
+
+    if (pyrt_hook_run(h, NULL, 0, 0, hook_state, hook_state_len, &r) < 0)
+        return pyrt_fail(c->sync_fd, "startContainer hook", r.error, "%s %s", r.step, h->path);
+    sep = r.output[0] ? ": " : "";
+    if (r.timed_out)
+        return pyrt_failx(c->sync_fd, "startContainer hook", ETIMEDOUT,
+                          "%s ran past its timeout of %ds", h->path, h->timeout);
+    if (WIFSIGNALED(r.status))
+        return pyrt_failx(c->sync_fd, "startContainer hook", 0, "%s killed by signal %d%s%s",
+                          h->path, WTERMSIG(r.status), sep, r.output);
+    if (WEXITSTATUS(r.status) != 0)
+        return pyrt_failx(c->sync_fd, "startContainer hook", 0, "%s exit status %d%s%s",
+                          h->path, WEXITSTATUS(r.status), sep, r.output);
+    return 0;
+}
+
+int pyrt_run_start_hooks(struct pyrt_ctx *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->plan->n_start_hooks; i++)
+        if (run_start_hook(c, i) < 0)
+            return -1;
+    return 0;
 }

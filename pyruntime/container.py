@@ -77,13 +77,14 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
 
 
 def run_poststop(records: dict, container_id: str, bundle: str, annotations: dict,
-                 warn: Callable[[str], None] | None) -> None:
-    """The poststop hooks of a container that is gone; failures are only logged."""
+                 warn: Callable[[str], None] | None, *, cwd: str | None) -> None:
+    """The poststop hooks of a container that is gone; failures are only logged.
+    cwd: theirs (None: the caller's; pyruntime/hooks.py says which, as runc)."""
     from pyruntime import hooks
 
     hooks.run_logged(records, "poststop",
                      hooks.state_for_hooks(container_id, "stopped", 0, bundle, annotations),
-                     warn)
+                     warn, cwd=cwd)
 
 
 def start(store: Store, state: ContainerState,
@@ -126,9 +127,10 @@ def start(store: Store, state: ContainerState,
     if records.get("poststart"):  # failures are only logged (runtime-spec)
         from pyruntime import hooks
 
+        bundle = state.data.get("bundle", "")
         hooks.run_logged(records, "poststart", hooks.state_for_hooks(
-            state.id, "running", state.pid, state.data.get("bundle", ""),
-            state.data.get("annotations")), warn)
+            state.id, "running", state.pid, bundle, state.data.get("annotations")), warn,
+            cwd=bundle or None)  # runc runs them in `create`, from the bundle
 
 
 def _read_until_eof(fd: int, pidfd: int, select) -> bytes | None:
@@ -210,11 +212,12 @@ def kill_and_wait(state: ContainerState) -> None:
 
 
 def destroy(store: Store, state: ContainerState,
-            warn: Callable[[str], None] | None = None) -> None:
+            warn: Callable[[str], None] | None = None, *, from_bundle: bool = False) -> None:
     """Kill whatever is left of the container, remove its cgroups, then its state.
 
     If a cgroup cannot be removed (or an image bundle unmounted), the state stays, so
-    that a later delete can retry.
+    that a later delete can retry.  from_bundle: the verb took --bundle (run, restore),
+    so poststop hooks run in the bundle as runc's do; else in the caller's directory.
     """
     from pyruntime.cgroups import from_record
 
@@ -237,8 +240,10 @@ def destroy(store: Store, state: ContainerState,
     store.remove(state.id)
     records = state.data.get("hooks") or {}
     if records.get("poststop"):  # after the container is gone; failures are only logged
-        run_poststop(records, state.id, state.data.get("bundle", ""),
-                     state.data.get("annotations") or {}, warn)
+        bundle = state.data.get("bundle", "")
+        in_bundle = from_bundle and bundle and not state.data.get("image_bundle")  # gone
+        run_poststop(records, state.id, bundle, state.data.get("annotations") or {}, warn,
+                     cwd=bundle if in_bundle else None)
 
 
 def state_json(store: Store, state: ContainerState) -> dict:

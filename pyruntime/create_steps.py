@@ -113,7 +113,8 @@ class Executor:
 
     def poststop(self, records: dict, container_id: str, bundle: str, annotations: dict,
                  warn: Callable[[str], None] | None) -> None:
-        run_poststop(records, container_id, bundle, annotations, warn)
+        # a failed create: in the bundle, where runc's `create` runs its hooks
+        run_poststop(records, container_id, bundle, annotations, warn, cwd=bundle)
 
 
 class Creation:
@@ -318,7 +319,7 @@ def plan_create(store: Store, container_id: str, bundle: str, *, pid_file: str |
         from pyruntime import hooks
 
         hook_records = hooks.to_record(spec.hooks)
-        on_hooks = hooks.create_time_runner(hook_records, container_id, bundle,
+        on_hooks = hooks.create_time_runner(hook_records, container_id, bundle, plan.rootfs,
                                             spec.annotations, list(spec.process.env))
     return Creation(store, container_id, bundle, spec, plan, cgroup,
                     hook_records=hook_records, on_hooks=on_hooks, net_moves=net_moves,

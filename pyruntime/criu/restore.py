@@ -229,8 +229,8 @@ def _notifications(records: dict, container_id: str, bundle: str, annotations: d
 
             creating = hooks.state_for_hooks(container_id, "creating", pid, bundle,
                                              annotations)
-            hooks.run(records, "prestart", creating)
-            hooks.run(records, "createRuntime", creating)
+            hooks.run(records, "prestart", creating, cwd=bundle)  # as runc: it chdirs there
+            hooks.run(records, "createRuntime", creating, cwd=bundle)
         elif script == "orphan-pts-master" and fds:
             if console_socket is None:
                 raise Failure("restore: the container has a terminal: give --console-socket")

@@ -21,9 +21,10 @@ def main(g: Globals, values: dict) -> int:
     if values["detach"]:
         return 0
     _, status = os.waitpid(state.pid, 0)
-    destroy(store, state, warn=g.log.warning)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    destroy(store, state, warn=g.log.warning, from_bundle=True)
+    from pyruntime.foreground import exit_code
+
+    return exit_code(status)
 
 
 def _become_subreaper() -> None:

@@ -40,7 +40,7 @@ def main(g: Globals, values: dict) -> int:
     except BaseException:
         if master >= 0:
             os.close(master)
-        destroy(store, state, warn=g.log.warning)
+        destroy(store, state, warn=g.log.warning, from_bundle=True)
         raise
     crash_point("run:started")
     if foreground is None:
@@ -49,7 +49,7 @@ def main(g: Globals, values: dict) -> int:
     status = foreground.follow(state.pid, master)
     crash_point("run:exited")
     if not values["keep"]:
-        destroy(store, state, warn=g.log.warning)
+        destroy(store, state, warn=g.log.warning, from_bundle=True)
     return exit_code(status)
 
 

@@ -124,14 +124,6 @@ def _poststart_status(c: Config, d: Difference, ours: Outcome, theirs: Outcome) 
             and str(d.ours).replace('"status": "running"', '"status": "created"') == d.theirs)
 
 
-def _only_hook_pwd_differs(c: Config, d: Difference, ours: Outcome,
-                           theirs: Outcome) -> bool:
-    def rest(text: object) -> list[str]:
-        return [x for x in str(text or "").splitlines() if not x.startswith("PWD=")]
-    return (d.field.endswith(".env") and "PWD=<bundle>" in str(d.theirs or "")
-            and rest(d.ours) == rest(d.theirs))
-
-
 def _ro_mount_hidden_later(c: Config) -> bool:
     mounts = c.get("mounts", [])
     for i, m in enumerate(mounts):
@@ -288,12 +280,6 @@ DEPARTURES: list[Departure] = [
         "two linux.devices with one path: runc keeps the first (the second mknod meets "
         "EEXIST), pyruntime the last; refusing the config would be clearer than either",
         None),
-    Departure(
-        "hooks' working directory", REPORTED, ("hook:*",),
-        lambda c: bool(c.get("hooks")),
-        "runc chdirs into the bundle at start-up, so its hooks run there (a hook may read "
-        "config.json relative to it); pyruntime's run in the caller's directory",
-        _only_hook_pwd_differs),
     Departure(
         "cgroup namespace: systemd hierarchy's source", REPORTED, ("section:mountinfo",),
         lambda c: "cgroup" in _namespaces(c)
