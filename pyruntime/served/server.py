@@ -60,7 +60,8 @@ def warm() -> None:
     for ctype in ("char[]", "const char *[]", "struct pyrt_plan *", "uint32_t[]", "uint8_t[]",
                   "void *", "uintptr_t", "struct pyrt_ns_join[]", "struct pyrt_mount[]",
                   "struct pyrt_device[]", "struct pyrt_symlink[]", "struct pyrt_hook[]",
-                  "struct pyrt_sysctl[]", "struct pyrt_rlimit[]"):
+                  "struct pyrt_sysctl[]", "struct pyrt_rlimit[]", "struct pyrt_hook *",
+                  "struct pyrt_hook_result *"):
         ffi.typeof(ctype)
 
 
