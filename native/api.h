@@ -305,9 +305,10 @@ int pyrt_open_read_in_root(int32_t root_fd, const char *path);
 
 /*
  * hooks.c: run one hook process to its end, the one way every kind of hook
- * runs.  cwd: a directory opened as the caller sees it before anything else
- * (NULL: stay); ns_flags (CLONE_NEW*): join those namespaces of process ns_pid
- * first (0: none); state: written to its stdin.  Returns 0 once it has ended
+ * runs.  cwd: its working directory, opened as the caller sees it before the
+ * namespaces are joined and entered after (NULL: the caller's); ns_flags
+ * (CLONE_NEW*): join those namespaces of process ns_pid (0: none); state:
+ * written to its stdin.  Returns 0 once it has ended
  * (result->status; ->timed_out if h->timeout killed it) or -1 if it could not
  * run (result->error, result->step).
  */
