@@ -37,130 +37,14 @@ class SetupError(Failure):
         self.errno = err
 
 
-def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list,  # cffi objects
-          cgroup_fd: int = -1):
-    """Build a struct pyrt_plan; everything it points to is allocated with `new` (ffi.new,
-    or a served worker's arena) and appended to `keep`."""
+def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list, cgroup_fd: int = -1):
+    """Build a struct pyrt_plan (pyruntime/cplan.py); everything it points to is allocated
+    with `new` (ffi.new, or a served worker's arena) and appended to `keep`."""
+    from pyruntime.cplan import to_c
 
-    def s(value: str | None):
-        if value is None:
-            return ffi.NULL
-        buf = new("char[]", value.encode())
-        keep.append(buf)
-        return buf
-
-    def strv(values: list[str]):
-        arr = new("const char *[]", [s(v) for v in values] + [ffi.NULL])
-        keep.append(arr)
-        return arr
-
-    def array(ctype: str, items: list, fill):
-        if not items:
-            return ffi.NULL, 0
-        arr = new(f"{ctype}[]", len(items))
-        keep.append(arr)
-        for i, item in enumerate(items):
-            fill(arr[i], item)
-        return arr, len(items)
-
-    def fill_join(c, item):
-        c.type, c.path = item[0], s(item[1])
-
-    def fill_mount(c, m):
-        c.source, c.destination, c.fstype = s(m.source), s(m.destination), s(m.fstype)
-        c.flags, c.propagation, c.data = m.flags, m.propagation, s(m.data)
-        c.dest_kind = 1 if m.is_file else 0
-        c.rec_attr_set, c.rec_attr_clr = m.rec_attr_set, m.rec_attr_clr
-        c.idmap_tree_fd = m.idmap_fd  # made by _open_idmaps, -1 if none
-        c.tmpcopyup = int(m.tmpcopyup)
-        c.keep_dir_mode = int(m.keep_dir_mode)
-
-    def fill_hook(c, h):
-        c.path, c.argv, c.envp, c.timeout = s(h[0]), strv(h[1]), strv(h[2]), h[3]
-
-    def fill_sysctl(c, item):
-        c.path, c.value = s(item[0]), s(item[1])
-
-    def fill_device(c, d):
-        c.path, c.mode, c.major, c.minor = s(d.path), d.mode, d.major, d.minor
-        c.uid, c.gid, c.bind_from_host = d.uid, d.gid, int(d.bind_from_host)
-
-    def fill_link(c, link):
-        c.target, c.linkpath = s(link[0]), s(link[1])
-
-    def fill_rlimit(c, r):
-        c.resource, c.name, c.soft, c.hard = r[0], s(r[1]), r[2], r[3]
-
-    p = new("struct pyrt_plan *")
-    keep.append(p)
-    p.clone_flags = plan.clone_flags
-    p.joins, p.n_joins = array("struct pyrt_ns_join", plan.joins, fill_join)
-    p.uid_map, p.gid_map = s(plan.uid_map), s(plan.gid_map)
-    p.deny_setgroups = int(plan.deny_setgroups)
-    p.newuidmap, p.newgidmap = s(plan.newuidmap), s(plan.newgidmap)
-    p.rootfs = s(plan.rootfs)
-    p.root_propagation_pre = plan.root_propagation_pre
-    p.root_propagation_post = plan.root_propagation_post
-    p.no_pivot, p.readonly_root = int(plan.no_pivot), int(plan.readonly_root)
-    p.mounts, p.n_mounts = array("struct pyrt_mount", plan.mounts, fill_mount)
-    p.devices, p.n_devices = array("struct pyrt_device", plan.devices, fill_device)
-    p.symlinks, p.n_symlinks = array("struct pyrt_symlink", plan.symlinks, fill_link)
-    p.masked_paths, p.n_masked = strv(plan.masked_paths), len(plan.masked_paths)
-    p.readonly_paths, p.n_readonly = strv(plan.readonly_paths), len(plan.readonly_paths)
-    p.hostname, p.domainname = s(plan.hostname), s(plan.domainname)
-    p.loopback_up = int(plan.loopback_up)
-    p.argv, p.envp = strv(plan.argv), strv(plan.envp)
-    p.path_search, p.cwd = s(plan.path_search), s(plan.cwd)
-    p.mkdir_cwd = int(plan.mkdir_cwd)
-    p.uid, p.gid = plan.uid, plan.gid
-    p.set_groups = int(plan.set_groups)
-    if plan.groups:
-        groups = new("uint32_t[]", plan.groups)
-        keep.append(groups)
-        p.groups, p.n_groups = groups, len(plan.groups)
-    p.umask = plan.umask
-    p.set_caps = int(plan.set_caps)
-    p.cap_bounding = plan.caps["bounding"]
-    p.cap_effective = plan.caps["effective"]
-    p.cap_permitted = plan.caps["permitted"]
-    p.cap_inheritable = plan.caps["inheritable"]
-    p.cap_ambient = plan.caps["ambient"]
-    p.last_cap = plan.last_cap
-    p.no_new_privs = int(plan.no_new_privs)
-    p.rlimits, p.n_rlimits = array("struct pyrt_rlimit", plan.rlimits, fill_rlimit)
-    p.set_oom_score_adj = int(plan.oom_score_adj is not None)
-    p.oom_score_adj = plan.oom_score_adj or 0
-    p.console_fd = plan.console_fd
-    p.console_rows, p.console_cols = plan.console_size
-    p.set_personality, p.personality = plan.personality is not None, plan.personality or 0
-    p.set_ioprio, p.ioprio = plan.ioprio is not None, plan.ioprio or 0
-    if plan.scheduler is not None:
-        p.set_scheduler = 1
-        (p.sched_policy, p.sched_nice, p.sched_priority, p.sched_flags, p.sched_runtime,
-         p.sched_deadline, p.sched_period) = plan.scheduler
-    if plan.mempolicy is not None:
-        p.set_mempolicy, (p.mempolicy_mode, nodes) = 1, plan.mempolicy
-        for n in nodes:
-            p.mempolicy_nodes[n // 64] |= 1 << (n % 64)
-        p.mempolicy_maxnode = 1025 if nodes else 0  # bits + 1, as numactl passes it
-    p.timens_offsets = s(plan.timens_offsets)
-    p.exec_fifo = s(plan.exec_fifo)
-    p.preserve_fds = plan.preserve_fds
-    p.lifeline_until_start = int(plan.lifeline_until_start)
+    p = to_c(ffi, new, plan, keep)
     p.sync_fd = sync_fd
     p.cgroup_fd = cgroup_fd
-    p.cgroup_procs, p.n_cgroup_procs = strv(plan.cgroup_procs), len(plan.cgroup_procs)
-    p.cgroup_fd_procs = s(plan.cgroup_dir_procs)
-    p.hooks_pause = int(plan.hooks_pause)
-    p.start_hooks, p.n_start_hooks = array("struct pyrt_hook", plan.start_hooks, fill_hook)
-    p.sysctls, p.n_sysctls = array("struct pyrt_sysctl", plan.sysctls, fill_sysctl)
-    if plan.seccomp_bpf:
-        bpf = new("uint8_t[]", plan.seccomp_bpf)
-        keep.append(bpf)
-        p.seccomp_bpf, p.seccomp_bpf_len = bpf, len(plan.seccomp_bpf)
-        p.seccomp_flags = plan.seccomp_flags
-        p.seccomp_listener = s(plan.seccomp_listener)
-        p.seccomp_state, p.n_seccomp_state = strv(plan.seccomp_state), len(plan.seccomp_state)
     return p
 
 
@@ -184,7 +68,7 @@ def parse_error(data: bytes) -> Failure:
 
 
 def _open_idmaps(plan: Plan, lib) -> None:  # the cffi lib
-    """The detached, idmapped tree of each idmapped bind (MountStep.idmap_fd), made here:
+    """The detached, idmapped tree of each idmapped bind (MountStep.idmap_tree_fd), made here:
     idmapping needs rights over the filesystem's user namespace that a container's root
     lacks. The init attaches and closes its copies; _close_idmaps closes ours."""
     for m in plan.mounts:
@@ -204,14 +88,14 @@ def _open_idmaps(plan: Plan, lib) -> None:  # the cffi lib
             _close_idmaps(plan)
             raise Failure(f"mount: idmapped bind {m.source} on {m.destination}: "
                           f"{os.strerror(-tree)}")
-        m.idmap_fd = tree
+        m.idmap_tree_fd = tree
 
 
 def _close_idmaps(plan: Plan) -> None:
     for m in plan.mounts:
-        if m.idmap_fd >= 0:
-            os.close(m.idmap_fd)
-            m.idmap_fd = -1
+        if m.idmap_tree_fd >= 0:
+            os.close(m.idmap_tree_fd)
+            m.idmap_tree_fd = -1
 
 
 def _continue(fd: int, init_pid: int, on_hooks) -> None:

@@ -25,7 +25,9 @@ class MountStep:
 
     __slots__ = ("source", "destination", "fstype", "flags", "propagation", "data", "is_file",
                  "rec_attr_set", "rec_attr_clr", "idmap", "idmap_recursive", "tmpcopyup",
-                 "idmap_fd", "keep_dir_mode")
+                 "idmap_tree_fd", "keep_dir_mode")
+    # not in struct pyrt_mount (is_file becomes dest_kind: pyruntime/cplan.py)
+    PYTHON_ONLY = ("idmap", "idmap_recursive")
 
     def __init__(self, source: str | None, destination: str, fstype: str | None, flags: int,
                  propagation: int, data: str | None, is_file: bool) -> None:
@@ -41,12 +43,16 @@ class MountStep:
         self.idmap: tuple[str, str] | None = None  # (uid_map, gid_map) text of an idmapped bind
         self.idmap_recursive = False
         self.tmpcopyup = False
-        self.idmap_fd = -1  # spawn.py: the detached idmapped tree, while spawning
+        self.idmap_tree_fd = -1  # spawn.py: the detached idmapped tree, while spawning
         self.keep_dir_mode = False  # the mount's root takes the covered directory's mode
 
 
 class Plan:
-    """Mirror of struct pyrt_plan; spawn.py converts it field by field."""
+    """Mirror of struct pyrt_plan: an attribute fills the api.h field of its name
+    (pyruntime/cplan.py, which also lists the few that are converted)."""
+
+    # what only Python uses: no field of struct pyrt_plan comes from these
+    PYTHON_ONLY = ("terminal", "root_uid_gid", "cgroup_dir", "seccomp_profile")
 
     def __init__(self) -> None:
         self.clone_flags = 0
