@@ -16,6 +16,8 @@
  *   struct pyrt_msg, and a successful execve closes it (EOF with no data).
  *
  * Sync protocol: SOCK_SEQPACKET, one struct pyrt_msg per packet, child -> caller.
+ * Python reads and writes it through cffi (pyruntime/spawn.py): its layout, the message
+ * types and the sizes below are defined here only.
  */
 
 struct pyrt_msg {
@@ -36,10 +38,14 @@ enum pyrt_msg_type {
                             before pivot_root; init waits for CONTINUE (hooks.c) */
     PYRT_MSG_CONTINUE = 5, /* caller -> init, answering HOOKS: .pid is init's pid as the
                             caller sees it; the packet goes on with the state JSON that
-                            startContainer hooks get on stdin (at most 64 KiB) */
+                            startContainer hooks get on stdin (PYRT_HOOK_STATE_MAX) */
     PYRT_MSG_HANDOVER = 6 /* caller -> init after READY, once the state is saved (a plan
                             with exec_fifo and without lifeline_until_start); init cuts
                             its lifeline and answers HANDOVER (lifeline.c) */
+};
+
+enum {
+    PYRT_HOOK_STATE_MAX = 65536 /* bytes of state JSON a CONTINUE may carry */
 };
 
 enum pyrt_dest_kind {

@@ -33,7 +33,7 @@
 
 #include "pyrt.h"
 
-#define HOOK_STATE_MAX 65536
+#define HOOK_STATE_MAX PYRT_HOOK_STATE_MAX /* api.h */
 
 /* The state JSON from CONTINUE; a static buffer, as init must not malloc. */
 static char hook_state[HOOK_STATE_MAX];

@@ -1,25 +1,21 @@
 """Hand the plan to the native code and follow the init through setup over the sync socket.
 
-Messages (native/api.h, struct pyrt_msg): PID from stage1, then READY or ERROR from the
-init; with create-time hooks, HOOKS from the init first, answered with CONTINUE once
-`on_hooks` has run them. An ERROR becomes one Failure line naming the step, the object
-and the errno.
+Messages (native/api.h, struct pyrt_msg, read and written through cffi so that its layout
+and the PYRT_MSG_* types are defined there only): PID from stage1, then READY or ERROR
+from the init; with create-time hooks, HOOKS from the init first, answered with CONTINUE
+once `on_hooks` has run them. An ERROR becomes one Failure line naming the step, the
+object and the errno.
 """
 
 from __future__ import annotations
 
 import _socket
 import os
-import struct
 
 from pyruntime import children
 from pyruntime.errors import Failure, crash_point, errno_text
 from pyruntime.plan.build import Plan
 
-MSG_SIZE = 512
-_MSG = struct.Struct("=iii64s436s")
-MSG_PID, MSG_READY, MSG_ERROR, MSG_HOOKS, MSG_CONTINUE, MSG_HANDOVER = 1, 2, 3, 4, 5, 6
-HOOK_STATE_MAX = 65536
 MS_REC = 16384
 
 
@@ -48,21 +44,28 @@ def _to_c(ffi, new, plan: Plan, sync_fd: int, keep: list, cgroup_fd: int = -1):
     return p
 
 
-def _unpack(data: bytes) -> tuple[int, int, int, str, str]:
-    kind, pid, err, step, text = _MSG.unpack(data[:MSG_SIZE].ljust(MSG_SIZE, b"\0"))
-    return (kind, pid, err, step.split(b"\0", 1)[0].decode(errors="replace"),
-            text.split(b"\0", 1)[0].decode(errors="replace"))
+def _unpack(ffi, data: bytes) -> tuple[int, int, int, str, str]:
+    m = ffi.new("struct pyrt_msg *")
+    ffi.memmove(m, data, min(len(data), ffi.sizeof(m[0])))
+    return (m.type, m.pid, m.err, ffi.string(m.step).decode(errors="replace"),
+            ffi.string(m.text).decode(errors="replace"))
 
 
-def _recv(fd: int) -> tuple[int, int, int, str, str] | None:
-    data = os.read(fd, MSG_SIZE)
-    return _unpack(data) if data else None
+def _pack(ffi, kind: int, pid: int = 0) -> bytes:
+    return ffi.buffer(ffi.new("struct pyrt_msg *", {"type": kind, "pid": pid}))[:]
+
+
+def _recv(ffi, fd: int) -> tuple[int, int, int, str, str] | None:
+    data = os.read(fd, ffi.sizeof("struct pyrt_msg"))
+    return _unpack(ffi, data) if data else None
 
 
 def parse_error(data: bytes) -> Failure:
     """The Failure for an ERROR message the init wrote to the exec fifo after start."""
-    kind, _pid, err, step, text = _unpack(data)
-    if kind != MSG_ERROR:
+    from pyruntime._native import ffi, lib
+
+    kind, _pid, err, step, text = _unpack(ffi, data)
+    if kind != lib.PYRT_MSG_ERROR:
         return Failure("container init: unexpected message on the exec fifo")
     return SetupError(step, err, text)
 
@@ -98,13 +101,13 @@ def _close_idmaps(plan: Plan) -> None:
             m.idmap_tree_fd = -1
 
 
-def _continue(fd: int, init_pid: int, on_hooks) -> None:
+def _continue(ffi, lib, fd: int, init_pid: int, on_hooks) -> None:
     """HOOKS from the init: run the create-time hooks, then let it go on (CONTINUE carries
     its pid and the state JSON for startContainer hooks)."""
     state = on_hooks(init_pid) if on_hooks is not None else b""
-    if len(state) > HOOK_STATE_MAX:
-        raise Failure(f"hooks: the state JSON is over {HOOK_STATE_MAX} bytes")
-    os.write(fd, _MSG.pack(MSG_CONTINUE, init_pid, 0, b"", b"") + state)
+    if len(state) > lib.PYRT_HOOK_STATE_MAX:
+        raise Failure(f"hooks: the state JSON is over {lib.PYRT_HOOK_STATE_MAX} bytes")
+    os.write(fd, _pack(ffi, lib.PYRT_MSG_CONTINUE, init_pid) + state)
 
 
 def handed_over(plan: Plan) -> bool:
@@ -114,11 +117,11 @@ def handed_over(plan: Plan) -> bool:
             and not (plan.seccomp_bpf and not plan.no_new_privs))
 
 
-def _handover(fd: int) -> None:
+def _handover(ffi, lib, fd: int) -> None:
     """Tell the init its state is saved; once it answers, it no longer dies with us."""
-    os.write(fd, _MSG.pack(MSG_HANDOVER, 0, 0, b"", b""))
-    msg = _recv(fd)
-    if msg is None or msg[0] != MSG_HANDOVER:
+    os.write(fd, _pack(ffi, lib.PYRT_MSG_HANDOVER))
+    msg = _recv(ffi, fd)
+    if msg is None or msg[0] != lib.PYRT_MSG_HANDOVER:
         raise Failure("container init exited during setup (at the hand-over)")
 
 
@@ -155,7 +158,7 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None,
             if cgroup_fd >= 0:
                 os.close(cgroup_fd)
         while True:
-            msg = _recv(parent_fd)
+            msg = _recv(ffi, parent_fd)
             if msg is None:
                 if ready:  # execve closed the socket: the process runs
                     return init_pid
@@ -163,20 +166,20 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None,
                     raise Failure(f"spawn: {errno_text(-rc)}")
                 raise Failure("container init exited during setup" + _describe_exit(init_pid))
             kind, pid, err, step, text = msg
-            if kind == MSG_PID:
+            if kind == lib.PYRT_MSG_PID:
                 init_pid = pid
                 crash_point("spawn:pid")
-            elif kind == MSG_HOOKS:
-                _continue(parent_fd, init_pid, on_hooks)
-            elif kind == MSG_READY:
+            elif kind == lib.PYRT_MSG_HOOKS:
+                _continue(ffi, lib, parent_fd, init_pid, on_hooks)
+            elif kind == lib.PYRT_MSG_READY:
                 if not until_exec:
                     if on_ready is not None:
                         on_ready(init_pid)
                     if handed_over(plan):
-                        _handover(parent_fd)
+                        _handover(ffi, lib, parent_fd)
                     return init_pid
                 ready = True
-            elif kind == MSG_ERROR:
+            elif kind == lib.PYRT_MSG_ERROR:
                 init_pid = init_pid or pid  # stage1 names an init it cloned, to be reaped
                 raise SetupError(step, err, text)
     except BaseException:
