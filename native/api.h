@@ -331,6 +331,10 @@ int pyrt_hook_run(const struct pyrt_hook *h, const char *cwd, int32_t ns_pid,
                   int32_t ns_flags, const char *state, size_t state_len,
                   struct pyrt_hook_result *result);
 
+/* namespaces.c: the /proc/PID/ns file name of one CLONE_NEW* flag, NULL if it is none;
+   pyruntime/plan/linux_consts.py's NAMESPACES must name the same (tests/test_namespaces.py). */
+const char *pyrt_ns_file(int32_t flag);
+
 /*
  * seccomp.c, called by Python (not in a child): compile `profile` into BPF written to
  * out_fd.  Returns 0 or -errno with `result` naming the failed call (and rule).

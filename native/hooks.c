@@ -92,18 +92,6 @@ static void report(int fd, int32_t step, int32_t value)
     while (n < 0 && errno == EINTR);
 }
 
-static const struct { int32_t flag; const char *name; } ns_files[] = {
-    { CLONE_NEWUSER, "user" }, /* first: it grants the rights to join the rest */
-    { CLONE_NEWNS, "mnt" },
-    { CLONE_NEWNET, "net" },
-    { CLONE_NEWIPC, "ipc" },
-    { CLONE_NEWUTS, "uts" },
-    { CLONE_NEWCGROUP, "cgroup" },
-    { CLONE_NEWPID, "pid" },
-    { CLONE_NEWTIME, "time" },
-};
-#define N_NS (sizeof ns_files / sizeof ns_files[0])
-
 static void __attribute__((noreturn)) child_fail(int rep, int32_t step, int err)
 {
     report(rep, step, err ? err : EIO);
@@ -117,27 +105,27 @@ static void __attribute__((noreturn)) child_fail(int rep, int32_t step, int err)
  */
 static void enter_namespaces(int32_t target, int32_t ns_flags, int rep)
 {
-    int fds[N_NS];
+    int fds[PYRT_N_NS];
     char path[64];
     size_t i;
     pid_t pid;
 
-    for (i = 0; i < N_NS; i++) {
+    for (i = 0; i < PYRT_N_NS; i++) { /* the user namespace first (namespaces.c) */
         fds[i] = -1;
-        if (!(ns_flags & ns_files[i].flag))
+        if (!(ns_flags & pyrt_ns_kinds[i].flag))
             continue;
-        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)target, ns_files[i].name);
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)target, pyrt_ns_kinds[i].file);
         fds[i] = open(path, O_RDONLY | O_CLOEXEC);
         if (fds[i] < 0)
             child_fail(rep, STEP_NS, errno);
     }
-    for (i = 0; i < N_NS; i++) {
+    for (i = 0; i < PYRT_N_NS; i++) {
         if (fds[i] < 0)
             continue;
-        if (setns(fds[i], ns_files[i].flag) < 0)
+        if (setns(fds[i], pyrt_ns_kinds[i].flag) < 0)
             child_fail(rep, STEP_SETNS, errno);
         close(fds[i]);
-        if (ns_files[i].flag == CLONE_NEWUSER) {
+        if (pyrt_ns_kinds[i].flag == CLONE_NEWUSER) {
             /* be the container's root, as the init is; best effort if it is unmapped */
             if (setresgid(0, 0, 0) == 0)
                 setresuid(0, 0, 0);

@@ -14,19 +14,35 @@
 
 #define PYRT_MAX_JOINS 16
 
+/* The same list as pyruntime/plan/linux_consts.py's NAMESPACES, in its order (the user
+   namespace first: joining it grants the rights to join the rest); tests/test_namespaces.py
+   compares them through pyrt_ns_file(). */
+const struct pyrt_ns_kind pyrt_ns_kinds[PYRT_N_NS] = {
+    { CLONE_NEWUSER, "user" },
+    { CLONE_NEWNS, "mnt" },
+    { CLONE_NEWPID, "pid" },
+    { CLONE_NEWNET, "net" },
+    { CLONE_NEWIPC, "ipc" },
+    { CLONE_NEWUTS, "uts" },
+    { CLONE_NEWCGROUP, "cgroup" },
+    { CLONE_NEWTIME, "time" },
+};
+
+const char *pyrt_ns_file(int32_t flag)
+{
+    size_t i;
+
+    for (i = 0; i < PYRT_N_NS; i++)
+        if (pyrt_ns_kinds[i].flag == flag)
+            return pyrt_ns_kinds[i].file;
+    return NULL;
+}
+
 static const char *ns_name(int32_t type)
 {
-    switch (type) {
-    case CLONE_NEWUSER: return "user";
-    case CLONE_NEWNS: return "mnt";
-    case CLONE_NEWPID: return "pid";
-    case CLONE_NEWNET: return "net";
-    case CLONE_NEWUTS: return "uts";
-    case CLONE_NEWIPC: return "ipc";
-    case CLONE_NEWCGROUP: return "cgroup";
-    case CLONE_NEWTIME: return "time";
-    default: return "?";
-    }
+    const char *file = pyrt_ns_file(type);
+
+    return file ? file : "?";
 }
 
 /*

@@ -72,6 +72,12 @@ int pyrt_open_parent(int root_fd, const char *path, char *name, size_t name_len)
 unsigned long pyrt_locked_flags(int fd);   /* MS_* equivalents of fstatvfs flags */
 
 /* namespaces.c */
+struct pyrt_ns_kind {
+    int32_t flag;       /* CLONE_NEW* */
+    const char *file;   /* in /proc/PID/ns/ */
+};
+#define PYRT_N_NS 8
+extern const struct pyrt_ns_kind pyrt_ns_kinds[PYRT_N_NS]; /* namespaces.c */
 int pyrt_join_namespaces(const struct pyrt_plan *p, int sync_fd);
 int pyrt_write_maps(int proc_fd, pid_t pid, const struct pyrt_plan *p, int sync_fd);
 int pyrt_wait_release(struct pyrt_ctx *c);

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from pyruntime.plan.build import Plan
     from pyruntime.spec.model import Process, Spec
 
-# /proc/PID/ns files, the user namespace first: joining it grants the right to join the rest
-NAMESPACE_ORDER = ("user", "mnt", "pid", "net", "ipc", "uts", "cgroup", "time")
 PROCESS_FILE = "process.json"
 _STOPPED = "cannot exec in a stopped container: container not running: "
 
@@ -164,14 +162,14 @@ class Joins:
 
 
 def open_namespaces(state: ContainerState) -> Joins:
-    """Every namespace of the init that is not ours, in NAMESPACE_ORDER."""
-    from pyruntime.plan import linux_consts as k
+    """Every namespace of the init that is not ours, in linux_consts.NAMESPACES' order
+    (the user namespace first)."""
+    from pyruntime.plan.linux_consts import NAMESPACES
     from pyruntime.procfs import is_alive
 
-    flags = {k.NAMESPACE_FILES[t]: k.NAMESPACE_FLAGS[t] for t in k.NAMESPACE_FILES}
     joins = Joins()
     try:
-        for name in NAMESPACE_ORDER:
+        for _, name, flag in NAMESPACES:
             theirs = f"/proc/{state.pid}/ns/{name}"
             try:
                 if os.readlink(theirs) == os.readlink(f"/proc/self/ns/{name}"):
@@ -182,7 +180,7 @@ def open_namespaces(state: ContainerState) -> Joins:
                     raise
                 continue  # a namespace type this kernel does not have
             joins.fds.append(fd)
-            joins.joins.append((flags[name], f"/proc/self/fd/{fd}"))
+            joins.joins.append((flag, f"/proc/self/fd/{fd}"))
         # opened, then checked: if the pid was reused before the opens, this says so
         if not is_alive(state.pid, state.start_time):
             raise FileNotFoundError

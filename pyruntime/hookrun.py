@@ -15,10 +15,6 @@ import os
 
 from pyruntime.errors import Failure, errno_text
 
-NS_FILES = (("user", 0x10000000), ("mnt", 0x00020000), ("net", 0x40000000),
-            ("ipc", 0x08000000), ("uts", 0x04000000), ("cgroup", 0x02000000),
-            ("pid", 0x20000000), ("time", 0x00000080))
-
 
 def argv(hook: dict) -> list[str]:
     """args exactly as configured; the path alone when there are none."""
@@ -74,8 +70,10 @@ def run_hook(hook: dict, state: bytes, where: str, *, cwd: str | None = None,
 
 def _ns_flags(pid: int) -> int:
     """The namespaces of `pid` that differ from ours."""
+    from pyruntime.plan.linux_consts import NAMESPACES
+
     flags = 0
-    for name, flag in NS_FILES:
+    for _, name, flag in NAMESPACES:
         try:
             theirs = os.readlink(f"/proc/{pid}/ns/{name}")
         except OSError:

@@ -163,3 +163,25 @@ def test_pid_namespace_init_is_pid_1(runtime: Runtime, bundle) -> None:
 def test_new_network_namespace_has_only_loopback(runtime: Runtime, bundle) -> None:
     out = runtime.run_bundle(bundle(["ls", "/sys/class/net"]), "c1").stdout.split()
     assert out == ["lo"]
+
+
+def test_exec_joins_every_namespace_kind(runtime: Runtime, bundle) -> None:
+    """A container with a new namespace of every kind the runtime knows (time included):
+    an exec'd process is in each of the init's (served too, under make test-served)."""
+    from pyruntime.plan.linux_consts import NAMESPACES
+
+    b = bundle(SLEEP, USERNS)
+    with_namespaces(b.config, [{"type": kind} for kind, _, _ in NAMESPACES])
+    b.write()
+    traversable(b.path)
+    runtime.create(b, "c1")
+    pid = runtime.state("c1")["pid"]
+    files = [file for _, file, _ in NAMESPACES]
+    init = [os.readlink(f"/proc/{pid}/ns/{f}") for f in files]
+    assert all(ns != os.readlink(f"/proc/self/ns/{f}")
+               for ns, f in zip(init, files, strict=True)), init
+    script = "; ".join(f"readlink /proc/self/ns/{f}" for f in files)
+    r = runtime.run("exec", "c1", "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == init
+    runtime.delete("c1", force=True)

@@ -166,6 +166,29 @@ def test_another_mount_namespace_runs_cold(served: Runtime, bundle, tmp_path: Pa
     served.delete("m1", force=True)
 
 
+UNSHARE = {"network": ["--net"], "ipc": ["--ipc"], "uts": ["--uts"],
+           "time": ["--time", "--fork"]}  # --fork: unshare's child is in the new one
+
+
+@pytest.mark.parametrize("kind", sorted(UNSHARE))
+def test_another_namespace_of_any_kind_runs_cold(served: Runtime, bundle, tmp_path: Path,
+                                                 kind: str) -> None:
+    """The server compares every namespace kind (pyruntime/plan/linux_consts.py), time too:
+    a caller in another one is not served."""
+    b = bundle(("true",))
+    pid_file = tmp_path / "cold.pid"
+    err = tmp_path / "cold.err"  # a file: the container keeps the runtime's stderr
+    with open(err, "w") as f:
+        r = subprocess.run(["unshare", *UNSHARE[kind], "--",
+                            *served.cmd("create", "--bundle", str(b), "--pid-file",
+                                        str(pid_file), "u1")],
+                           stdin=subprocess.DEVNULL, stdout=f, stderr=f, timeout=30)
+    assert r.returncode == 0, err.read_text()
+    pid = int(pid_file.read_text())
+    assert os.path.realpath(_exe(pid)) == os.path.realpath(sys.executable)
+    served.delete("u1", force=True)
+
+
 def test_second_server_on_a_socket_is_refused(server: Server) -> None:
     r = subprocess.run([sys.executable, "-m", "pyruntime", "serve", "--socket",
                         str(server.socket)], capture_output=True, text=True, timeout=30)

@@ -9,27 +9,21 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
-NAMESPACE_FLAGS = {
-    "pid": CLONE_NEWPID,
-    "network": CLONE_NEWNET,
-    "mount": CLONE_NEWNS,
-    "ipc": CLONE_NEWIPC,
-    "uts": CLONE_NEWUTS,
-    "user": CLONE_NEWUSER,
-    "cgroup": CLONE_NEWCGROUP,
-    "time": CLONE_NEWTIME,
-}
-# /proc/PID/ns/<file> for each spec namespace type
-NAMESPACE_FILES = {
-    "pid": "pid",
-    "network": "net",
-    "mount": "mnt",
-    "ipc": "ipc",
-    "uts": "uts",
-    "user": "user",
-    "cgroup": "cgroup",
-    "time": "time",
-}
+# Every namespace kind, the one list of them: (config.json type, /proc/PID/ns file,
+# CLONE_NEW* flag).  The user namespace first: joining it grants the rights to join the rest
+# (native/namespaces.c has the same kinds, tests/test_namespaces.py checks both).
+NAMESPACES = (
+    ("user", "user", CLONE_NEWUSER),
+    ("mount", "mnt", CLONE_NEWNS),
+    ("pid", "pid", CLONE_NEWPID),
+    ("network", "net", CLONE_NEWNET),
+    ("ipc", "ipc", CLONE_NEWIPC),
+    ("uts", "uts", CLONE_NEWUTS),
+    ("cgroup", "cgroup", CLONE_NEWCGROUP),
+    ("time", "time", CLONE_NEWTIME),
+)
+NAMESPACE_FLAGS = {kind: flag for kind, _, flag in NAMESPACES}
+NAMESPACE_FILES = {kind: file for kind, file, _ in NAMESPACES}  # /proc/PID/ns/<file>
 
 MS_RDONLY = 1
 MS_NOSUID = 2

@@ -17,10 +17,11 @@ import os
 import select
 import socket
 
+from pyruntime.plan.linux_consts import NAMESPACE_FILES
+
 # /proc/<pid>/status lines that must be equal (credentials, capabilities, NNP, seccomp)
 STATUS = (b"Uid", b"Gid", b"Groups", b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb",
           b"NoNewPrivs", b"Seccomp", b"Seccomp_filters")
-NAMESPACES = ("mnt", "pid", "user", "cgroup", "net", "ipc", "uts", "time")
 SO_PEERPIDFD = 77  # Linux 6.5; not in Python 3.11's socket module
 
 
@@ -32,7 +33,7 @@ def profile(proc: str) -> dict[str, object]:
             key, _, value = line.partition(b":")
             if key in STATUS:
                 out[key.decode()] = value.split()
-    for ns in NAMESPACES:
+    for ns in NAMESPACE_FILES.values():
         try:
             st = os.stat(f"{proc}/ns/{ns}")
             out[f"ns/{ns}"] = (st.st_dev, st.st_ino)

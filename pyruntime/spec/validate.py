@@ -8,9 +8,10 @@ the process (process_rules.py, shared with exec). Each failure names the JSON pa
 from __future__ import annotations
 
 from pyruntime.errors import Failure
+from pyruntime.plan.linux_consts import NAMESPACE_FLAGS
 from pyruntime.spec.model import Spec
 
-NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+NAMESPACE_TYPES = tuple(NAMESPACE_FLAGS)
 SUPPORTED_MAJOR_MINOR = ("1.0", "1.1", "1.2")
 
 

@@ -14,7 +14,7 @@ from pyruntime.cli.main import Globals
 
 def features() -> dict:
     from pyruntime.hooks import KINDS
-    from pyruntime.plan.linux_consts import CAPABILITIES
+    from pyruntime.plan.linux_consts import CAPABILITIES, NAMESPACE_FLAGS
     from pyruntime.plan.mount_options import (
         EXTENSION_OPTIONS,
         FLAG_OPTIONS,
@@ -29,7 +29,7 @@ def features() -> dict:
         "mountOptions": sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS)  # tests/
                                | set(RECURSIVE_OPTIONS) | set(EXTENSION_OPTIONS)),  # test_mount*
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "namespaces": sorted(NAMESPACE_FLAGS),
             "capabilities": list(CAPABILITIES),
             # v2: the v2 lane (make test-cgroupv2) runs the cgroup tests, devices included
             "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False,
