@@ -41,7 +41,7 @@ for _name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
 LEFT_DEFAULT = frozenset({"pyrt_plan.sync_fd", "pyrt_plan.cgroup_fd"})
 
 _INT, _STR, _STRV, _STRUCTS, _VALUES, _ARRAY = range(6)
-_layouts: dict[str, list[tuple[str, int, str, str | None]]] = {}
+_layouts: dict[tuple, list[tuple[str, int, str, str | None]]] = {}  # per (ffi, struct)
 
 
 def _node_mask(mempolicy: tuple[int, list[int]] | None) -> list[int] | None:
@@ -56,7 +56,7 @@ def _node_mask(mempolicy: tuple[int, list[int]] | None) -> list[int] | None:
 def layout(ffi, struct: str) -> list[tuple[str, int, str, str | None]]:
     """(field, kind, item ctype, count field) of each field of `struct pyrt_<...>` that is
     not a count, from cffi's view of native/api.h."""
-    cached = _layouts.get(struct)
+    cached = _layouts.get((ffi, struct))
     if cached is not None:
         return cached
     fields = ffi.typeof(f"struct {struct}").fields
@@ -85,8 +85,47 @@ def layout(ffi, struct: str) -> list[tuple[str, int, str, str | None]]:
             out.append((name, _ARRAY, t.item.cname, None))
         else:
             out.append((name, _INT, t.cname, None))
-    _layouts[struct] = out
+    _layouts[ffi, struct] = out
     return out
+
+
+def _getter(struct: str, name: str, index: int, src):
+    """How field `name` (the index-th non-count one) of `struct` is read from objects like
+    `src`: (value of src, the attributes it reads), or TypeError naming the field."""
+    key = f"{struct}.{name}"
+    conv = CONVERT.get(key)
+    if conv is not None:
+        return conv[1], conv[0]
+    if isinstance(src, tuple):
+        return (lambda s: s[index]), ()
+    if hasattr(src, name):
+        return (lambda s: getattr(s, name)), (name,)
+    if name.startswith("set_") and hasattr(src, name[4:]):
+        return (lambda s: getattr(s, name[4:]) is not None), (name[4:],)
+    raise TypeError(f"struct {struct}.{name}: {type(src).__name__} has no attribute "
+                    f"{name!r} (pyruntime/cplan.py)")
+
+
+_plans: dict[tuple, list] = {}  # per (ffi, struct, source type)
+
+
+def _compile(ffi, struct: str, src) -> list:
+    """The fill of `struct` from objects of src's type: per field that is not left default,
+    (name, kind, item ctype, count field, getter, attributes read, "struct.field")."""
+    key = (ffi, struct, type(src))
+    ops = _plans.get(key)
+    if ops is not None:
+        return ops
+    fields = layout(ffi, struct)
+    ops = []
+    for i, (name, kind, item, count) in enumerate(fields):
+        if f"{struct}.{name}" in LEFT_DEFAULT:
+            continue
+        get, read = _getter(struct, name, i, src)
+        ops.append((name, kind, item, count, get, read, f"{struct}.{name}"))
+    if not isinstance(src, tuple):  # a tuple's length is checked per item
+        _plans[key] = ops
+    return ops
 
 
 class _Filler:
@@ -103,69 +142,51 @@ class _Filler:
         self.keep.append(buf)
         return buf
 
-    def fill(self, c, struct: str, src) -> None:
-        fields = layout(self.ffi, struct)
-        positional = isinstance(src, tuple)
-        if positional and len(src) != len(fields):
-            raise TypeError(f"struct {struct}: {len(src)} items for {len(fields)} fields")
+    def values(self, struct: str, src) -> dict:
+        """The initializer of one `struct` (cffi fills it in C, in one call)."""
+        if isinstance(src, tuple):
+            n = len(layout(self.ffi, struct))
+            if len(src) != n:
+                raise TypeError(f"struct {struct}: {len(src)} items for {n} fields")
         trace = self.trace
-        for i, (name, kind, item, count) in enumerate(fields):
-            key = f"{struct}.{name}"
-            if key in LEFT_DEFAULT:
-                continue
-            conv = CONVERT.get(key)
-            if conv is not None:
-                value = conv[1](src)
-                read = conv[0]
-            elif positional:
-                value, read = src[i], ()
-            elif hasattr(src, name):
-                value, read = getattr(src, name), (name,)
-            elif name.startswith("set_") and hasattr(src, name[4:]):
-                value, read = getattr(src, name[4:]) is not None, (name[4:],)
-            else:
-                raise TypeError(f"struct {struct}.{name}: {type(src).__name__} has no "
-                                f"attribute {name!r} (pyruntime/cplan.py)")
+        out = {}
+        for name, kind, item, count, get, read, key in _compile(self.ffi, struct, src):
+            value = get(src)
             if trace is not None:
                 trace.setdefault("filled", set()).add(key)
                 if count:
                     trace["filled"].add(f"{struct}.{count}")
-                trace.setdefault("read", set()).update(
-                    (type(src).__name__, a) for a in read)
+                trace.setdefault("read", set()).update((type(src).__name__, a) for a in read)
             if kind == _INT:
-                setattr(c, name, 0 if value is None else int(value))
+                out[name] = 0 if value is None else int(value)
             elif kind == _STR:
-                setattr(c, name, self.string(value))
+                out[name] = self.string(value)
             elif kind == _STRV:
                 arr = self.new("char *[]", [self.string(v) for v in value] + [self.ffi.NULL])
                 self.keep.append(arr)
-                setattr(c, name, arr)
+                out[name] = arr
                 if count:
-                    setattr(c, count, len(value))
+                    out[count] = len(value)
             elif kind == _ARRAY:
                 if value is not None:
-                    setattr(c, name, value)
-            elif not value:
-                pass  # NULL, 0
-            else:
+                    out[name] = value
+            elif value:  # else NULL, 0
                 if kind == _STRUCTS:
-                    arr = self.new(f"{item}[]", len(value))
                     sub = item[len("struct "):]
-                    for j, v in enumerate(value):
-                        self.fill(arr[j], sub, v)
+                    arr = self.new(f"{item}[]", [self.values(sub, v) for v in value])
                 else:
                     arr = self.new(f"{item}[]", value)
                 self.keep.append(arr)
-                setattr(c, name, arr)
+                out[name] = arr
                 if count:
-                    setattr(c, count, len(value))
+                    out[count] = len(value)
+        return out
 
 
 def to_c(ffi, new, plan, keep: list, trace: dict | None = None):
     """A struct pyrt_plan * filled from `plan`; everything it points to is allocated with
     `new` and appended to `keep` (alive as long as the struct is used).  LEFT_DEFAULT
     fields are the caller's."""
-    p = new("struct pyrt_plan *")
+    p = new("struct pyrt_plan *", _Filler(ffi, new, keep, trace).values("pyrt_plan", plan))
     keep.append(p)
-    _Filler(ffi, new, keep, trace).fill(p, "pyrt_plan", plan)
     return p
