@@ -123,8 +123,7 @@ def _compile(ffi, struct: str, src) -> list:
             continue
         get, read = _getter(struct, name, i, src)
         ops.append((name, kind, item, count, get, read, f"{struct}.{name}"))
-    if not isinstance(src, tuple):  # a tuple's length is checked per item
-        _plans[key] = ops
+    _plans[key] = ops
     return ops
 
 
