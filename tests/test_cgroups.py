@@ -20,6 +20,7 @@ import pytest
 from pyruntime.cgroups.detect import UNIFIED, host
 from support import Runtime, using_other_runtime
 from support.cgroups import find_cgroups, remove_cgroups
+from support.checks import wait_for
 from support.config import DELETE
 
 SLEEP = ["sleep", "1000"]
@@ -54,17 +55,6 @@ def started(runtime: Runtime, bundle_dir: object, cid: str) -> int:
     runtime.create(bundle_dir, cid)
     runtime.start(cid)
     return runtime.state(cid)["pid"]
-
-
-def wait_for(predicate, timeout: float = 10, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def resources(**r: object) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from support import Runtime
+from support.checks import wait_for
 from support.runtime import client_binary
 from support.served import SOCKET_ENV, TIMEOUT_ENV, Server, stale_client
 
@@ -187,6 +188,28 @@ def test_another_namespace_of_any_kind_runs_cold(served: Runtime, bundle, tmp_pa
     pid = int(pid_file.read_text())
     assert os.path.realpath(_exe(pid)) == os.path.realpath(sys.executable)
     served.delete("u1", force=True)
+
+
+# execve moves a process into its time_for_children namespace: sleep is in it already
+@pytest.mark.parametrize("flag,link", [("--pid", "ns/pid_for_children"), ("--time", "ns/time")])
+def test_a_caller_whose_children_get_other_namespaces_is_not_served(flag: str,
+                                                                    link: str) -> None:
+    """`unshare --pid` without --fork: the caller is in the server's pid namespace, but
+    whatever it forks (a cold runtime's init) is not; the server must not act for it."""
+    from pyruntime.served.admission import difference, profile
+
+    proc = subprocess.Popen(["unshare", flag, "--", "sleep", "60"])
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+        try:
+            wait_for(lambda: os.readlink(f"/proc/{proc.pid}/exe").endswith("/sleep"),
+                     what="unshare to exec sleep")
+            assert difference(proc.pid, pidfd, profile("/proc/self")) == link
+        finally:
+            os.close(pidfd)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_second_server_on_a_socket_is_refused(server: Server) -> None:

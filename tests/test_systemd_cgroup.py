@@ -12,13 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from support import Runtime
 from support.cgroups import cgroups_path
+from support.checks import wait_for
 
 SLEEP = ["sleep", "1000"]
 MiB = 1 << 20
@@ -53,11 +53,6 @@ def show(unit: str, *names: str) -> dict[str, str]:
     return props
 
 
-def wait_for(predicate, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def own_cgroup(pid: int) -> str:

@@ -33,7 +33,9 @@ def profile(proc: str) -> dict[str, object]:
             key, _, value = line.partition(b":")
             if key in STATUS:
                 out[key.decode()] = value.split()
-    for ns in NAMESPACE_FILES.values():
+    # the *_for_children links too: a caller after `unshare --pid` (no fork) would have
+    # its container's namespaces made under the new one
+    for ns in (*NAMESPACE_FILES.values(), "pid_for_children", "time_for_children"):
         try:
             st = os.stat(f"{proc}/ns/{ns}")
             out[f"ns/{ns}"] = (st.st_dev, st.st_ino)
