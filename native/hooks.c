@@ -52,8 +52,8 @@ int pyrt_hooks_pause(struct pyrt_ctx *c)
     do
         n = recv(c->sync_fd, buf, sizeof buf, 0);
     while (n < 0 && errno == EINTR);
-    if (n == 0)
-        _exit(1); /* the caller gave up (a hook failed): it kills us anyway */
+    if (n == 0) /* the caller gave up (a hook failed): undo the mounts (init.c), exit */
+        return -1;
     if (n < (ssize_t)sizeof m)
         return pyrt_fail(c->sync_fd, "hooks", n < 0 ? errno : EPROTO, "wait for CONTINUE");
     memcpy(&m, buf, sizeof m);

@@ -144,7 +144,7 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None,
     parent_fd, child_fd = parent.detach(), child.detach()
     keep: list = []
     init_pid = 0
-    ready = False
+    ready = in_hooks = False
     try:
         cgroup_fd = -1
         try:
@@ -170,7 +170,9 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None,
                 init_pid = pid
                 crash_point("spawn:pid")
             elif kind == lib.PYRT_MSG_HOOKS:
+                in_hooks = True
                 _continue(ffi, lib, parent_fd, init_pid, on_hooks)
+                in_hooks = False
             elif kind == lib.PYRT_MSG_READY:
                 if not until_exec:
                     if on_ready is not None:
@@ -184,10 +186,36 @@ def spawn(plan: Plan, until_exec: bool = False, on_hooks=None,
                 raise SetupError(step, err, text)
     except BaseException:
         if init_pid:
+            if in_hooks:
+                _let_init_undo(parent_fd, init_pid)
             children.kill_and_reap(init_pid)
         raise
     finally:
         os.close(parent_fd)
+
+
+def _let_init_undo(fd: int, init_pid: int, timeout: float = 5.0) -> None:
+    """A create-time hook failed while the init waits for CONTINUE: shut the socket so it
+    sees EOF, and give it `timeout` s to exit by itself.  Without a mount namespace of its
+    own, its mounts are in this process's namespace, and it detaches them before it exits
+    (native/init.c); a SIGKILL at once would leave them."""
+    import select
+
+    try:
+        s = _socket.socket(fileno=os.dup(fd))
+        try:
+            s.shutdown(_socket.SHUT_RDWR)
+        finally:
+            s.close()
+        pidfd = os.pidfd_open(init_pid)
+    except OSError:
+        return
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll(int(timeout * 1000))  # readable once the init has exited
+    finally:
+        os.close(pidfd)
 
 
 def _describe_exit(pid: int) -> str:

@@ -382,6 +382,25 @@ def test_no_mount_namespace_failure_leaves_no_mounts(runtime: Runtime, bundle,
     assert _left(runcs.stdout, b.path) != []
 
 
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
+def test_no_mount_namespace_failed_hook_leaves_no_mounts(runtime: Runtime, bundle,
+                                                         tmp_path: Path, kind: str) -> None:
+    """A create-time hook fails while the init waits for it with its mounts made in the
+    runtime's own mount namespace: the init detaches them before it goes."""
+    def setup(b) -> None:
+        _without_mount_namespace(b)
+        b.config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}
+
+    a, b = twin_bundles(bundle, setup)
+    mine = ours(runtime, a, prefix=tuple(PRIVATE_MNTNS), check=False,
+                after=f"cd {a.path}; {LEFT}")
+    runcs = theirs(tmp_path, b, prefix=tuple(PRIVATE_MNTNS), check=False,
+                   after=f"cd {b.path}; {LEFT}")
+    assert "## rc 0" not in mine.stdout and "## rc 0" not in runcs.stdout
+    assert kind in mine.stderr, mine.stderr
+    assert _left(mine.stdout, a.path) == []
+
+
 @pytest.mark.parametrize("field", ["maskedPaths", "readonlyPaths", "rootfsPropagation"])
 def test_no_mount_namespace_refuses_host_changes(runtime: Runtime, bundle, tmp_path: Path,
                                                  field: str) -> None:
