@@ -266,9 +266,11 @@ def _mount(spec: Spec, i: int, bundle: str,
     if m.type == "cgroup":
         from pyruntime.plan.cgroup_mount import expand
 
+        cgroupns = any(ns.type == "cgroup" for ns in (spec.linux.namespaces if spec.linux
+                                                        else []))
         return [MountStep(src, dst, fstype, flags, 0, data, False)
                 for src, dst, fstype, flags, data in expand(m.destination, opts.flags,
-                                                                 cgroup_dirs)]
+                                                                 cgroup_dirs, cgroupns)]
     data = mount_extras.overlay_data(opts.data, bundle) if m.type == "overlay" else opts.data
     step = MountStep(m.source or m.type, m.destination, m.type, opts.flags, opts.propagation,
                      data, False)

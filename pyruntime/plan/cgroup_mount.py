@@ -55,12 +55,16 @@ def _controllers_key(h: Hierarchy) -> str:
                                                    "xattr", "cpuset_v2_mode"))
 
 
-def expand(destination: str, flags: int, cgroup_dirs: dict[str, str] | None = None
+def expand(destination: str, flags: int, cgroup_dirs: dict[str, str] | None = None,
+           cgroupns: bool = False
            ) -> list[tuple[str | None, str, str | None, int, str | None]]:
     """The mounts (source, destination, fstype, flags, data) replacing one cgroup mount.
 
     `cgroup_dirs` maps a hierarchy's mount point to the container's directory in it;
-    hierarchies it does not name use this process's own cgroup.
+    hierarchies it does not name use this process's own cgroup.  With a cgroup namespace
+    (`cgroupns`) the name=systemd hierarchy is mounted afresh inside it, source "systemd",
+    as runc does (a bind would show the host mount's source); its root is then the
+    namespace's, the same directory the bind would show.
     """
     hierarchies = host_hierarchies()
     unified = [h for h in hierarchies if h.fstype == "cgroup2"]
@@ -77,9 +81,13 @@ def expand(destination: str, flags: int, cgroup_dirs: dict[str, str] | None = No
         source = (cgroup_dirs or {}).get(h.mountpoint)
         if source is None:
             source = h.mountpoint + own.get(_controllers_key(h), "/").rstrip("/")
-        if source in (cgroup_dirs or {}).values() or os.path.isdir(source):  # made by create
-            steps.append((source, os.path.join(destination, os.path.basename(h.mountpoint)),
-                          None, bind_flags, None))
+        where = os.path.join(destination, os.path.basename(h.mountpoint))
+        if cgroupns and _controllers_key(h) == "name=systemd":
+            steps.append(("systemd", where, "cgroup",
+                          k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC | (flags & k.MS_RDONLY),
+                          "name=systemd"))
+        elif source in (cgroup_dirs or {}).values() or os.path.isdir(source):  # made by create
+            steps.append((source, where, None, bind_flags, None))
     return steps
 
 

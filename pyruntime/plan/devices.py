@@ -55,8 +55,13 @@ def needs_dev_setup(spec: Spec) -> bool:
 
 
 def plan_devices(spec: Spec, new_userns: bool) -> tuple[list[DeviceNode], list[tuple[str, str]]]:
-    """The nodes and symlinks to create: the defaults, then linux.devices."""
+    """The nodes and symlinks to create: the defaults, then linux.devices.
+
+    A linux.devices entry replaces the default node of its path; of two entries with one
+    path the first wins, as in runc (whose second mknod meets EEXIST and is skipped).
+    """
     nodes: dict[str, DeviceNode] = {}
+    listed: set[str] = set()
     links: list[tuple[str, str]] = []
     if needs_dev_setup(spec):
         for path, kind, major, minor in DEFAULT_DEVICES:
@@ -77,6 +82,9 @@ def plan_devices(spec: Spec, new_userns: bool) -> tuple[list[DeviceNode], list[t
             raise Failure(f"{where}.path: must be an absolute path below /: {d.path!r}")
         if kind != k.S_IFIFO and (d.major is None or d.minor is None):
             raise Failure(f"{where}: major and minor are required for type {d.type!r}")
+        if os.path.normpath(d.path) in listed:
+            continue
+        listed.add(os.path.normpath(d.path))
         mode = kind | ((d.file_mode if d.file_mode is not None else 0o666) & 0o7777)
         nodes[d.path] = DeviceNode(d.path, mode, d.major or 0, d.minor or 0,
                                    d.uid or 0, d.gid or 0, new_userns)

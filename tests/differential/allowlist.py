@@ -136,11 +136,6 @@ def _ro_mount_hidden_later(c: Config) -> bool:
     return False
 
 
-def _duplicate_device_paths(c: Config) -> bool:
-    paths = [d["path"] for d in _devices(c)]
-    return len(paths) != len(set(paths))
-
-
 def _devices(c: Config) -> list[dict[str, Any]]:
     return (c.get("linux") or {}).get("devices") or []
 
@@ -274,20 +269,6 @@ DEPARTURES: list[Departure] = [
     # the seccomp filter's place, tmpfs modes, devices outside /dev and mounts over
     # dangling symlinks were; their fixes are checked here since) --------------------------
     # -- reported, no owner yet -----------------------------------------------------------
-    Departure(
-        "duplicate device paths", REPORTED, ("section:paths", "section:dev"),
-        _duplicate_device_paths,
-        "two linux.devices with one path: runc keeps the first (the second mknod meets "
-        "EEXIST), pyruntime the last; refusing the config would be clearer than either",
-        None),
-    Departure(
-        "cgroup namespace: systemd hierarchy's source", REPORTED, ("section:mountinfo",),
-        lambda c: "cgroup" in _namespaces(c)
-        and any(m.get("type") == "cgroup" for m in c.get("mounts", [])),
-        "with a cgroup namespace runc mounts the name=systemd hierarchy with source "
-        "'systemd'; pyruntime's shows 'cgroup'. Cosmetic (mountinfo's source field)",
-        rewrite=_as_runc_says("- cgroup cgroup rw,name=systemd",
-                              "- cgroup systemd rw,name=systemd")),
 ]
 
 
