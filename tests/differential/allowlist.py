@@ -136,6 +136,32 @@ def _ro_mount_hidden_later(c: Config) -> bool:
     return False
 
 
+def _read_only_tmpfs_dests(c: Config) -> set[str]:
+    """Where the config mounts a tmpfs read-only (the last of ro/rw wins), symlinks of the
+    rootfs template resolved."""
+    links = {"/link-mnt": "/mnt", "/link-missing": "/missing/target"}
+    return {links.get(m["destination"], m["destination"]) for m in c.get("mounts", [])
+            if m.get("type") == "tmpfs"
+            and [o for o in m.get("options", []) if o in ("ro", "rw")][-1:] == ["ro"]}
+
+
+def _tmpfs_superblock_rw(c: Config, lines: list[str], ours: bool) -> list[str]:
+    """pyruntime's mountinfo lines of those tmpfs mounts show a read-write superblock."""
+    if not ours:
+        return lines
+    dests = _read_only_tmpfs_dests(c)
+    out = []
+    for line in lines:
+        f = line.split()
+        sep = f.index("-") if "-" in f[2:] else -1
+        if (sep > 0 and len(f) > sep + 3 and f[1] in dests and f[sep + 1] == "tmpfs"
+                and f[sep + 3].split(",")[0] == "ro"):
+            f[sep + 3] = "rw" + f[sep + 3][2:]
+            line = " ".join(f)
+        out.append(line)
+    return out
+
+
 def _devices(c: Config) -> list[dict[str, Any]]:
     return (c.get("linux") or {}).get("devices") or []
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -105,9 +106,19 @@ class FuzzHost:
         raise AssertionError("the namespace holder (unshare ... sleep) did not start")
 
     def close(self) -> None:
+        if self.holder_pid:
+            # the holder's sleep first: unshare's --kill-child only signals it when unshare
+            # dies, and the test's leftover check may look before that landed
+            try:
+                os.kill(self.holder_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.holder is not None:
             self.holder.kill()
             self.holder.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while self.holder_pid and _alive(self.holder_pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
         for h in self.hosts.values():
             subprocess.run(["umount", "-l", str(h / "tree" / "sub")], check=False)
         runc_cleanup(self.runc_root, self.base)
@@ -185,6 +196,15 @@ class FuzzHost:
             left.append("cgroup left")
             remove_cgroups(cgroups)
         return left
+
+
+def _alive(pid: int) -> bool:
+    """*pid* exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _text(b: bytes | str | None) -> str:
