@@ -1,9 +1,10 @@
 """Generated configs under pyruntime and runc 1.1.5: the same outcome, the same view.
 
 The bounded run (a fixed seed, FUZZ_EXAMPLES cases) is part of `make test`; `make fuzz`
-runs a long one with a fresh seed.  `make test-served` runs the first 100 of the same
-configs through `pyruntime serve` (all of them again would double this test's time for
-a path that shares everything but the fork).  Environment:
+runs a long one with a fresh seed.  `make test-served` runs 100 configs from the same
+seed through `pyruntime serve` (all 300 again would double this test's time for a path
+that shares everything but the fork); hypothesis plans its draws by the number asked for,
+so those are not the first 100 of the 300, but the same 100 every run.  Environment:
   FUZZ_EXAMPLES  number of configs hypothesis generates (default 300; served 100)
   FUZZ_SEED      hypothesis seed (default 20261203, fixed, so CI runs the same configs)
   FUZZ_SHRINK    1: shrink a failing config before reporting it (the default only when
