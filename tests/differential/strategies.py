@@ -19,8 +19,10 @@ What is never generated, and why:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import strategies as st
@@ -31,6 +33,29 @@ from support.seccomp_profiles import DOCKER_ALLOWED
 
 HOST = "@HOST@"
 HOOKS = "@HOOKS@"
+
+
+@contextlib.contextmanager
+def without_local_constants() -> Iterator[None]:
+    """Generate without the constants hypothesis collects from the source of every local
+    module loaded (it mixes them into its draws): which modules a pytest run has imported,
+    and any edit of them, would otherwise change the configs a fixed seed generates.
+    A no-op on a hypothesis without that pool."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        saved = providers._get_local_constants
+        cache = providers.CONSTANTS_CACHE.cache
+        empty = providers.Constants()
+    except (ImportError, AttributeError):
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.clear()  # the pools of earlier tests, per choice type
+    try:
+        yield
+    finally:
+        providers._get_local_constants = saved
+        cache.clear()
 
 
 def ns_path(kind: str) -> str:

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from differential import allowlist
 from differential.compare import Outcome, differences
 from differential.harness import FuzzHost
-from differential.strategies import configs
+from differential.strategies import configs, without_local_constants
 from support.rootfs import build_busybox_rootfs
 from support.runtime import Runtime
 
@@ -87,7 +87,8 @@ def main() -> int:
         print(f"\r{host.count} cases", end="", file=sys.stderr, flush=True)
 
     try:
-        one()
+        with without_local_constants():
+            one()
     finally:
         host.close()
         lines = [f"{host.count} configs (seed {args.seed}): "

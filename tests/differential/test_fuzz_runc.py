@@ -11,7 +11,9 @@ so those are not the first 100 of the 300, but the same 100 every run.  Environm
                  FUZZ_EXAMPLES is set, as by `make fuzz`); 0: report it as generated
 A fixed seed generates the same configs in the same order on every run (no example
 database, no deadline, no health checks: nothing that depends on timing or on earlier
-runs; the strategies read only this host's limits, sysctls and hostname).  The summary
+runs; none of the constants hypothesis would take from the modules loaded, which differ
+by what pytest collected; the strategies read only this host's limits, sysctls and
+hostname).  The summary
 line prints a digest of them to show it.  A config generated twice is run once.
 A failure prints the config (host paths as @HOST@ etc.), each differing field with both
 values, and both runtimes' stderr.  Accepted departures are in allowlist.py.  To see
@@ -35,7 +37,7 @@ from hypothesis import HealthCheck, Phase, event, given, seed, settings
 from differential import allowlist
 from differential.compare import differences
 from differential.harness import FuzzHost
-from differential.strategies import configs
+from differential.strategies import configs, without_local_constants
 from support import Runtime
 from support.runc import RUNC
 from support.runtime import served_suite
@@ -65,7 +67,8 @@ def fuzz_host(runtime: Runtime, busybox_rootfs: Path, test_token: str,
     host = FuzzHost(base=top / "fuzz", runtime=runtime, token=test_token)
     host.base.mkdir()
     try:
-        yield host.setup(busybox_rootfs)
+        with without_local_constants():
+            yield host.setup(busybox_rootfs)
     finally:
         host.close()
         _remove_unless_mounted(top)
