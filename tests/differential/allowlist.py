@@ -87,11 +87,15 @@ def _tmpfs_over_existing(c: Config, explicit_mode: bool) -> set[str]:
 
 
 def _without_tmpfs_lines(explicit_mode: bool) -> Rewrite:
-    """Drop the lines about those tmpfs mounts' destinations."""
+    """Drop the lines about those tmpfs mounts' destinations, and the probe's stat lines
+    (not mountinfo's) about paths below them, which the mode may make unreachable."""
+    def about(x: str, d: str) -> bool:
+        return f" {d} " in f" {x} " or x.endswith(f" {d}") or (
+            " - " not in x and (f" {d}/" in x or f"'{d}/" in x))
+
     def rewrite(c: Config, lines: list[str], ours: bool) -> list[str]:
         dests = _tmpfs_over_existing(c, explicit_mode)
-        return [x for x in lines if not any(f" {d} " in f" {x} " or x.endswith(f" {d}")
-                                            for d in dests)]
+        return [x for x in lines if not any(about(x, d) for d in dests)]
     return rewrite
 
 
@@ -134,32 +138,6 @@ def _ro_mount_hidden_later(c: Config) -> bool:
             if m["destination"].startswith(parent):
                 return True
     return False
-
-
-def _read_only_tmpfs_dests(c: Config) -> set[str]:
-    """Where the config mounts a tmpfs read-only (the last of ro/rw wins), symlinks of the
-    rootfs template resolved."""
-    links = {"/link-mnt": "/mnt", "/link-missing": "/missing/target"}
-    return {links.get(m["destination"], m["destination"]) for m in c.get("mounts", [])
-            if m.get("type") == "tmpfs"
-            and [o for o in m.get("options", []) if o in ("ro", "rw")][-1:] == ["ro"]}
-
-
-def _tmpfs_superblock_rw(c: Config, lines: list[str], ours: bool) -> list[str]:
-    """pyruntime's mountinfo lines of those tmpfs mounts show a read-write superblock."""
-    if not ours:
-        return lines
-    dests = _read_only_tmpfs_dests(c)
-    out = []
-    for line in lines:
-        f = line.split()
-        sep = f.index("-") if "-" in f[2:] else -1
-        if (sep > 0 and len(f) > sep + 3 and f[1] in dests and f[sep + 1] == "tmpfs"
-                and f[sep + 3].split(",")[0] == "ro"):
-            f[sep + 3] = "rw" + f[sep + 3][2:]
-            line = " ".join(f)
-        out.append(line)
-    return out
 
 
 def _devices(c: Config) -> list[dict[str, Any]]:
@@ -291,10 +269,18 @@ DEPARTURES: list[Departure] = [
         "(EPERM); pyruntime keeps the default devices usable",
         lambda c, d, ours, theirs: not theirs.ran and "error reopening /dev/null"
         in theirs.stderr),
-    # -- known bugs, being fixed: none now (HOME, setsid, hooks' environment, error texts,
-    # the seccomp filter's place, tmpfs modes, devices outside /dev and mounts over
-    # dangling symlinks were; their fixes are checked here since) --------------------------
-    # -- reported, no owner yet -----------------------------------------------------------
+    # -- known bugs, reported (fixed since, and checked here: HOME, setsid, hooks'
+    # environment, error texts, the seccomp filter's place, tmpfs modes, devices outside
+    # /dev, mounts over dangling symlinks, read-only tmpfs mounts, oomScoreAdj in a user
+    # namespace, duplicate linux.devices paths, the name=systemd hierarchy's mount source
+    # in a cgroup namespace) ---------------------------------------------------------------
+    Departure(
+        "relative mount destination", REPORTED, REFUSAL,
+        lambda c: any(not m["destination"].startswith("/") for m in c.get("mounts", [])),
+        "a mount destination that is not absolute: runc 1.1.5 warns that this is "
+        "deprecated and mounts it relative to /, as runtime-spec 1.1 still allows; "
+        "pyruntime refuses the config",
+        _refused_with("destination: must be an absolute path")),
 ]
 
 

@@ -2,10 +2,10 @@
 
 The bounded run (a fixed seed, FUZZ_EXAMPLES cases) is part of `make test`; `make fuzz`
 runs a long one with a fresh seed.  `make test-served` runs 100 configs from the same
-seed through `pyruntime serve` (all 300 again would double this test's time for a path
+seed through `pyruntime serve` (all 500 again would double this test's time for a path
 that shares everything but the fork); hypothesis plans its draws by the number asked for,
-so those are not the first 100 of the 300, but the same 100 every run.  Environment:
-  FUZZ_EXAMPLES  number of configs hypothesis generates (default 300; served 100)
+so those are not the first 100 of the 500, but the same 100 every run.  Environment:
+  FUZZ_EXAMPLES  number of configs hypothesis generates (default 500; served 100)
   FUZZ_SEED      hypothesis seed (default 20261203, fixed, so CI runs the same configs)
   FUZZ_SHRINK    1: shrink a failing config before reporting it (the default only when
                  FUZZ_EXAMPLES is set, as by `make fuzz`); 0: report it as generated
@@ -42,7 +42,7 @@ from support import Runtime
 from support.runc import RUNC
 from support.runtime import served_suite
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100" if served_suite() else "300"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100" if served_suite() else "500"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261203"))
 SHRINK = os.environ.get("FUZZ_SHRINK", "1" if "FUZZ_EXAMPLES" in os.environ else "0") != "0"
 
