@@ -80,10 +80,16 @@ REFUSAL = ("ran", "exit", "error", "hook:*", "leftover")
 
 
 def _tmpfs_over_existing(c: Config, explicit_mode: bool) -> set[str]:
-    """Where a tmpfs mount goes over a directory the rootfs has, with or without mode=."""
-    return {EXISTING_DIRS[m["destination"]] for m in c.get("mounts", [])
-            if m.get("type") == "tmpfs" and m["destination"] in EXISTING_DIRS
-            and any(o.startswith("mode=") for o in m.get("options", [])) == explicit_mode}
+    """Where a tmpfs mount goes over an existing directory (the rootfs's, or an earlier
+    mount's destination), with or without mode=."""
+    found, made = set(), set()
+    for m in c.get("mounts", []):
+        dest = EXISTING_DIRS.get(m["destination"], m["destination"])
+        if (m.get("type") == "tmpfs" and (dest in made or m["destination"] in EXISTING_DIRS)
+                and any(o.startswith("mode=") for o in m.get("options", [])) == explicit_mode):
+            found.add(dest)
+        made.add(dest)
+    return found
 
 
 def _without_tmpfs_lines(explicit_mode: bool) -> Rewrite:
