@@ -247,6 +247,16 @@ DEPARTURES: list[Departure] = [
         lambda c, d, ours, theirs: d.field.startswith("hook:poststop-") and d.theirs is None
         and "poststop hook" in ours.stderr),
     Departure(
+        "poststart after a failed startContainer hook", RUNC, ("hook:poststart-*",),
+        lambda c: bool((c.get("hooks") or {}).get("poststart")) and any(
+            h["path"] != "/bin/sh" or "exit 1" in " ".join(h.get("args", []))
+            for h in (c.get("hooks") or {}).get("startContainer", [])),
+        "a startContainer hook fails, so the process never runs: runc 1.1.5's start runs "
+        "the poststart hooks anyway; pyruntime does not (the spec: poststart runs after "
+        "the user's process has started)",
+        lambda c, d, ours, theirs: not ours.ran and not theirs.ran and d.ours is None
+        and "startContainer hook" in ours.stderr),
+    Departure(
         "domainname", RUNC, ("section:hostname",),
         lambda c: bool(c.get("domainname")),
         "the domainname field is runtime-spec 1.1; runc 1.1.5 ignores it",
