@@ -285,11 +285,11 @@ DEPARTURES: list[Departure] = [
         "(EPERM); pyruntime keeps the default devices usable",
         lambda c, d, ours, theirs: not theirs.ran and "error reopening /dev/null"
         in theirs.stderr),
-    # -- known bugs, reported (fixed since, and checked here: HOME, setsid, hooks'
-    # environment, error texts, the seccomp filter's place, tmpfs modes, devices outside
-    # /dev, mounts over dangling symlinks, read-only tmpfs mounts, oomScoreAdj in a user
-    # namespace, duplicate linux.devices paths, the name=systemd hierarchy's mount source
-    # in a cgroup namespace) ---------------------------------------------------------------
+    # -- known bugs, reported (fixed since, and checked here: HOME, setsid, hooks' working
+    # directory and environment, error texts, the seccomp filter's place, tmpfs modes,
+    # devices outside /dev, mounts over dangling symlinks, read-only tmpfs mounts,
+    # oomScoreAdj in a user namespace, duplicate linux.devices paths, the name=systemd
+    # hierarchy's mount source in a cgroup namespace) -----------------------------------
     Departure(
         "relative mount destination", REPORTED, REFUSAL,
         lambda c: any(not m["destination"].startswith("/") for m in c.get("mounts", [])),
