@@ -278,6 +278,14 @@ DEPARTURES: list[Departure] = [
         "only; pyruntime honours them on any mount, as runc 1.2 does",
         rewrite=_without_recursive_non_bind),
     Departure(
+        "recursive options on any mount (on /tmp)", RUNC, ("section:actions",),
+        lambda c: any(m["destination"] == "/tmp" and m.get("type") not in (None, "bind")
+                      and not {"bind", "rbind"} & set(m.get("options", []))
+                      and "rro" in m.get("options", []) for m in c.get("mounts", [])),
+        "the same departure as 'recursive options on any mount', seen by the probe "
+        "writing in a /tmp mounted with rro (read-only under pyruntime only)",
+        None),
+    Departure(
         "/dev/null listed in linux.devices", RUNC, REFUSAL,
         lambda c: any(d["path"] == "/dev/null" for d in _devices(c)),
         "a linux.devices entry for /dev/null: runc 1.1.5 then leaves /dev/null out of the "
