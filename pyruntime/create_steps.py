@@ -293,6 +293,9 @@ def plan_create(store: Store, container_id: str, bundle: str, *, pid_file: str |
     store.dir(container_id)  # checks the id before anything else
     bundle = os.path.abspath(bundle)
     spec = load_bundle_config(bundle)
+    for note in spec.load_warnings:
+        if warn is not None:
+            warn(note)
     fifo = os.path.join(store.root, container_id, FIFO_NAME)
     linux = spec.linux
     cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id,

@@ -4,7 +4,9 @@ under runc 1.1.5 and under pyruntime, compared by what the container sees.
 - two linux.devices entries with one path: the first wins (runc's second mknod meets
   EEXIST and is skipped);
 - a cgroup mount with a cgroup namespace: the name=systemd hierarchy is mounted afresh,
-  source "systemd", as runc does (a bind of it showed the host mount's source).
+  source "systemd", as runc does (a bind of it showed the host mount's source);
+- a relative mount destination (deprecated, allowed by the runtime-spec): mounted
+  relative to / with a warning, as runc 1.1 does, not refused.
 """
 
 from __future__ import annotations
@@ -59,3 +61,17 @@ def test_cgroup_namespace_systemd_hierarchy(runtime: Runtime, bundle, tmp_path: 
         systemd = [line for line in mine.splitlines() if "name=systemd" in line]
         assert len(systemd) == 1 and " / /sys/fs/cgroup/systemd " in systemd[0], mine
         assert " - cgroup systemd " in systemd[0], mine
+
+
+def test_relative_mount_destination(runtime: Runtime, bundle, tmp_path: Path) -> None:
+    def setup(b) -> None:
+        b.config["mounts"].append({"destination": "mnt/rel", "type": "tmpfs",
+                                   "source": "tmpfs", "options": ["size=1m"]})
+        b.config["process"]["args"] = ["sh", "-c", "grep ' /mnt/rel ' /proc/self/mountinfo"]
+
+    a, b = twin_bundles(bundle, setup)
+    mine, runcs = ours(runtime, a), theirs(tmp_path, b)
+    assert mountinfo(mine.stdout) == mountinfo(runcs.stdout), f"{mine.stdout}\n{runcs.stdout}"
+    assert len(mountinfo(mine.stdout)) == 1, mine.stdout
+    assert "not absolute" in mine.stderr and "not absolute" in runcs.stderr, (mine.stderr,
+                                                                              runcs.stderr)

@@ -64,7 +64,7 @@ def test_unknown_fields_are_ignored() -> None:
     ({"process__env": ["NOEQUALS"]}, "config.json: process.env[0]: expected KEY=VALUE"),
     ({"process__args": []}, "config.json: process.args: must name the program to run"),
     ({"process": ...}, "config.json: process: required to create a container"),
-    ({"mounts": [{"destination": "rel", "type": "tmpfs"}]},
+    ({"mounts": [{"destination": "", "type": "tmpfs"}]},
      "config.json: mounts[0].destination: must be an absolute path"),
     ({"linux__namespaces": [{"type": "pid"}]}, "config.json: hostname: setting the hostname"),
     ({"linux__uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},

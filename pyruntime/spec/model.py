@@ -323,3 +323,5 @@ class Spec(Record):
     annotations: dict[str, str] = {}
     linux: Linux | None = None
     _json_names = {"oci_version": "ociVersion"}
+    # not a config field: what validate() accepted with a warning, for the verb to log
+    load_warnings = ()

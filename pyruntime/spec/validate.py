@@ -61,11 +61,27 @@ def validate(spec: Spec) -> None:
         raise _fail("domainname", "setting the domainname needs a new uts namespace")
     if linux is not None and "mount" not in namespaces:
         _no_mount_namespace(linux)
-    for i, m in enumerate(spec.mounts):
-        if not m.destination.startswith("/"):
-            raise _fail(f"mounts[{i}].destination", f"must be an absolute path: {m.destination!r}")
+    _relative_destinations(spec)
     _hooks(spec)
     _lsm(spec)
+
+
+def _relative_destinations(spec: Spec) -> None:
+    """A relative mount destination is deprecated but allowed by the runtime-spec, and
+    runc 1.1 mounts it relative to / with a warning: so does this."""
+    notes = []
+    for i, m in enumerate(spec.mounts):
+        if not m.destination.strip("/"):
+            if not m.destination:
+                raise _fail(f"mounts[{i}].destination", "must be an absolute path: ''")
+            continue
+        if not m.destination.startswith("/"):
+            notes.append(f"config.json: mounts[{i}].destination: {m.destination!r} is not "
+                         "absolute (deprecated); mounted at "
+                         f"'/{m.destination}'")
+            m.destination = "/" + m.destination
+    if notes:
+        spec.load_warnings = tuple(notes)
 
 
 def _no_mount_namespace(linux) -> None:

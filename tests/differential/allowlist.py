@@ -297,14 +297,7 @@ DEPARTURES: list[Departure] = [
     # directory and environment, error texts, the seccomp filter's place, tmpfs modes,
     # devices outside /dev, mounts over dangling symlinks, read-only tmpfs mounts,
     # oomScoreAdj in a user namespace, duplicate linux.devices paths, the name=systemd
-    # hierarchy's mount source in a cgroup namespace) -----------------------------------
-    Departure(
-        "relative mount destination", REPORTED, REFUSAL,
-        lambda c: any(not m["destination"].startswith("/") for m in c.get("mounts", [])),
-        "a mount destination that is not absolute: runc 1.1.5 warns that this is "
-        "deprecated and mounts it relative to /, as runtime-spec 1.1 still allows; "
-        "pyruntime refuses the config",
-        _refused_with("destination: must be an absolute path")),
+    # hierarchy's mount source in a cgroup namespace, relative mount destinations) --------
 ]
 
 
