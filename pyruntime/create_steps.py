@@ -49,13 +49,12 @@ class Executor:
     def save_provisional(self, store: Store, container_id: str, record: dict) -> None:
         store.save_provisional(container_id, record)
 
-    def make_cgroups(self, cgroup: Driver, resources: object, plan: Plan,
+    def make_cgroups(self, cgroup: Driver, plan: Plan,
                      warn: Callable[[str], None] | None) -> None:
-        """Make the cgroups, write their limits, and tell the plan where the init goes."""
-        from pyruntime import cgroups
+        """Make the cgroups and apply the plan's cgroup entries (pyruntime/cgroups/apply.py)."""
+        from pyruntime.cgroups.apply import setup
 
-        cgroups.setup(cgroup, resources, warn)
-        cgroup.to_plan(plan)
+        setup(cgroup, plan, warn)
 
     def destroy_cgroups(self, cgroup: Driver) -> None:
         cgroup.destroy()
@@ -198,9 +197,7 @@ class Creation:
         crash_point("create:provisional")
 
     def _cgroups(self) -> None:
-        linux = self.spec.linux
-        self.ex.make_cgroups(self.cgroup, linux.resources if linux else None, self.plan,
-                             self.warn)
+        self.ex.make_cgroups(self.cgroup, self.plan, self.warn)
         crash_point("create:cgroups")
 
     def _destroy_cgroups(self) -> None:
@@ -301,7 +298,7 @@ def plan_create(store: Store, container_id: str, bundle: str, *, pid_file: str |
     cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id,
                                    rootless, systemd=systemd_cgroup)
     plan = build_plan(spec, bundle, fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                      cgroup_dirs=cgroups.mount_dirs(cgroup))
+                      cgroup=cgroup)
     rootless_mode.check_caller(plan)
     add_listen_fds(plan, os.environ, caller.caller_pid())
     plan.lifeline_until_start = foreground

@@ -203,7 +203,9 @@ def join_cgroups(state: ContainerState, plan: Plan) -> None:
     driver = from_record(record)
     if driver is None:
         return
-    driver.to_plan(plan)
+    from pyruntime.cgroups.joins import plan_joins
+
+    plan_joins(plan, driver)
 
 
 def spawn_process(state: ContainerState, plan: Plan) -> int:

@@ -7,7 +7,7 @@ import pytest
 from pyruntime.cgroups.detect import HYBRID, LEGACY, UNIFIED, build_host
 from pyruntime.cgroups.paths import resolve
 from pyruntime.cgroups.resources import (
-    Write,
+    CgroupWrite,
     blkio_weight_to_io_weight,
     controllers_v2,
     convert_v1,
@@ -125,28 +125,29 @@ def test_v2_writes() -> None:
         "unified": {"memory.high": "90"},
     }))
     assert out.writes == [
-        Write("", "cpu.weight", "39"), Write("", "cpu.max", "50000"),
-        Write("", "cpu.max.burst", "10"), Write("", "cpuset.cpus", "0-1"),
-        Write("", "memory.swap.max", "200"), Write("", "memory.max", "100"),
-        Write("", "memory.low", "50"), Write("", "pids.max", "10"),
-        Write("", "io.weight", "default 10000"), Write("", "io.max", "8:0 rbps=100"),
-        Write("", "hugetlb.2MB.max", "4096"), Write("", "memory.high", "90"),
+        CgroupWrite("", "cpu.weight", "39"), CgroupWrite("", "cpu.max", "50000"),
+        CgroupWrite("", "cpu.max.burst", "10"), CgroupWrite("", "cpuset.cpus", "0-1"),
+        CgroupWrite("", "memory.swap.max", "200"), CgroupWrite("", "memory.max", "100"),
+        CgroupWrite("", "memory.low", "50"), CgroupWrite("", "pids.max", "10"),
+        CgroupWrite("", "io.weight", "default 10000"), CgroupWrite("", "io.max", "8:0 rbps=100"),
+        CgroupWrite("", "hugetlb.2MB.max", "4096"), CgroupWrite("", "memory.high", "90"),
     ]
     assert not out.warnings
 
 
 def test_v2_swap_equal_to_limit_means_no_swap() -> None:
     out = convert_v2(res({"memory": {"limit": 100, "swap": 100}}))
-    assert out.writes == [Write("", "memory.swap.max", "0"), Write("", "memory.max", "100")]
+    assert out.writes == [CgroupWrite("", "memory.swap.max", "0"),
+                          CgroupWrite("", "memory.max", "100")]
 
 
 def test_v2_unlimited_and_warnings() -> None:
     out = convert_v2(res({"memory": {"limit": -1, "kernel": 5, "disableOOMKiller": True},
                           "pids": {"limit": -1}, "cpu": {"quota": -1, "period": 1000}}))
-    assert Write("", "memory.max", "max") in out.writes
-    assert Write("", "memory.swap.max", "max") in out.writes
-    assert Write("", "pids.max", "max") in out.writes
-    assert Write("", "cpu.max", "max 1000") in out.writes
+    assert CgroupWrite("", "memory.max", "max") in out.writes
+    assert CgroupWrite("", "memory.swap.max", "max") in out.writes
+    assert CgroupWrite("", "pids.max", "max") in out.writes
+    assert CgroupWrite("", "cpu.max", "max 1000") in out.writes
     assert len(out.warnings) == 2
 
 
@@ -174,12 +175,15 @@ def test_v1_writes() -> None:
     }), initial=False)
     assert out.memory_pair == (100, 200)
     assert out.writes == [
-        Write("cpuset", "cpuset.mems", "0"), Write("cpu", "cpu.shares", "512"),
-        Write("cpu", "cpu.cfs_period_us", "10000"), Write("cpu", "cpu.cfs_quota_us", "5000"),
-        Write("memory", "memory.soft_limit_in_bytes", "50"),
-        Write("memory", "memory.kmem.limit_in_bytes", "1"),
-        Write("memory", "memory.swappiness", "10"), Write("memory", "memory.oom_control", "1"),
-        Write("blkio", "blkio.weight", "300"), Write("blkio", "blkio.weight_device", "8:0 20"),
+        CgroupWrite("cpuset", "cpuset.mems", "0"), CgroupWrite("cpu", "cpu.shares", "512"),
+        CgroupWrite("cpu", "cpu.cfs_period_us", "10000"),
+        CgroupWrite("cpu", "cpu.cfs_quota_us", "5000"),
+        CgroupWrite("memory", "memory.soft_limit_in_bytes", "50"),
+        CgroupWrite("memory", "memory.kmem.limit_in_bytes", "1"),
+        CgroupWrite("memory", "memory.swappiness", "10"),
+        CgroupWrite("memory", "memory.oom_control", "1"),
+        CgroupWrite("blkio", "blkio.weight", "300"),
+        CgroupWrite("blkio", "blkio.weight_device", "8:0 20"),
     ]
     assert out.warnings  # kernel memory
 
@@ -189,9 +193,9 @@ def test_network_is_net_cls_and_net_prio_on_v1_only() -> None:
                            "priorities": [{"name": "lo", "priority": 5},
                                           {"name": "eth0", "priority": 2}]}}
     out = convert_v1(res(network), initial=False)
-    assert out.writes == [Write("net_cls", "net_cls.classid", "1048577"),
-                          Write("net_prio", "net_prio.ifpriomap", "lo 5"),
-                          Write("net_prio", "net_prio.ifpriomap", "eth0 2")]
+    assert out.writes == [CgroupWrite("net_cls", "net_cls.classid", "1048577"),
+                          CgroupWrite("net_prio", "net_prio.ifpriomap", "lo 5"),
+                          CgroupWrite("net_prio", "net_prio.ifpriomap", "eth0 2")]
     assert [w.field for w in out.writes] == [
         "linux.resources.network.classID", "linux.resources.network.priorities[0]",
         "linux.resources.network.priorities[1]"]

@@ -74,7 +74,7 @@ class FakeExecutor:
         assert record["id"] == container_id and "creator" in record
         self._call("save_provisional")
 
-    def make_cgroups(self, cgroup, resources, plan, warn):
+    def make_cgroups(self, cgroup, plan, warn):
         self._call("make_cgroups")
 
     def destroy_cgroups(self, cgroup):

@@ -1,6 +1,9 @@
-"""cgroups: host detection (detect), path placement (paths), resource conversion
-(resources), and two drivers behind one interface (driver.Driver): v1 (legacy and hybrid
-hosts) and v2 (unified hosts). Verbs reach a container's driver through from_record().
+"""cgroups: host detection (detect), path placement (paths), linux.resources as plan
+entries (resources, systemd_unit -> settings, made at plan time), the one executor of
+those entries (apply), where the init joins (joins), and the drivers behind one
+interface (driver.Driver: directories, freezing, killing, stats): v1 (legacy and hybrid
+hosts), v2 (unified hosts) and systemd. Verbs reach a container's driver through
+from_record().
 """
 
 from __future__ import annotations
@@ -86,19 +89,6 @@ def mount_dirs(driver: Driver) -> dict[str, str]:
 
     points = {h.key: h.mountpoint for h in host().hierarchies}
     return {points[key]: d for key, d in driver.paths.items() if key in points}
-
-
-def setup(driver: Driver, resources: object, warn: object = None) -> None:
-    """Make the container's cgroups and write its limits; on failure remove them again."""
-    driver.create(resources)  # type: ignore[arg-type]
-    try:
-        if resources is not None:
-            for message in driver.apply(resources):  # type: ignore[arg-type]
-                if warn is not None:
-                    warn(message)  # type: ignore[operator]
-    except BaseException:
-        driver.destroy()
-        raise
 
 
 def of_container(state: object) -> Driver:

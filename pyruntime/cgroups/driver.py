@@ -15,11 +15,6 @@ import time
 
 from pyruntime.errors import Failure
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pyruntime.cgroups.resources import Converted
-    from pyruntime.spec.model import Resources
-
 RMDIR_TIMEOUT = 5.0
 
 
@@ -116,19 +111,15 @@ class Driver:
         return {**self.to_record(), "created": planned}
 
     # -- lifecycle -------------------------------------------------------------------------
-    def create(self, resources: Resources | None = None) -> None:
+    def create(self, unit_properties: list | None = None) -> None:
         """Make the directories; on failure remove what was made and raise Failure.
 
-        `resources`: for a driver that passes them at creation (systemd's unit
-        properties); the files are written by apply() either way."""
+        `unit_properties`: systemd's, from the plan (settings.py); the cgroup files are
+        written by apply.py either way."""
         raise NotImplementedError
 
     def started(self, init_pid: int) -> None:
         """Called once the init is in the cgroup (systemd: the scope's placeholder goes)."""
-
-    def apply(self, res: Resources, *, initial: bool = True) -> list[str]:
-        """Write the resources; return warnings (features the kernel dropped)."""
-        raise NotImplementedError
 
     def procs_files(self) -> list[str]:
         """The cgroup.procs files the init's pid is written to before it runs."""
@@ -144,26 +135,6 @@ class Driver:
         without the global threadgroup lock a cgroup.procs write takes (an RCU grace
         period: ~15 ms here, the largest cost of a create)."""
         return []
-
-    def to_plan(self, plan) -> None:  # plan.build.Plan (not imported here)
-        """Where stage1 puts itself and init (native/cgroup.c); plan.joins must be set.
-
-        Once stage1 has joined a user namespace by path it is that namespace's root, and
-        the kernel refuses it both CLONE_INTO_CGROUP and a write to a host cgroup.procs:
-        with such a join the cgroup2 directory is joined first, with the v1 ones."""
-        from pyruntime.plan.linux_consts import CLONE_NEWUSER
-
-        clone = self.clone_dir()
-        procs = os.path.join(clone, "cgroup.procs") if clone else None
-        plan.cgroup_procs = self.join_files()
-        if procs and any(flag == CLONE_NEWUSER for flag, _ in plan.joins):
-            plan.cgroup_procs.append(procs)
-            clone = procs = None
-        plan.cgroup_dir, plan.cgroup_dir_procs = clone, procs
-        if self.left_out:  # the cgroup mount's binds named the directories never made
-            from pyruntime.plan.cgroup_mount import bind_own_instead
-
-            bind_own_instead(plan.mounts, set(self.left_out.values()))
 
     def add_pid(self, pid: int) -> None:
         for path in self.procs_files():
@@ -237,27 +208,6 @@ class Driver:
         self.created = left
         if left:
             raise Failure("cgroup: could not remove " + ", ".join(left) + ": still busy")
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _write(self, directory: str, w_filename: str, value: str, optional: bool,
-               warnings: list[str]) -> None:
-        path = os.path.join(directory, w_filename)
-        try:
-            write_text(path, value)
-        except FileNotFoundError:
-            if optional:
-                warnings.append(f"cgroup: {w_filename} does not exist on this kernel; ignored")
-                return
-            raise Failure(f"cgroup: {path}: no such file (not supported by this kernel or "
-                          "its controller is not enabled)") from None
-        except OSError as e:
-            if optional and e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTSUP):
-                warnings.append(f"cgroup: {w_filename}: {e.strerror}; ignored")
-                return
-            raise write_failure(path, value, e) from None
-
-    def _converted(self, res: Resources, initial: bool) -> Converted:
-        raise NotImplementedError
 
 
 class OomWatch:

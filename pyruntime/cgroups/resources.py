@@ -1,9 +1,10 @@
 """linux.resources -> the cgroup file writes that carry it out, for v1 and for v2.
 
-Pure functions: a `Resources` (spec/model.py) in, a list of `Write`s and warnings out,
-so every conversion is unit-tested without a cgroup. The drivers (v1.py, v2.py) only
-perform the writes, in order. Values follow runc where the spec leaves room:
-0 means "unset" for memory and cpu values as in runc's configs, -1 means unlimited.
+Pure functions: a `Resources` (spec/model.py) in, a list of `CgroupWrite`s and warnings
+out, so every conversion is unit-tested without a cgroup. settings.py puts them in the
+plan (with the device filter and systemd's unit properties); apply.py is the one
+executor. Values follow runc where the spec leaves room: 0 means "unset" for memory and
+cpu values as in runc's configs, -1 means unlimited.
 """
 
 from __future__ import annotations
@@ -16,27 +17,31 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyruntime.spec.model import DeviceRule, Resources
 
-class Write:
-    """Write `value` to `filename` in the cgroup of `controller` ("" on v2: the one dir).
+class CgroupWrite:
+    """A plan entry: write `value` to `filename` in the cgroup of `controller` ("" on v2:
+    the one dir).
 
     `optional`: a missing file is a warning, not an error (kernel-dropped features).
+    `fallback`: the file to write instead where `filename` does not exist (v1 blkio: CFQ's
+    files are gone, bfq has its own).
     """
 
-    __slots__ = ("controller", "filename", "value", "optional", "field")
+    __slots__ = ("controller", "filename", "value", "optional", "field", "fallback")
 
     def __init__(self, controller: str, filename: str, value: str, optional: bool = False,
-                 field: str | None = None):
+                 field: str | None = None, fallback: str | None = None):
         self.controller = controller
         self.filename = filename
         self.value = value
         self.optional = optional
         self.field = field  # the config field, where the error should name it
+        self.fallback = fallback
 
     def __repr__(self) -> str:
-        return f"Write({self.controller!r}, {self.filename!r}, {self.value!r})"
+        return f"CgroupWrite({self.controller!r}, {self.filename!r}, {self.value!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Write) and (
+        return isinstance(other, CgroupWrite) and (
             (self.controller, self.filename, self.value)
             == (other.controller, other.filename, other.value))
 
@@ -45,13 +50,13 @@ class Converted:
     """The writes for one resources object, and what could not be honoured but is harmless."""
 
     def __init__(self) -> None:
-        self.writes: list[Write] = []
+        self.writes: list[CgroupWrite] = []
         self.warnings: list[str] = []
         self.memory_pair: tuple[int, int] | None = None  # v1 (limit, memsw): order matters
 
     def add(self, controller: str, filename: str, value: object, optional: bool = False,
             field: str | None = None):
-        self.writes.append(Write(controller, filename, str(value), optional, field))
+        self.writes.append(CgroupWrite(controller, filename, str(value), optional, field))
 
 
 # -- conversions runc makes -----------------------------------------------------------------
@@ -298,7 +303,7 @@ def convert_v2(res: Resources) -> Converted:
             out.add("", "cpu.weight", shares_to_weight(cpu.shares))
         if cpu.quota or cpu.period:
             # "QUOTA PERIOD"; "QUOTA" alone keeps the period; "_ PERIOD" (the period
-            # alone, from update) keeps the quota: the driver reads it back (KEEP_QUOTA)
+            # alone, from update) keeps the quota: apply.py reads it back (KEEP_QUOTA)
             if not cpu.quota:
                 quota = KEEP_QUOTA
             else:

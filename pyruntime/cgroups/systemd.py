@@ -2,9 +2,10 @@
 is a transient unit systemd made and owns, PREFIX-NAME.scope (or NAME.slice).
 
 create: StartTransientUnit with Delegate=yes, DefaultDependencies=no, accounting on and
-the resources systemd has properties for (systemd_unit.py), the job waited for; then,
-as runc's systemd driver, every resource is also written to the cgroup's files (the
-cgroupfs v2 driver's apply), which is how the ones without a property get set.
+the resources systemd has properties for (planned by settings.py with systemd_unit.py),
+the job waited for; then, as runc's systemd driver, every resource is also written to
+the cgroup's files (apply.py, as for cgroupfs v2), which is how the ones without a
+property get set.
 
 A scope must hold a process when it starts. runc names its init (a process that will
 fork the container's init later); here the init is cloned by stage1 straight into the
@@ -12,7 +13,8 @@ finished cgroup (CLONE_INTO_CGROUP, as with cgroupfs), so the scope is started h
 placeholder child of the runtime, blocked on a pipe, which ends once the init is in.
 The init therefore never runs outside the scope, and a cgroup namespace sees the scope
 as its root. Everything else (freeze, ps, kill --all, events, exec) works on the scope's
-directory as on any v2 cgroup; update also sets the unit's properties; delete stops it.
+directory as on any v2 cgroup; update also sets the unit's properties
+(set_unit_properties, called by apply.py); delete stops it.
 """
 
 from __future__ import annotations
@@ -26,15 +28,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyruntime.cgroups.detect import Host
     from pyruntime.cgroups.systemd_unit import UnitPath
-    from pyruntime.spec.model import Resources
-
-
-def _read_proc_devices() -> str:
-    try:
-        with open("/proc/devices") as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 class SystemdV2(V2):
@@ -81,14 +74,12 @@ class SystemdV2(V2):
         return self._bus
 
     # -- create ----------------------------------------------------------------------------
-    def create(self, resources: Resources | None = None) -> None:
-        from pyruntime.cgroups.systemd_unit import resource_properties, unit_properties
+    def create(self, unit_properties: list | None = None) -> None:
+        from pyruntime.cgroups.systemd_unit import unit_properties as base_properties
 
         pid = None if self.unit.endswith(".slice") else self._start_placeholder()
-        props = unit_properties(self.unit, self.slice, f"pyruntime container {self.unit}", pid)
-        if resources is not None:
-            props += resource_properties(resources, version=self.version, devices=True,
-                                         proc_devices=_read_proc_devices())
+        props = base_properties(self.unit, self.slice, f"pyruntime container {self.unit}", pid)
+        props += unit_properties or []
         try:
             self._connect().start_transient_unit(self.unit, props)
             if not os.path.isdir(self.dir):
@@ -145,22 +136,9 @@ class SystemdV2(V2):
             pass
 
     # -- update ----------------------------------------------------------------------------
-    def apply(self, res: Resources, *, initial: bool = True) -> list[str]:
-        if not initial:
-            from pyruntime.cgroups.systemd_unit import resource_properties
-
-            props = resource_properties(res, version=self.version, devices=False,
-                                        current_period=self._current_period())
-            self._connect().set_unit_properties(self.unit, props)
-        return super().apply(res, initial=initial)
-
-    def _current_period(self) -> int:
-        from pyruntime.cgroups.driver import read_text
-
-        try:
-            return int(read_text(os.path.join(self.dir, "cpu.max")).split()[1])
-        except (OSError, IndexError, ValueError):
-            return 0
+    def set_unit_properties(self, props: list) -> None:
+        """update: the planned resource properties (settings.py), before the files."""
+        self._connect().set_unit_properties(self.unit, props)
 
     # -- delete ----------------------------------------------------------------------------
     def destroy(self) -> None:

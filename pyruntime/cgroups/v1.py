@@ -21,38 +21,30 @@ from pyruntime.cgroups.driver import (
     write_failure,
     write_text,
 )
+from pyruntime.cgroups.settings import V1_ORDER
 from pyruntime.errors import Failure
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pyruntime.spec.model import Resources
-
 FREEZE_TIMEOUT = 10.0
-# runc's fs subsystem order: cpuset first (tasks cannot join an empty cpuset), devices
-# before anything runs, memory before cpu.
-_ORDER = ("cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "hugetlb",
-          "net_cls", "net_prio", "perf_event", "freezer", "rdma")
-_BFQ = {"blkio.weight": "blkio.bfq.weight", "blkio.weight_device": "blkio.bfq.weight_device"}
 
 
 class V1(Driver):
     mode = "v1"
 
-    def _dir(self, controller: str) -> str | None:
+    def dir_of(self, controller: str) -> str | None:
         for key, d in self.paths.items():
             if key and controller in key.split(","):
                 return d
         return None
 
-    def _denied(self, controller: str) -> Denied | None:
+    def denied_for(self, controller: str) -> Denied | None:
         for key, e in self.denied.items():
             if key and controller in key.split(","):
                 return e
         return None
 
     def _need(self, controller: str) -> str:
-        d = self._dir(controller)
-        denied = self._denied(controller) if d is None else None
+        d = self.dir_of(controller)
+        denied = self.denied_for(controller) if d is None else None
         if denied is not None:
             raise Failure(f"cgroup: cannot set {controller} limits: "
                           f"{denied.message.removeprefix('cgroup: ')}")
@@ -66,7 +58,7 @@ class V1(Driver):
     def join_files(self) -> list[str]:
         return [os.path.join(d, "tasks") for key, d in self.paths.items() if key]
 
-    def create(self, resources: Resources | None = None) -> None:
+    def create(self, unit_properties: list | None = None) -> None:
         try:
             for key in sorted(self.paths, key=_rank):
                 try:
@@ -103,68 +95,9 @@ class V1(Driver):
             raise Failure(f"cgroup: {directory} already has processes in it; "
                           "a container needs a cgroup of its own")
 
-    def _converted(self, res: Resources, initial: bool):
-        from pyruntime.cgroups.resources import convert_v1
-
-        return convert_v1(res, initial=initial)
-
-    def apply(self, res: Resources, *, initial: bool = True) -> list[str]:
-        conv = self._converted(res, initial)
-        warnings = list(conv.warnings)
-        writes = sorted(conv.writes, key=lambda w: _ORDER.index(w.controller)
-                        if w.controller in _ORDER else len(_ORDER))
-        memory_done = conv.memory_pair is None
-        for w in writes:
-            if not memory_done and _ORDER.index(w.controller) >= _ORDER.index("memory"):
-                self._memory(*conv.memory_pair)
-                memory_done = True
-            d = self._dir(w.controller)
-            if d is None:
-                if w.optional:
-                    continue
-                denied = self._denied(w.controller)
-                if denied is not None:
-                    if w.controller == "devices":  # runc: not expected to work rootless
-                        continue
-                    raise Failure(f"{w.field or 'cgroup'}: cannot set {w.filename}: "
-                                  f"{denied.message.removeprefix('cgroup: ')}")
-                where = w.field or "cgroup"
-                raise Failure(f"{where}: cannot set {w.filename}: the {w.controller} "
-                              "controller is not mounted on this host")
-            filename = w.filename
-            if filename in _BFQ and not os.path.exists(os.path.join(d, filename)):
-                filename = _BFQ[filename]  # runc: CFQ's files are gone, bfq has its own
-            self._write(d, filename, w.value, w.optional, warnings)
-        if not memory_done:
-            self._memory(*conv.memory_pair)
-        return warnings
-
-    def _memory(self, limit: int, swap: int) -> None:
-        """runc's setMemoryAndSwap: memsw must stay >= the limit at every step."""
-        d = self._need("memory")
-        memsw = os.path.join(d, "memory.memsw.limit_in_bytes")
-        has_swap = os.path.exists(memsw)
-        if limit == -1 and swap == 0 and has_swap:
-            swap = -1
-        if swap and not has_swap:
-            raise Failure("linux.resources.memory.swap: this kernel has no swap accounting "
-                          "(memory.memsw.limit_in_bytes)")
-        order = [("memory.limit_in_bytes", limit), ("memory.memsw.limit_in_bytes", swap)]
-        if limit and swap:
-            current = int(read_text(os.path.join(d, "memory.limit_in_bytes")))
-            if swap == -1 or current < swap:
-                order.reverse()
-        for name, value in order:
-            if value:
-                path = os.path.join(d, name)
-                try:
-                    write_text(path, str(value))
-                except OSError as e:
-                    raise write_failure(path, str(value), e) from None
-
     def main_dir(self) -> str:
         for c in ("pids", "freezer", "memory", "cpu", "devices"):
-            d = self._dir(c)
+            d = self.dir_of(c)
             if d is not None:
                 return d
         return next(iter(self.paths.values()))
@@ -174,7 +107,7 @@ class V1(Driver):
         return os.path.join(self._need("freezer"), "freezer.state")
 
     def frozen(self) -> bool:
-        d = self._dir("freezer")
+        d = self.dir_of("freezer")
         if d is None:
             return False
         try:
@@ -213,10 +146,10 @@ class V1(Driver):
     def stats(self) -> dict:
         from pyruntime.cgroups.stats import stats_v1
 
-        return stats_v1(self._dir)
+        return stats_v1(self.dir_of)
 
     def oom_watch(self) -> OomWatch | None:
-        d = self._dir("memory")
+        d = self.dir_of("memory")
         if d is None:
             return None
         return _V1Oom.open(d)
@@ -233,8 +166,9 @@ class V1(Driver):
 
 
 def _rank(key: str) -> int:
+    """Directories are made in the order the writes go (settings.V1_ORDER)."""
     first = key.split(",")[0]
-    return _ORDER.index(first) if first in _ORDER else len(_ORDER)
+    return V1_ORDER.index(first) if first in V1_ORDER else len(V1_ORDER)
 
 
 def _copy_cpuset_from_parent(directory: str) -> None:

@@ -22,12 +22,7 @@ from pyruntime.cgroups.driver import (
     read_text,
     write_text,
 )
-from pyruntime.cgroups.resources import KEEP_QUOTA
 from pyruntime.errors import Failure
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pyruntime.spec.model import Resources
 
 FREEZE_TIMEOUT_MS = 10_000
 # what runc enables when it can (all of the parent's), in the kernel's order
@@ -57,7 +52,7 @@ class V2(Driver):
     def clone_dir(self) -> str | None:
         return self.paths.get("")
 
-    def create(self, resources: Resources | None = None) -> None:
+    def create(self, unit_properties: list | None = None) -> None:
         try:
             self._make()
         except Denied as e:
@@ -118,31 +113,13 @@ class V2(Driver):
                 except OSError:
                     pass
 
-    def _converted(self, res: Resources, initial: bool):
-        from pyruntime.cgroups.resources import convert_v2
-
-        return convert_v2(res)
-
-    def apply(self, res: Resources, *, initial: bool = True) -> list[str]:
-        conv = self._converted(res, initial)
-        warnings = list(conv.warnings)
-        enabled = set(read_text(os.path.join(self.dir, "cgroup.controllers")).split())
-        for w in conv.writes:
-            controller = w.filename.split(".", 1)[0]
-            if controller in WANTED and controller not in enabled:
-                raise Failure(f"cgroup: cannot set {w.filename}: the {controller} controller "
-                              f"is not enabled for {self.dir}")
-            value = w.value
-            if w.filename == "cpu.max" and value.startswith(KEEP_QUOTA + " "):
-                current = read_text(os.path.join(self.dir, "cpu.max")).split()[0]
-                value = current + value[len(KEEP_QUOTA):]
-            self._write(self.dir, w.filename, value, w.optional, warnings)
-        if initial:  # as v1: devices are set at create only (update leaves them)
-            from pyruntime.cgroups.devicefilter import attach
-            from pyruntime.cgroups.resources import device_entries
-
-            attach(self.dir, device_entries(res.devices))
-        return warnings
+    def cpu_period(self) -> int:
+        """The CFS period in force (cpu.max), 0 if unknown: systemd's quota property is
+        per second, so an update of the quota alone needs it."""
+        try:
+            return int(read_text(os.path.join(self.dir, "cpu.max")).split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
 
     # -- freezer ---------------------------------------------------------------------------
     def frozen(self) -> bool:

@@ -61,6 +61,9 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
 
         records = hooks.to_record(spec.hooks)
     cgroup = cgroups.for_container(linux.cgroups_path if linux else None, container_id)
+    from pyruntime.cgroups.settings import plan_resources
+
+    settings = plan_resources(cgroup, linux.resources if linux else None)  # before reserve
     criu_root = os.path.join(store.dir(container_id), "criu-root")
     unbind: list[Callable[[], None]] = []
     restored: dict = {}
@@ -74,7 +77,9 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
         crash_point("restore:provisional")
 
     def make_cgroups() -> None:
-        cgroups.setup(cgroup, linux.resources if linux else None, warn)
+        from pyruntime.cgroups.apply import make
+
+        make(cgroup, settings, warn)
         crash_point("restore:cgroups")
 
     def destroy_cgroups() -> None:  # CRIU restores the tree into them: all of it goes

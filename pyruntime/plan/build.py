@@ -17,6 +17,10 @@ from pyruntime.plan.devices import DeviceNode, plan_devices
 from pyruntime.plan.mount_options import PROPAGATION_OPTIONS, parse_options
 from pyruntime.spec.model import Spec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyruntime.cgroups.driver import Driver
+
 DEFAULT_UMASK = 0o022
 
 
@@ -105,9 +109,11 @@ class Plan:
         self.preserve_fds = 0
         # the init dies with its caller until start (a foreground run) or until READY
         self.lifeline_until_start = False
-        self.cgroup_procs: list[str] = []  # set by container.create once the cgroups exist
+        self.cgroup_procs: list[str] = []  # pyruntime/cgroups/joins.py, from the driver
         self.cgroup_dir: str | None = None  # cgroup2: init is cloned into it
         self.cgroup_dir_procs: str | None = None  # its cgroup.procs, if clone3 refuses
+        # linux.resources as entries for pyruntime/cgroups/apply.py (never C's business)
+        self.cgroup_settings = None  # pyruntime/cgroups/settings.CgroupSettings
         self.hooks_pause = False  # create-time hooks: init pauses before pivot_root
         self.start_hooks: list[tuple[str, list[str], list[str], int]] = []  # startContainer
         self.sysctls: list[tuple[str, str]] = []  # (path below /proc/sys, value)
@@ -119,9 +125,18 @@ class Plan:
 
 
 def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = False,
-               preserve_fds: int = 0, cgroup_dirs: dict[str, str] | None = None) -> Plan:
-    """Turn `spec` (validated) into a Plan; raise Failure naming the field that cannot be met."""
+               preserve_fds: int = 0, cgroup_dirs: dict[str, str] | None = None,
+               cgroup: Driver | None = None) -> Plan:
+    """Turn `spec` (validated) into a Plan; raise Failure naming the field that cannot be met.
+
+    `cgroup`: the container's cgroup driver (nothing made yet): linux.resources become
+    plan.cgroup_settings, the init's joins plan.cgroup_*, and the cgroup mount binds its
+    directories (`cgroup_dirs` otherwise)."""
     assert spec.process is not None and spec.root is not None
+    if cgroup is not None and cgroup_dirs is None:
+        from pyruntime.cgroups import mount_dirs
+
+        cgroup_dirs = mount_dirs(cgroup)
     plan = Plan()
     plan.exec_fifo = exec_fifo
     plan.preserve_fds = preserve_fds
@@ -133,6 +148,8 @@ def build_plan(spec: Spec, bundle: str, exec_fifo: str, *, no_pivot: bool = Fals
     plan.rootfs = os.path.realpath(rootfs)
     plan.readonly_root = spec.root.readonly
     in_userns = _namespaces(spec, plan)
+    if cgroup is not None:
+        _cgroup(spec, plan, cgroup)
     _propagation(spec, plan)
     plan.mounts = [step for i in range(len(spec.mounts))
                    for step in _mount(spec, i, bundle, cgroup_dirs)]
@@ -227,6 +244,16 @@ def _host_id(maps: list, container_id: int, field: str) -> int:
         if m.container_id <= container_id < m.container_id + m.size:
             return m.host_id + container_id - m.container_id
     raise Failure(f"config.json: {field}: the container's root (id {container_id}) is not mapped")
+
+
+def _cgroup(spec: Spec, plan: Plan, driver: Driver) -> None:
+    """linux.resources converted (and refused) now, applied by pyruntime/cgroups/apply.py
+    once the cgroups are made; where stage1 and init join them."""
+    from pyruntime.cgroups.joins import plan_joins
+    from pyruntime.cgroups.settings import plan_resources
+
+    plan.cgroup_settings = plan_resources(driver, spec.linux.resources if spec.linux else None)
+    plan_joins(plan, driver)
 
 
 def _propagation(spec: Spec, plan: Plan) -> None:

@@ -3,6 +3,8 @@
 The JSON form is what containerd sends: a LinuxResources object (runtime-spec
 config-linux.md) on stdin. The flags are runc's; a flag overrides the same field of
 the JSON. Only what is given changes; device rules are set at create only (as runc).
+The new resources go through the same conversion (cgroups/settings.py) and executor
+(cgroups/apply.py) as create's.
 """
 
 from __future__ import annotations
@@ -107,6 +109,12 @@ def main(g: Globals, values: dict) -> int:
         resources = decode(Resources, data, "resources")
     except DecodeError as e:
         raise Failure(f"update: {e}") from None
-    for message in of_container(state).apply(resources, initial=False):
+    from pyruntime.cgroups.apply import apply
+    from pyruntime.cgroups.settings import plan_resources
+
+    driver = of_container(state)
+    period = driver.cpu_period() if driver.mode == "systemd" else 0  # type: ignore[attr-defined]
+    for message in apply(driver, plan_resources(driver, resources, initial=False,
+                                                current_period=period)):
         g.log.warning(message)
     return 0
