@@ -20,7 +20,7 @@ import pytest
 from pyruntime.cgroups.detect import UNIFIED, host
 from support import Runtime, using_other_runtime
 from support.cgroups import find_cgroups, remove_cgroups
-from support.checks import wait_for
+from support.checks import assert_clean_failure, wait_for
 from support.config import DELETE
 
 SLEEP = ["sleep", "1000"]
@@ -342,6 +342,18 @@ def test_failed_create_leaves_no_cgroup(runtime: Runtime, bundle, test_token, ca
     assert r.returncode != 0
     assert find_cgroups(test_token) == []
     assert runtime.ids() == []
+
+
+@pytest.mark.pyruntime_only  # PYRUNTIME_FAULT is ours
+def test_resources_are_refused_before_the_state_dir_is_reserved(runtime: Runtime, bundle,
+                                                               test_token) -> None:
+    """linux.resources is converted at plan time: the runtime, told to die once the state
+    dir is reserved (pyruntime/errors.py crash_point), fails on the value first."""
+    b = bundle(SLEEP, resources(hugepageLimits=[{"pageSize": "2XB", "limit": 4096}]))
+    r = runtime.run("create", "--bundle", b, "early",
+                    env={**os.environ, "PYRUNTIME_FAULT": "create:reserved"})
+    assert_clean_failure(r, runtime, "early", "linux.resources.hugepageLimits")
+    assert find_cgroups(test_token) == []
 
 
 @pytest.mark.pyruntime_only  # runc leaves the parents it made
