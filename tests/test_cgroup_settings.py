@@ -130,6 +130,20 @@ def test_v2_refused_at_plan_time(data: dict) -> None:
             plan_resources(driver, res(data))
 
 
+def test_v2_controller_the_nearest_ancestor_lacks_is_refused_at_plan_time(tmp_path) -> None:
+    """cgroup.controllers of the nearest existing ancestor bounds what the new cgroup can
+    get (here a directory standing in for the mount's top: only it is read)."""
+    (tmp_path / "cgroup.controllers").write_text("memory pids\n")
+    driver = V2({"": str(tmp_path / "a" / "c1")}, mountpoint=str(tmp_path))
+    ok = plan_resources(driver, res({"pids": {"limit": 3}, "memory": {"limit": 9}}))
+    assert writes(ok.entries) == [("", "memory.max", "9"), ("", "pids.max", "3")]
+    with pytest.raises(Failure, match=f"cpu.weight: the cpu controller is not available "
+                                      f"in {tmp_path}$"):
+        plan_resources(driver, res({"cpu": {"shares": 1024}}))
+    with pytest.raises(Failure, match="hugetlb controller is not available"):
+        plan_resources(driver, res({"unified": {"hugetlb.2MB.max": "0"}}))
+
+
 def test_systemd_has_the_files_and_the_unit_properties() -> None:
     s = plan_resources(systemd(), res({"pids": {"limit": 32}, "memory": {"limit": 64}}))
     assert writes(s.entries) == [("", "memory.max", "64"), ("", "pids.max", "32")]

@@ -6,9 +6,10 @@ not mount, is refused before anything is made, and create and update cannot drif
 The entries are data: apply.py is the one executor that carries them out.
 
 The conversion itself is resources.py (cgroup files) and systemd_unit.py (unit
-properties); this module puts the results in the order the executor follows. It reads
-nothing of the container's cgroup; systemd's device names come from the host
-(/proc/devices, /sys/dev).
+properties); this module puts the results in the order the executor follows and
+refuses what this host cannot do. It writes nothing; it reads the host only (v2: which
+controllers the cgroup's nearest existing ancestor has; systemd's device names from
+/proc/devices and /sys/dev).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def plan_resources(driver: Driver, res: Resources | None, *, initial: bool = Tru
     if driver.mode == "v1":
         return _v1(driver, res, initial)
     conv = convert_v2(res)
+    _check_available(driver, conv.writes)
     entries: list[Entry] = list(conv.writes)
     if initial:
         from pyruntime.cgroups.devicefilter import compile_rules
@@ -104,6 +106,33 @@ def plan_resources(driver: Driver, res: Resources | None, *, initial: bool = Tru
                                     proc_devices=_read_proc_devices() if initial else "",
                                     current_period=current_period)
     return CgroupSettings(entries, list(conv.warnings), initial, props)
+
+
+def _check_available(driver: Driver, writes: list[CgroupWrite]) -> None:
+    """v2: a write whose controller the nearest existing ancestor of the container's
+    cgroup does not have (its cgroup.controllers) can never succeed: refuse it now.  One
+    it has may still not be enabled for the container: apply.py says so then."""
+    from pyruntime.cgroups.v2 import WANTED
+
+    directory = driver.paths.get("")
+    mountpoint = getattr(driver, "mountpoint", None)
+    if directory is None or mountpoint is None:
+        return
+    import os
+
+    ancestor = directory
+    while not os.path.isdir(ancestor) and ancestor.startswith(mountpoint + "/"):
+        ancestor = os.path.dirname(ancestor)
+    try:
+        with open(os.path.join(ancestor, "cgroup.controllers")) as f:
+            available = set(f.read().split())
+    except OSError:
+        return  # nothing to tell from here: the executor finds out
+    for w in writes:
+        controller = w.filename.split(".", 1)[0]
+        if controller in WANTED and controller not in available:
+            raise Failure(f"{w.field or 'cgroup'}: cannot set {w.filename}: the {controller} "
+                          f"controller is not available in {ancestor}")
 
 
 def _rank(controller: str) -> int:
