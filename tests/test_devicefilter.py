@@ -218,11 +218,12 @@ def test_kernel_enforces_the_filter_and_replaces_it(test_token: str) -> None:
     os.mkdir(directory)
     try:
         deny_all = {"allow": False, "access": "rwm"}
-        df.attach(directory, entries(deny_all, defaults=True))
+        df.attach_code(directory, df.compile_rules(entries(deny_all, defaults=True)))
         assert _in_cgroup(directory).split() == ["null=ok", "kmsg=denied"]
         # again, with /dev/kmsg allowed for writing: the old program goes
-        df.attach(directory, entries(deny_all, {"allow": True, "type": "c", "major": 1,
-                                                "minor": 11, "access": "w"}, defaults=True))
+        df.attach_code(directory, df.compile_rules(entries(
+            deny_all, {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"},
+            defaults=True)))
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             assert lib.pyrt_device_filter_count(fd) == 1

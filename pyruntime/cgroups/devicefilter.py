@@ -18,7 +18,7 @@ default allow list), with runc's devicefilter semantics:
     ("w" denies an "rw" open), which is how v1's exception lists behave in either mode.
 
 Devices are set at create only: `update` leaves the program as v1 leaves devices.allow
-(runc re-attaches the same rules on every update). attach() replaces whatever device
+(runc re-attaches the same rules on every update). attach_code() replaces whatever device
 programs the directory had, so an update that changes them could call it again.
 Not handled: a runtime without CAP_SYS_ADMIN (rootless) cannot load the program; runc
 then skips the filter when the rules deny nothing.
@@ -179,13 +179,10 @@ def compile_rules(entries: list[DeviceEntry]) -> bytes:
     return assemble(program(entries))
 
 
-def attach(cgroup_dir: str, entries: list[DeviceEntry]) -> None:
-    """Load the filter for `entries` and attach it to the cgroup at `cgroup_dir`, replacing
-    the device programs attached there before (the new one is in place first)."""
-    attach_code(cgroup_dir, compile_rules(entries))
-
-
 def attach_code(cgroup_dir: str, code: bytes) -> None:
+    """Load `code` (compile_rules; a DeviceFilter plan entry carries it) and attach it to
+    the cgroup at `cgroup_dir`, replacing the device programs attached there before (the
+    new one is in place first)."""
     import os
 
     from pyruntime._native import ffi, lib
