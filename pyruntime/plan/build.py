@@ -56,7 +56,8 @@ class Plan:
     (pyruntime/cplan.py, which also lists the few that are converted)."""
 
     # what only Python uses: no field of struct pyrt_plan comes from these
-    PYTHON_ONLY = ("terminal", "root_uid_gid", "cgroup_dir", "seccomp_profile")
+    PYTHON_ONLY = ("terminal", "root_uid_gid", "cgroup_dir", "seccomp_profile",
+                   "cgroup_settings")
 
     def __init__(self) -> None:
         self.clone_flags = 0
