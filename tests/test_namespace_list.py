@@ -37,4 +37,5 @@ def test_every_user_of_the_list_knows_every_kind() -> None:
     assert sorted(NAMESPACE_TYPES) == sorted(kinds)  # config.json validation
     assert features()["linux"]["namespaces"] == sorted(kinds)
     served = {key[3:] for key in profile("/proc/self") if key.startswith("ns/")}
-    assert served == set(NAMESPACE_FILES.values())  # who a server may act for
+    # who a server may act for: every kind, and the namespaces the caller's children get
+    assert served == {*NAMESPACE_FILES.values(), "pid_for_children", "time_for_children"}
