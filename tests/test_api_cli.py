@@ -32,7 +32,7 @@ def cli_error(result: subprocess.CompletedProcess[str]) -> str:
 @pytest.mark.parametrize("overrides, path", [
     ({"process": {"args": []}}, "process.args"),
     ({"hostname": 7}, "hostname"),
-    ({"mounts": [{"destination": "rel", "type": "tmpfs", "source": "tmpfs"}]},
+    ({"mounts": [{"destination": "", "type": "tmpfs", "source": "tmpfs"}]},
      "mounts[0].destination"),
     ({"process": {"args": ["/no/such/program"]}}, None),
 ])
