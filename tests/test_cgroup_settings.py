@@ -130,9 +130,9 @@ def test_v2_refused_at_plan_time(data: dict) -> None:
             plan_resources(driver, res(data))
 
 
-def test_v2_controller_the_nearest_ancestor_lacks_is_refused_at_plan_time(tmp_path) -> None:
-    """cgroup.controllers of the nearest existing ancestor bounds what the new cgroup can
-    get (here a directory standing in for the mount's top: only it is read)."""
+def test_v2_controller_the_hierarchy_lacks_is_refused_at_plan_time(tmp_path) -> None:
+    """cgroup.controllers of the hierarchy's top bounds what any cgroup can get (here a
+    directory standing in for the mount's top)."""
     (tmp_path / "cgroup.controllers").write_text("memory pids\n")
     driver = V2({"": str(tmp_path / "a" / "c1")}, mountpoint=str(tmp_path))
     ok = plan_resources(driver, res({"pids": {"limit": 3}, "memory": {"limit": 9}}))
@@ -142,6 +142,19 @@ def test_v2_controller_the_nearest_ancestor_lacks_is_refused_at_plan_time(tmp_pa
         plan_resources(driver, res({"cpu": {"shares": 1024}}))
     with pytest.raises(Failure, match="hugetlb controller is not available"):
         plan_resources(driver, res({"unified": {"hugetlb.2MB.max": "0"}}))
+
+
+def test_v2_controller_not_yet_enabled_below_the_top_is_planned(tmp_path) -> None:
+    """An existing parent without cpu in its cgroup.controllers (nobody enabled it for
+    it yet, as systemd's system.slice before a unit asks): the driver, or systemd,
+    enables it from the top down, so the plan keeps the write."""
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "system.slice").mkdir()
+    (tmp_path / "system.slice" / "cgroup.controllers").write_text("memory pids\n")
+    for driver in (V2({"": str(tmp_path / "system.slice" / "c1")}, mountpoint=str(tmp_path)),
+                   systemd()):
+        s = plan_resources(driver, res({"cpu": {"shares": 1024}}))
+        assert [w[1] for w in writes(s.entries)] == ["cpu.weight"], s
 
 
 def test_systemd_has_the_files_and_the_unit_properties() -> None:

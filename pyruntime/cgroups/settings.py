@@ -8,7 +8,7 @@ The entries are data: apply.py is the one executor that carries them out.
 The conversion itself is resources.py (cgroup files) and systemd_unit.py (unit
 properties); this module puts the results in the order the executor follows and
 refuses what this host cannot do. It writes nothing; it reads the host only (v2: which
-controllers the cgroup's nearest existing ancestor has; systemd's device names from
+controllers the hierarchy's top has; systemd's device names from
 /proc/devices and /sys/dev).
 """
 
@@ -109,22 +109,20 @@ def plan_resources(driver: Driver, res: Resources | None, *, initial: bool = Tru
 
 
 def _check_available(driver: Driver, writes: list[CgroupWrite]) -> None:
-    """v2: a write whose controller the nearest existing ancestor of the container's
-    cgroup does not have (its cgroup.controllers) can never succeed: refuse it now.  One
-    it has may still not be enabled for the container: apply.py says so then."""
+    """v2: a write whose controller the hierarchy's top does not have (its
+    cgroup.controllers) can never succeed: refuse it now.  Below the top, a controller
+    may be missing only because nobody enabled it yet: the v2 driver enables what the
+    container needs from the top down, and systemd does so for a unit's properties;
+    one that stays unavailable is reported by apply.py."""
     from pyruntime.cgroups.v2 import WANTED
 
-    directory = driver.paths.get("")
     mountpoint = getattr(driver, "mountpoint", None)
-    if directory is None or mountpoint is None:
+    if driver.paths.get("") is None or mountpoint is None:
         return
     import os
 
-    ancestor = directory
-    while not os.path.isdir(ancestor) and ancestor.startswith(mountpoint + "/"):
-        ancestor = os.path.dirname(ancestor)
     try:
-        with open(os.path.join(ancestor, "cgroup.controllers")) as f:
+        with open(os.path.join(mountpoint, "cgroup.controllers")) as f:
             available = set(f.read().split())
     except OSError:
         return  # nothing to tell from here: the executor finds out
@@ -132,7 +130,7 @@ def _check_available(driver: Driver, writes: list[CgroupWrite]) -> None:
         controller = w.filename.split(".", 1)[0]
         if controller in WANTED and controller not in available:
             raise Failure(f"{w.field or 'cgroup'}: cannot set {w.filename}: the {controller} "
-                          f"controller is not available in {ancestor}")
+                          f"controller is not available in {mountpoint}")
 
 
 def _rank(controller: str) -> int:
