@@ -13,16 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from test_differential_mounts import RUNC, mountinfo, ours, theirs, twin_bundles, undated
+from test_differential_mounts import mountinfo, ours, theirs, twin_bundles, undated
 
 from support import Runtime
+from support.runc import AGAINST_RUNC
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.pyruntime_only,  # runc is the other side of every comparison
-    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
-]
+pytestmark = AGAINST_RUNC
 
 
 def test_duplicate_device_paths_first_wins(runtime: Runtime, bundle, tmp_path: Path) -> None:

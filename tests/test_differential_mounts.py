@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -27,15 +26,10 @@ from pathlib import Path
 import pytest
 
 from support import Runtime
-from support.runc import normal_mountinfo
+from support.runc import AGAINST_RUNC, RUNC, normal_mountinfo
 from support.runc import open_tmp_path_for_userns as userns
 
-RUNC = shutil.which("runc")
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.pyruntime_only,  # runc is the other side of every comparison
-    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
-]
+pytestmark = AGAINST_RUNC
 
 # a private mount namespace around the runtime: what it mounts there dies with it
 PRIVATE_MNTNS = ["unshare", "--mount", "--propagation", "private"]

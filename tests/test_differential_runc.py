@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from support import Runtime
 from support.runc import (
-    RUNC,
+    AGAINST_RUNC,
     normal_dev,
     normal_mountinfo,
     open_tmp_path_for_userns,
@@ -23,11 +21,7 @@ from support.runc import (
     sections,
 )
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.pyruntime_only,  # runc is the other side of every comparison
-    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
-]
+pytestmark = AGAINST_RUNC
 
 REPORT = (
     "echo '## hostname'; hostname; echo '## id'; id; "

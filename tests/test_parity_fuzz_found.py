@@ -22,7 +22,6 @@ from test_differential_mounts import (
     ID_MAP,
     LEFT,
     PRIVATE_MNTNS,
-    RUNC,
     _left,
     _without_mount_namespace,
     mountinfo,
@@ -32,13 +31,10 @@ from test_differential_mounts import (
 )
 
 from support import Runtime
+from support.runc import AGAINST_RUNC
 from support.runc import open_tmp_path_for_userns as userns
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.pyruntime_only,  # runc is the other side of every comparison
-    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
-]
+pytestmark = AGAINST_RUNC
 
 
 # -- a read-only tmpfs over an existing directory ----------------------------------------------

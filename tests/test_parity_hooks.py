@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 
 from support import Runtime
-from support.runc import RUNC, open_tmp_path_for_userns, runc_runtime
+from support.runc import AGAINST_RUNC, open_tmp_path_for_userns, runc_runtime
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.pyruntime_only,  # runc is the other side of every comparison
-    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
-]
+pytestmark = AGAINST_RUNC
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
          "poststop")

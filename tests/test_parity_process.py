@@ -13,14 +13,10 @@ from pathlib import Path
 import pytest
 
 from support import Runtime, assert_clean_failure
-from support.runc import RUNC, runc_runtime
+from support.runc import AGAINST_RUNC, runc_runtime
 from support.served import SOCKET_ENV
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.pyruntime_only,  # runc is the other side of every comparison
-    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
-]
+pytestmark = AGAINST_RUNC
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n"
 

@@ -18,13 +18,9 @@ from pathlib import Path
 import pytest
 
 from support import Runtime
-from support.runc import RUNC, runc_runtime
+from support.runc import AGAINST_RUNC, runc_runtime
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.pyruntime_only,  # runc is the other side of every comparison
-    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
-]
+pytestmark = AGAINST_RUNC
 
 # `busybox sh -c '...; id'`, `busybox sleep`, as strace shows them (static glibc)
 PROGRAM = """

@@ -8,7 +8,6 @@ Where pyruntime departs from runc on purpose, the test says why next to the asse
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -16,13 +15,9 @@ from pathlib import Path
 import pytest
 
 from support import Runtime, assert_clean_failure, stderr_lines
+from support.runc import AGAINST_RUNC, RUNC
 
-RUNC = shutil.which("runc")
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.pyruntime_only,  # runc is the other side of every comparison
-    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
-]
+pytestmark = AGAINST_RUNC
 
 
 class Runc:

@@ -4,15 +4,14 @@ reason); `features` lists exactly what works, compared with runc's own list."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from support import Runtime
+from support.runc import RUNC
 
-RUNC = shutil.which("runc")
 needs_runc = pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed")
 
 # key path -> why pyruntime writes something else

@@ -4,7 +4,6 @@ host's /dev stays open inside, and CRIU can dump the container. Run under runc t
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -12,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from support import Runtime
+from support.runc import RUNC
 
 pytestmark = pytest.mark.root
-RUNC = shutil.which("runc")
 
 # device:inode of fds 0-2 and of the container's /dev/null, and fd 1's access mode
 # (of the shell itself, $$, read in command substitutions: a redirection of busybox's

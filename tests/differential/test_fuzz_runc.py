@@ -39,18 +39,14 @@ from differential.compare import differences
 from differential.harness import FuzzHost
 from differential.strategies import configs, without_local_constants
 from support import Runtime
-from support.runc import RUNC
+from support.runc import AGAINST_RUNC
 from support.runtime import served_suite
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100" if served_suite() else "500"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261203"))
 SHRINK = os.environ.get("FUZZ_SHRINK", "1" if "FUZZ_EXAMPLES" in os.environ else "0") != "0"
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.pyruntime_only,  # runc is the other side of every comparison
-    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
-]
+pytestmark = AGAINST_RUNC
 
 STATS: Counter[str] = Counter()
 RESULTS: dict[str, str] = {}  # config digest -> "" (passed) or the failure, for repeats

@@ -17,9 +17,18 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from support.runtime import Runtime
 
 RUNC = shutil.which("runc")
+# the marks of a test module that compares with runc: runc is the other side of every
+# comparison, so the module runs the runtime under test itself, as root
+AGAINST_RUNC = [
+    pytest.mark.root,
+    pytest.mark.pyruntime_only,
+    pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed"),
+]
 
 
 class RuncRuntime(Runtime):
