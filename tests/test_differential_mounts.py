@@ -354,13 +354,13 @@ def test_no_mount_namespace(runtime: Runtime, bundle, tmp_path: Path) -> None:
     assert left[0].startswith("BUNDLE/rootfs BUNDLE/rootfs ") and len(left) > 5
 
 
-# `run` destroys the container (SIGKILL) as soon as it reads the error: the init detaches
-# its mounts before it reports (native/init.c), so no kill can come between.
-def test_no_mount_namespace_failure_leaves_no_mounts(runtime: Runtime, bundle,
-                                                     tmp_path: Path) -> None:
+def _fail_without_mount_namespace(runtime: Runtime, bundle, tmp_path: Path, edit):
+    """`run` a bundle without a mount namespace, edited by `edit` to fail, under both
+    runtimes in a private mount namespace: (pyruntime's result, the mounts it left there,
+    runc's result, the mounts runc left)."""
     def setup(b) -> None:
         _without_mount_namespace(b)
-        b.config["process"]["args"] = ["/no/such/program"]
+        edit(b.config)
 
     a, b = twin_bundles(bundle, setup)
     mine = ours(runtime, a, prefix=tuple(PRIVATE_MNTNS), check=False,
@@ -368,12 +368,24 @@ def test_no_mount_namespace_failure_leaves_no_mounts(runtime: Runtime, bundle,
     runcs = theirs(tmp_path, b, prefix=tuple(PRIVATE_MNTNS), check=False,
                    after=f"cd {b.path}; {LEFT}")
     assert "## rc 0" not in mine.stdout and "## rc 0" not in runcs.stdout
+    return mine, _left(mine.stdout, a.path), runcs, _left(runcs.stdout, b.path)
+
+
+# `run` destroys the container (SIGKILL) as soon as it reads the error: the init detaches
+# its mounts before it reports (native/init.c), so no kill can come between.
+def test_no_mount_namespace_failure_leaves_no_mounts(runtime: Runtime, bundle,
+                                                     tmp_path: Path) -> None:
+    def edit(config: dict) -> None:
+        config["process"]["args"] = ["/no/such/program"]
+
+    mine, mine_left, _, runc_left = _fail_without_mount_namespace(runtime, bundle, tmp_path,
+                                                                   edit)
     assert "/no/such/program" in mine.stderr
     # departure: runc 1.1.5 leaves the failed container's mounts in the runtime's mount
     # namespace; pyruntime's init detaches them before it exits (a failed verb leaves
     # nothing)
-    assert _left(mine.stdout, a.path) == []
-    assert _left(runcs.stdout, b.path) != []
+    assert mine_left == []
+    assert runc_left != []
 
 
 @pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
@@ -381,18 +393,15 @@ def test_no_mount_namespace_failed_hook_leaves_no_mounts(runtime: Runtime, bundl
                                                          tmp_path: Path, kind: str) -> None:
     """A create-time hook fails while the init waits for it with its mounts made in the
     runtime's own mount namespace: the init detaches them before it goes."""
-    def setup(b) -> None:
-        _without_mount_namespace(b)
-        b.config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}
+    def edit(config: dict) -> None:
+        config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}
 
-    a, b = twin_bundles(bundle, setup)
-    mine = ours(runtime, a, prefix=tuple(PRIVATE_MNTNS), check=False,
-                after=f"cd {a.path}; {LEFT}")
-    runcs = theirs(tmp_path, b, prefix=tuple(PRIVATE_MNTNS), check=False,
-                   after=f"cd {b.path}; {LEFT}")
-    assert "## rc 0" not in mine.stdout and "## rc 0" not in runcs.stdout
+    mine, mine_left, _, runc_left = _fail_without_mount_namespace(runtime, bundle, tmp_path,
+                                                                   edit)
     assert kind in mine.stderr, mine.stderr
-    assert _left(mine.stdout, a.path) == []
+    # departure, as above: runc 1.1.5 leaves them
+    assert mine_left == []
+    assert runc_left != []
 
 
 @pytest.mark.parametrize("field", ["maskedPaths", "readonlyPaths", "rootfsPropagation"])
