@@ -150,24 +150,8 @@ def test_errors_are_one_line_and_leave_nothing(served: Runtime, bundle) -> None:
     assert served.state_dirs() == []
 
 
-def test_another_mount_namespace_runs_cold(served: Runtime, bundle, tmp_path: Path) -> None:
-    """A client that does not see the server's mounts is not served: it runs the Python
-    CLI itself, in its own world."""
-    b = bundle(("true",))
-    pid_file = tmp_path / "cold.pid"
-    err = tmp_path / "cold.err"  # a file: the container keeps the runtime's stderr
-    with open(err, "w") as f:
-        r = subprocess.run(["unshare", "--mount", "--propagation", "unchanged", "--",
-                            *served.cmd("create", "--bundle", str(b), "--pid-file",
-                                        str(pid_file), "m1")],
-                           stdin=subprocess.DEVNULL, stdout=f, stderr=f, timeout=30)
-    assert r.returncode == 0, err.read_text()
-    pid = int(pid_file.read_text())
-    assert os.path.realpath(_exe(pid)) == os.path.realpath(sys.executable)
-    served.delete("m1", force=True)
-
-
-UNSHARE = {"network": ["--net"], "ipc": ["--ipc"], "uts": ["--uts"],
+UNSHARE = {"mount": ["--mount", "--propagation", "unchanged"], "network": ["--net"],
+           "ipc": ["--ipc"], "uts": ["--uts"],
            "time": ["--time", "--fork"]}  # --fork: unshare's child is in the new one
 
 
@@ -175,7 +159,8 @@ UNSHARE = {"network": ["--net"], "ipc": ["--ipc"], "uts": ["--uts"],
 def test_another_namespace_of_any_kind_runs_cold(served: Runtime, bundle, tmp_path: Path,
                                                  kind: str) -> None:
     """The server compares every namespace kind (pyruntime/plan/linux_consts.py), time too:
-    a caller in another one is not served."""
+    a caller in another one (say, one that does not see the server's mounts) is not
+    served: it runs the Python CLI itself, in its own world."""
     b = bundle(("true",))
     pid_file = tmp_path / "cold.pid"
     err = tmp_path / "cold.err"  # a file: the container keeps the runtime's stderr
