@@ -48,6 +48,7 @@ from pyruntime.api.pytest_plugin import clean_up_after_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from support.basetemp import remove_if_passed, session_basetemp
 from support.cgroups import cgroups_path
 from support.config import deep_merge, default_config
 from support.lanes import skip_outside_lanes
@@ -59,9 +60,23 @@ IS_ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
+_OWN_BASETEMP = pytest.StashKey[Path]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        own = session_basetemp()
+        if own is not None:
+            config.option.basetemp = str(own)
+            config.stash[_OWN_BASETEMP] = own
     if IN_CI:  # root tests must run in CI: the plugin fails them instead of skipping
         config.option.pyruntime_require_root = True
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        remove_if_passed(own, exitstatus)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
