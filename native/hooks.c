@@ -381,12 +381,31 @@ static int run_start_hook(struct pyrt_ctx *c, size_t i)
     return 0;
 }
 
+/*
+ * A hook need not read its stdin: one that exits before the state is written
+ * makes that write raise SIGPIPE, whose default action would end the init (a
+ * pid namespace's init is spared by the kernel; an init that is not pid 1, in
+ * a joined pid namespace or with none, is not).  So SIGPIPE is ignored while
+ * the hooks run (the write fails with EPIPE; supervise() stops feeding) and is
+ * the default again before the container's execve, which keeps an ignore.
+ */
 int pyrt_run_start_hooks(struct pyrt_ctx *c)
 {
+    struct sigaction ign, dfl;
     size_t i;
+    int rc = 0;
 
-    for (i = 0; i < c->plan->n_start_hooks; i++)
-        if (run_start_hook(c, i) < 0)
-            return -1;
-    return 0;
+    if (c->plan->n_start_hooks == 0)
+        return 0;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    if (sigaction(SIGPIPE, &ign, NULL) < 0)
+        return pyrt_fail(c->sync_fd, "startContainer hook", errno, "ignore SIGPIPE");
+    for (i = 0; i < c->plan->n_start_hooks && rc == 0; i++)
+        rc = run_start_hook(c, i);
+    if (sigaction(SIGPIPE, &dfl, NULL) < 0 && rc == 0)
+        return pyrt_fail(c->sync_fd, "startContainer hook", errno, "restore SIGPIPE");
+    return rc;
 }
