@@ -4,6 +4,7 @@ root; and the CLI never importing the API."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -131,3 +132,19 @@ def test_default_root_is_the_clis() -> None:
 
     cli_default, = (o.default for o in GLOBAL_OPTIONS if o.dest == "root")
     assert ApiRuntime().root == Path(cli_default) == Path("/run/pyruntime")
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
+def test_default_root_is_the_clis_for_a_rootless_caller(tmp_path: Path) -> None:
+    """Not root (an unmapped user in a user namespace of its own) with XDG_RUNTIME_DIR set:
+    the CLI keeps its state in $XDG_RUNTIME_DIR/pyruntime, and so must every API call
+    (list/get/state read the root directly, run/create/exec pass it to the CLI's parser)."""
+    probe = ("from pyruntime.api import Runtime; from pyruntime.cli import lean; "
+             "from pyruntime.cli.main import Globals; "
+             "print(Runtime().root); print(Globals(lean.parse(['list']).globals).root)")
+    proc = subprocess.run(["unshare", "--user", sys.executable, "-c", probe],
+                          env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    api_root, cli_root = proc.stdout.split()
+    assert api_root == cli_root == str(tmp_path / "pyruntime")
