@@ -49,6 +49,19 @@ def test_container_error_is_the_cli_line(runtime: Runtime, bundle, overrides, pa
     assert runtime.api.list() == [] and runtime.ids() == []
 
 
+def test_exec_error_is_the_cli_line(runtime: Runtime, bundle) -> None:
+    runtime.create(bundle(("sleep", "600")), "c1")
+    runtime.start("c1")
+    line = cli_error(runtime.run("exec", "c1", "/no/such/program"))
+    with pytest.raises(ContainerError) as e:
+        runtime.api.get("c1").exec(["/no/such/program"])
+    assert (e.value.message, e.value.exit_code, e.value.path) == (line, 1, None)
+    # a process that ran and failed: the CLI's status, and a Result for the API
+    assert runtime.run("exec", "c1", "sh", "-c", "exit 3").returncode == 3
+    assert runtime.api.get("c1").exec(["sh", "-c", "exit 3"]) == Result(3, b"", b"")
+    runtime.delete("c1", force=True)
+
+
 def test_one_root_two_front_ends(runtime: Runtime, bundle) -> None:
     runtime.create(bundle(("sleep", "600"), name="cli"), "by-cli")
     by_api = runtime.api.create(bundle(("sleep", "600"), name="api"), "by-api")
