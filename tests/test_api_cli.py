@@ -4,6 +4,7 @@ root; and the CLI never importing the API."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,19 @@ def test_container_error_is_the_cli_line(runtime: Runtime, bundle, overrides, pa
         runtime.api.run(b, "c1")
     assert e.value.message == line
     assert runtime.api.list() == [] and runtime.ids() == []
+
+
+def test_exec_error_is_the_cli_line(runtime: Runtime, bundle) -> None:
+    runtime.create(bundle(("sleep", "600")), "c1")
+    runtime.start("c1")
+    line = cli_error(runtime.run("exec", "c1", "/no/such/program"))
+    with pytest.raises(ContainerError) as e:
+        runtime.api.get("c1").exec(["/no/such/program"])
+    assert (e.value.message, e.value.exit_code, e.value.path) == (line, 1, None)
+    # a process that ran and failed: the CLI's status, and a Result for the API
+    assert runtime.run("exec", "c1", "sh", "-c", "exit 3").returncode == 3
+    assert runtime.api.get("c1").exec(["sh", "-c", "exit 3"]) == Result(3, b"", b"")
+    runtime.delete("c1", force=True)
 
 
 def test_one_root_two_front_ends(runtime: Runtime, bundle) -> None:
@@ -131,3 +145,19 @@ def test_default_root_is_the_clis() -> None:
 
     cli_default, = (o.default for o in GLOBAL_OPTIONS if o.dest == "root")
     assert ApiRuntime().root == Path(cli_default) == Path("/run/pyruntime")
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
+def test_default_root_is_the_clis_for_a_rootless_caller(tmp_path: Path) -> None:
+    """Not root (an unmapped user in a user namespace of its own) with XDG_RUNTIME_DIR set:
+    the CLI keeps its state in $XDG_RUNTIME_DIR/pyruntime, and so must every API call
+    (list/get/state read the root directly, run/create/exec pass it to the CLI's parser)."""
+    probe = ("from pyruntime.api import Runtime; from pyruntime.cli import lean; "
+             "from pyruntime.cli.main import Globals; "
+             "print(Runtime().root); print(Globals(lean.parse(['list']).globals).root)")
+    proc = subprocess.run(["unshare", "--user", sys.executable, "-c", probe],
+                          env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    api_root, cli_root = proc.stdout.split()
+    assert api_root == cli_root == str(tmp_path / "pyruntime")

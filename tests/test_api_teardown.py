@@ -3,6 +3,7 @@ with the plugin loaded from its pytest11 entry point) of tests that leave things
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 
@@ -16,11 +17,14 @@ pytestmark = pytest.mark.root
 INNER = '''
 import os, subprocess
 
+def record(name, text):
+    with open(os.path.join(os.environ["PYRT_INNER_OUT"], name), "w") as f:
+        f.write(text)
+
 def test_forgets_a_container(pyruntime_runtime, oci_bundle):
     c = pyruntime_runtime.create(oci_bundle(["sleep", "600"]), "forgotten-ctr")
     c.start()
-    with open(os.environ["PYRT_INNER_OUT"], "w") as f:
-        f.write(f"{pyruntime_runtime.root} {c.state()['pid']}")
+    record("container", f"{pyruntime_runtime.root} {c.state()['pid']}")
 
 def test_cleans_up(pyruntime_runtime, oci_bundle):
     with pyruntime_runtime.create(oci_bundle(["sleep", "600"]), "tidy") as c:
@@ -28,6 +32,21 @@ def test_cleans_up(pyruntime_runtime, oci_bundle):
 
 def test_leaves_a_process(pyruntime_runtime, tmp_path):
     subprocess.Popen(["sleep", "600"], cwd=tmp_path)
+
+def test_leaves_a_mount(pyruntime_runtime, tmp_path):
+    (tmp_path / "mnt").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "leftover-tmpfs", tmp_path / "mnt"], check=True)
+    record("mount", str(tmp_path / "mnt"))
+
+def test_leaves_a_cgroup(pyruntime_runtime, pyruntime_token):
+    # a cgroup named with the test's token, below this process's own (pids, else cgroup2)
+    with open("/proc/self/cgroup") as f:
+        own = dict(line.split(":", 2)[1:] for line in f.read().splitlines())
+    base = ("/sys/fs/cgroup/pids" + own["pids"]) if "pids" in own else \\
+        ("/sys/fs/cgroup" + own[""])
+    path = os.path.join(base, f"pyrt-test-{pyruntime_token}-by-hand")
+    os.mkdir(path)
+    record("cgroup", path)
 '''
 
 
@@ -39,23 +58,42 @@ def _alive(pid: int, cmdline: bytes) -> bool:
         return False
 
 
-def test_a_forgotten_container_fails_the_test_by_name_and_is_deleted(
+def test_the_plugin_is_the_distributions_pytest11_entry_point() -> None:
+    entry, = importlib.metadata.entry_points(group="pytest11", name="pyruntime")
+    assert entry.value == "pyruntime.api.pytest_plugin"
+    assert entry.dist is not None and entry.dist.name == "pyruntime"
+
+
+def test_teardown_fails_the_test_by_name_and_cleans_up(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = tmp_path / "inner.out"
+    out = tmp_path / "inner"
+    out.mkdir()
     monkeypatch.setenv("PYRT_INNER_OUT", str(out))
     pytester.makepyfile(test_inner=INNER)
+    assert not pytester.path.is_relative_to(Path(__file__).resolve().parents[1])
+    # plain `python -m pytest` in a directory of its own: no conftest, no -p
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
-    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(["plugins:*pyruntime-*"])  # found through the entry point
+    result.assert_outcomes(passed=5, errors=4)
     text = result.stdout.str()
     result.stdout.fnmatch_lines([
         "*ERROR at teardown of test_forgets_a_container*",
         "*container(s) still there after the test (deleted): forgotten-ctr*",
         "*ERROR at teardown of test_leaves_a_process*",
         "*process left: pid * (cwd): sleep 600*",
+        "*ERROR at teardown of test_leaves_a_mount*",
+        "*mount left: * leftover-tmpfs *",
+        "*ERROR at teardown of test_leaves_a_cgroup*",
+        "*cgroups left behind after the test:*",
+        "*pyrt-test-*-by-hand",
     ])
     assert "tidy" not in text  # a test that deletes its container passes clean
-    root, pid = out.read_text().split()
+    root, pid = (out / "container").read_text().split()
     assert Runtime(root).list() == []
     assert not os.path.exists(os.path.join(root, "forgotten-ctr"))
     assert not _alive(int(pid), b"sleep 600")
+    mountpoint = (out / "mount").read_text()
+    with open("/proc/self/mountinfo") as f:
+        assert f" {mountpoint} " not in f.read()
+    assert not os.path.exists((out / "cgroup").read_text())

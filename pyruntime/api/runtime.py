@@ -142,14 +142,20 @@ def _stdin(input: bytes | None) -> IO[bytes] | int:
 
 
 class Runtime:
-    """pyruntime on one state root (the CLI's --root; default: the CLI's default).
+    """pyruntime on one state root (the CLI's --root; default: the CLI's default, which is
+    $XDG_RUNTIME_DIR/pyruntime for a rootless caller).
 
     Containers made by create() are remembered here, so that their exit status (which
     only their parent can know) is known to wait(); close() reaps what is left of them.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root if root is not None else DEFAULT_ROOT).absolute()
+        from pyruntime.rootless import state_root
+
+        # the root the CLI's verbs would use: a rootless caller's default is under
+        # $XDG_RUNTIME_DIR, as the CLI's (in-process verbs read self.root directly)
+        given = os.fspath(root) if root is not None else DEFAULT_ROOT
+        self.root = Path(state_root(given)).absolute()
         self._keepers: dict[str, _Keeper] = {}
 
     def __repr__(self) -> str:
