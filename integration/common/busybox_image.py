@@ -16,9 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from support.oci_builder import D, F, L, LayoutBuilder, write_archive
+from support.oci_builder import D, F, L, LayoutBuilder, layer_tar, write_archive
 
 DEFAULT_NAME = "docker.io/library/pyrt-busybox:latest"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def busybox_members() -> list:
@@ -42,7 +43,7 @@ def build(out: Path, name: str = DEFAULT_NAME) -> Path:
     layout = out / "layout"
     builder = LayoutBuilder(layout)
     image = builder.image([busybox_members()], config={
-        "Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "Cmd": ["sh"], "Env": [f"PATH={PATH}"],
         "WorkingDir": "/"}, history=["busybox-static from the host"])
     desc = dict(image.descriptor)
     desc["annotations"] = {"io.containerd.image.name": name,
@@ -52,6 +53,11 @@ def build(out: Path, name: str = DEFAULT_NAME) -> Path:
     archive = out / "busybox.tar"
     write_archive(layout, archive)
     return archive
+
+
+def write_rootfs_tar(path: Path) -> None:
+    """The same files as one plain rootfs tarball (what `docker import` reads)."""
+    path.write_bytes(layer_tar(busybox_members()))
 
 
 if __name__ == "__main__":
