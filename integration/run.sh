@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make integration`: the real clients driving pyruntime -- containerd 1.6 through its
-# runc shim (integration/containerd) and podman 4.3 through conmon (integration/podman).
-# Installs the Debian packages they need when missing. Root only. Arguments, if any, are
-# passed to pytest instead of the two suites (e.g. integration/podman -k exec).
+# runc shim (integration/containerd), podman 4.3 through conmon (integration/podman) and
+# Docker 20.10 through a private dockerd (integration/docker). Installs the Debian packages
+# they need when missing. Root only. Arguments, if any, are passed to pytest instead of the
+# three suites (e.g. integration/podman -k exec).
 # Last line: "integration: N passed, M failed, K skipped". Kept in build/integration/:
-# the pytest log, the argv each client sent (<client>-argv.log), containerd's log.
+# the pytest log, the argv each client sent (<client>-argv.log), containerd's and
+# dockerd's logs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -15,7 +17,7 @@ fi
 
 [ -x .venv/bin/python ] || { echo "integration: run 'make setup' first" >&2; exit 1; }
 
-PACKAGES=(containerd podman conmon)
+PACKAGES=(containerd podman conmon docker.io)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' \
@@ -23,14 +25,22 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "integration: apt-get install ${missing[*]}"
+    # the suites start private daemons; a host dockerd that the install started (where
+    # /usr/sbin/policy-rc.d does not forbid it) is stopped again, by its pid file
+    host_dockerd=/run/docker.pid
+    [ -e "$host_dockerd" ] && host_dockerd=
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if [ -n "$host_dockerd" ] && [ -s "$host_dockerd" ]; then
+        echo "integration: stopping the dockerd the install started (pid $(cat "$host_dockerd"))"
+        kill "$(cat "$host_dockerd")" || true
+    fi
 fi
 
 mkdir -p build/integration
 log=build/integration/pytest.log
 if [ "$#" -eq 0 ]; then
-    set -- integration/containerd integration/podman
+    set -- integration/containerd integration/podman integration/docker
 fi
 start=$SECONDS
 set +e
