@@ -169,8 +169,8 @@ def docker(tmp_path_factory: pytest.TempPathFactory):
     plugins_dir_before = PLUGINS_DIR.exists()
     cgroup_parent = f"pyrt-docker-{uuid.uuid4().hex[:8]}"
     directory = Path(tempfile.mkdtemp(prefix="pyrt-docker-", dir="/tmp"))
-    ARGV_LOG.unlink(missing_ok=True)
     d = Docker(directory, make_wrapper(directory / "bin", ARGV_LOG), cgroup_parent)
+    ARGV_LOG.write_text("")
     try:
         _start(d)
         rootfs = tmp_path_factory.mktemp("docker-image") / "rootfs.tar"
@@ -194,6 +194,18 @@ def docker(tmp_path_factory: pytest.TempPathFactory):
     assert not left_mounted, f"dockerd left mounts behind: {left_mounted}"
     assert not cgroup_dirs_named(cgroup_parent), "cgroups left behind"
     assert _host_network() == network_before, "dockerd changed the host's network"
+
+
+@pytest.fixture(autouse=True)
+def _through_the_runtime(docker: Docker):
+    """Every test's containers were created through the wrapper: dockerd did not fall
+    back to its default runtime (runc)."""
+    before = ARGV_LOG.stat().st_size
+    yield
+    with open(ARGV_LOG) as f:
+        f.seek(before)
+        verbs = [argv[6] for argv in (line.split() for line in f) if len(argv) > 6]
+    assert "create" in verbs, f"the runtime was not called to create: {verbs}"
 
 
 def new_name(prefix: str) -> str:
@@ -298,6 +310,33 @@ def test_default_capabilities_and_cap_add(docker: Docker) -> None:
     bounding = int(plain.stdout.split()[1], 16)
     assert bounding == 0xa80425fb, plain.stdout  # docker's defaults (oci/caps/defaults.go)
     assert int(added.stdout.split()[1], 16) == bounding | (1 << 21), added.stdout
+
+
+def test_volumes_and_security_options(docker: Docker) -> None:
+    """-v (read-write and :ro), --tmpfs, --ulimit, --shm-size, --sysctl, --device and
+    no-new-privileges, as the container sees them."""
+    shared = docker.dir / f"vol-{uuid.uuid4().hex[:8]}"
+    shared.mkdir()
+    (shared / "from-host").write_text("host\n")
+    r = docker("run", "--rm", *RUN_FLAGS, "-v", f"{shared}:/rw", "-v", f"{shared}:/ro:ro",
+               "--tmpfs", "/scratch:size=1m", "--ulimit", "nofile=512:1024",
+               "--shm-size", "8m", "--sysctl", "net.ipv4.ip_unprivileged_port_start=99",
+               "--device", "/dev/null:/dev/other-null", "--security-opt",
+               "no-new-privileges", IMAGE, "sh", "-c",
+               "cat /ro/from-host; echo c > /rw/from-container; touch /ro/x 2>/dev/null;"
+               " echo ro=$?; grep -E ' /scratch | /dev/shm ' /proc/mounts | cut -d' ' -f3,4;"
+               " ulimit -n; ulimit -Hn; cat /proc/sys/net/ipv4/ip_unprivileged_port_start;"
+               " [ -c /dev/other-null ] && echo > /dev/other-null && echo device;"
+               " grep NoNewPrivs /proc/self/status")
+    assert r.returncode == 0, describe(r)
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["host", "ro=1"], describe(r)
+    # /dev/shm (--shm-size) and /scratch (--tmpfs), in either order
+    assert sorted(lines[2:4]) == [f"tmpfs rw,nosuid,nodev,noexec,relatime,size={k}k"
+                                  for k in (1024, 8192)], describe(r)
+    assert lines[4:8] == ["512", "1024", "99", "device"], describe(r)
+    assert lines[8].split() == ["NoNewPrivs:", "1"], describe(r)
+    assert (shared / "from-container").read_text() == "c\n"
 
 
 def test_limits_seen_inside(docker: Docker) -> None:
