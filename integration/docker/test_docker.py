@@ -252,6 +252,12 @@ def test_run_with_terminal(docker: Docker) -> None:
     assert "/dev/pts/0" in r.stdout, describe(r)
 
 
+def test_run_with_stdin(docker: Docker) -> None:
+    r = run(docker.argv("run", "--rm", "-i", *RUN_FLAGS, IMAGE, "sh", "-c",
+                        "tr a-z A-Z; exit 2"), input="piped in\n")
+    assert (r.returncode, r.stdout) == (2, "PIPED IN\n"), describe(r)
+
+
 def test_runtime_from_daemon_json(docker: Docker) -> None:
     cidfile = cid_file(docker)
     r = docker("run", "--rm", "--cidfile", str(cidfile), "--runtime", f"{RUNTIME}-json",
@@ -408,6 +414,17 @@ def test_exec_with_terminal(docker: Docker, sleeper: str) -> None:
     r = in_terminal(docker.argv("exec", "-it", sleeper, "sh", "-c", "tty; sleep 0.5; exit 6"))
     assert r.returncode == 6, describe(r)
     assert "/dev/pts/" in r.stdout, describe(r)
+
+
+def test_exec_with_stdin_and_detached(docker: Docker, sleeper: str) -> None:
+    r = run(docker.argv("exec", "-i", sleeper, "sh", "-c", "cat > /tmp/in; cat /tmp/in"),
+            input="via exec\n")
+    assert (r.returncode, r.stdout) == (0, "via exec\n"), describe(r)
+    docker("exec", "--detach", sleeper, "sh", "-c", "echo detached > /tmp/d", check=True)
+    deadline = time.monotonic() + 30
+    while (r := docker("exec", sleeper, "cat", "/tmp/d")).stdout != "detached\n":
+        assert time.monotonic() < deadline, describe(r)
+        time.sleep(0.1)
 
 
 def test_exec_as_user(docker: Docker, sleeper: str) -> None:
