@@ -197,15 +197,17 @@ def docker(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(autouse=True)
-def _through_the_runtime(docker: Docker):
+def _through_the_runtime(docker: Docker, request: pytest.FixtureRequest):
     """Every test's containers were created through the wrapper: dockerd did not fall
-    back to its default runtime (runc)."""
+    back to its default runtime (runc). (The module's shared container was created
+    before the test: the test's calls into it went through the wrapper.)"""
     before = ARGV_LOG.stat().st_size
     yield
     with open(ARGV_LOG) as f:
         f.seek(before)
         verbs = [argv[6] for argv in (line.split() for line in f) if len(argv) > 6]
-    assert "create" in verbs, f"the runtime was not called to create: {verbs}"
+    expected = "exec" if "shared" in request.fixturenames else "create"
+    assert expected in verbs, f"the runtime was not called to {expected}: {verbs}"
 
 
 def new_name(prefix: str) -> str:
@@ -216,6 +218,15 @@ def new_name(prefix: str) -> str:
 def sleeper(docker: Docker):
     """A detached container running `sleep 1000`, removed afterwards."""
     name = new_name("sleeper")
+    docker("run", "--detach", "--name", name, *RUN_FLAGS, IMAGE, "sleep", "1000", check=True)
+    yield name
+    docker("rm", "--force", name)
+
+
+@pytest.fixture(scope="module")
+def shared(docker: Docker):
+    """One detached `sleep 1000` for the tests that only exec into it."""
+    name = new_name("shared")
     docker("run", "--detach", "--name", name, *RUN_FLAGS, IMAGE, "sleep", "1000", check=True)
     yield name
     docker("rm", "--force", name)
@@ -321,10 +332,10 @@ def test_default_capabilities_and_cap_add(docker: Docker) -> None:
 def test_volumes_and_security_options(docker: Docker) -> None:
     """-v (read-write and :ro), --tmpfs, --ulimit, --shm-size, --sysctl, --device and
     no-new-privileges, as the container sees them."""
-    shared = docker.dir / f"vol-{uuid.uuid4().hex[:8]}"
-    shared.mkdir()
-    (shared / "from-host").write_text("host\n")
-    r = docker("run", "--rm", *RUN_FLAGS, "-v", f"{shared}:/rw", "-v", f"{shared}:/ro:ro",
+    volume = docker.dir / f"vol-{uuid.uuid4().hex[:8]}"
+    volume.mkdir()
+    (volume / "from-host").write_text("host\n")
+    r = docker("run", "--rm", *RUN_FLAGS, "-v", f"{volume}:/rw", "-v", f"{volume}:/ro:ro",
                "--tmpfs", "/scratch:size=1m", "--ulimit", "nofile=512:1024",
                "--shm-size", "8m", "--sysctl", "net.ipv4.ip_unprivileged_port_start=99",
                "--device", "/dev/null:/dev/other-null", "--security-opt",
@@ -342,7 +353,7 @@ def test_volumes_and_security_options(docker: Docker) -> None:
                                   for k in (1024, 8192)], describe(r)
     assert lines[4:8] == ["512", "1024", "99", "device"], describe(r)
     assert lines[8].split() == ["NoNewPrivs:", "1"], describe(r)
-    assert (shared / "from-container").read_text() == "c\n"
+    assert (volume / "from-container").read_text() == "c\n"
 
 
 def test_limits_seen_inside(docker: Docker) -> None:
@@ -401,44 +412,44 @@ def test_detached_logs_and_wait(docker: Docker) -> None:
         docker("rm", "--force", name)
 
 
-def test_exec(docker: Docker, sleeper: str) -> None:
-    r = docker("exec", "-e", "WHO=exec", "-w", "/tmp", sleeper, "sh", "-c",
+def test_exec(docker: Docker, shared: str) -> None:
+    r = docker("exec", "-e", "WHO=exec", "-w", "/tmp", shared, "sh", "-c",
                "echo $WHO $(pwd); [ $(readlink /proc/1/ns/pid) = $(readlink /proc/self/ns/pid) ]"
                " && echo same-pidns; exit 5")
     assert r.returncode == 5, describe(r)
     assert r.stdout.splitlines() == ["exec /tmp", "same-pidns"], describe(r)
 
 
-def test_exec_with_terminal(docker: Docker, sleeper: str) -> None:
+def test_exec_with_terminal(docker: Docker, shared: str) -> None:
     # the sleep: see integration/containerd test_task_exec_with_terminal
-    r = in_terminal(docker.argv("exec", "-it", sleeper, "sh", "-c", "tty; sleep 0.5; exit 6"))
+    r = in_terminal(docker.argv("exec", "-it", shared, "sh", "-c", "tty; sleep 0.5; exit 6"))
     assert r.returncode == 6, describe(r)
     assert "/dev/pts/" in r.stdout, describe(r)
 
 
-def test_exec_with_stdin_and_detached(docker: Docker, sleeper: str) -> None:
-    r = run(docker.argv("exec", "-i", sleeper, "sh", "-c", "cat > /tmp/in; cat /tmp/in"),
+def test_exec_with_stdin_and_detached(docker: Docker, shared: str) -> None:
+    r = run(docker.argv("exec", "-i", shared, "sh", "-c", "cat > /tmp/in; cat /tmp/in"),
             input="via exec\n")
     assert (r.returncode, r.stdout) == (0, "via exec\n"), describe(r)
-    docker("exec", "--detach", sleeper, "sh", "-c", "echo detached > /tmp/d", check=True)
+    docker("exec", "--detach", shared, "sh", "-c", "echo detached > /tmp/d", check=True)
     deadline = time.monotonic() + 30
-    while (r := docker("exec", sleeper, "cat", "/tmp/d")).stdout != "detached\n":
+    while (r := docker("exec", shared, "cat", "/tmp/d")).stdout != "detached\n":
         assert time.monotonic() < deadline, describe(r)
         time.sleep(0.1)
 
 
-def test_exec_as_user(docker: Docker, sleeper: str) -> None:
-    r = docker("exec", "--user", "65534", sleeper, "id", "-u")
+def test_exec_as_user(docker: Docker, shared: str) -> None:
+    r = docker("exec", "--user", "65534", shared, "id", "-u")
     assert (r.returncode, r.stdout) == (0, "65534\n"), describe(r)
 
 
-def test_exec_missing_binary(docker: Docker, sleeper: str) -> None:
-    r = docker("exec", sleeper, "no-such-binary")
+def test_exec_missing_binary(docker: Docker, shared: str) -> None:
+    r = docker("exec", shared, "no-such-binary")
     assert r.returncode == 126, describe(r)  # the docker CLI's code for a failed exec
     assert "OCI runtime exec failed" in r.stdout, describe(r)  # (on stdout, as with runc)
     assert "no-such-binary" in r.stdout, describe(r)
     assert "executable file not found" in r.stdout, describe(r)
-    assert docker.inspect(sleeper, "{{.State.Status}}") == "running"
+    assert docker.inspect(shared, "{{.State.Status}}") == "running"
 
 
 def test_top(docker: Docker, sleeper: str) -> None:
@@ -582,9 +593,9 @@ def test_init_flag(docker: Docker) -> None:
 
 # -- what the shim sent ------------------------------------------------------------------------
 
-def test_argv_shapes(docker: Docker, sleeper: str) -> None:
-    docker("exec", sleeper, "true", check=True)
-    cid = docker.container_id(sleeper)
+def test_argv_shapes(docker: Docker, shared: str) -> None:
+    docker("exec", shared, "true", check=True)
+    cid = docker.container_id(shared)
     lines = docker.runtime_calls(cid)
     verbs = {}
     for argv in lines:
