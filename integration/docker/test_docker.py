@@ -507,6 +507,30 @@ def test_pause_unpause(docker: Docker, sleeper: str) -> None:
     assert "pause" in verbs and "resume" in verbs, verbs
 
 
+def test_stop_then_rm_force_of_paused_containers(docker: Docker) -> None:
+    """A paused container stops (SIGKILL after the timeout: a frozen process takes no
+    SIGTERM) and starts again; `rm -f` of a paused one leaves no state or cgroup."""
+    stopped, removed = new_name("pstop"), new_name("prm")
+    for name in (stopped, removed):
+        docker("run", "--detach", "--name", name, *RUN_FLAGS, IMAGE, "sleep", "1000",
+               check=True)
+        docker("pause", name, check=True)
+    try:
+        docker("stop", "--time", "1", stopped, check=True)
+        assert docker.inspect(stopped, "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
+        docker("start", stopped, check=True)
+        docker("exec", stopped, "true", check=True)
+        cid = docker.container_id(removed)
+        state = docker.state_dir(cid)
+        freezer = cgroup_dir(int(docker.inspect(removed, "{{.State.Pid}}")), "freezer")
+        assert state.is_dir() and (freezer / "freezer.state").read_text().strip() == "FROZEN"
+        docker("rm", "--force", removed, check=True)
+        assert not state.exists(), "rm -f of a paused container left pyruntime's state"
+        assert not freezer.exists(), "rm -f of a paused container left its cgroup"
+    finally:
+        docker("rm", "--force", stopped, removed)
+
+
 def test_update(docker: Docker) -> None:
     name = new_name("update")
     docker("run", "--detach", "--name", name, *RUN_FLAGS, "--memory", "64m",
