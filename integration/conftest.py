@@ -1,4 +1,4 @@
-"""Fixtures of the client suites (integration/containerd, integration/podman); the helpers
+"""Fixtures of the client suites (integration/containerd, podman, docker); the helpers
 are in integration/common/clients.py. Run by `make integration` (integration/run.sh),
 never by `make test`. Root only.
 """

@@ -4,7 +4,8 @@ oci-archive of it, from the host's busybox-static, with nothing but the stdlib.
     python integration/common/busybox_image.py OUT_DIR [NAME]
 
 writes OUT_DIR/layout/ and OUT_DIR/busybox.tar (the archive `ctr images import` and
-`podman load` read) and prints the image name. The index entry carries both names
+`podman load` read) and prints the image name; write_rootfs_tar() gives the same files as
+one plain tarball, for `docker import`. The index entry carries both names
 clients read: io.containerd.image.name (containerd) and org.opencontainers.image.ref.name.
 """
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the client suites (integration/containerd, integration/podman).
+"""Helpers shared by the client suites (integration/containerd, podman, docker).
 
 Run by `make integration` (integration/run.sh), never by `make test`. Root only.
 
