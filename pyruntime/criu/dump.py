@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from pyruntime.criu import options
-from pyruntime.criu.rpc import Swrk, failed, load_rpc
+from pyruntime.criu.rpc import Swrk, check_features, failed, load_rpc
 from pyruntime.errors import Failure
 from pyruntime.state import ContainerState, Store
 
@@ -27,6 +27,7 @@ def checkpoint(store: Store, state: ContainerState, values: dict, criu: str,
 
     spec = load_bundle_config(state.data["bundle"])
     rpc = load_rpc()
+    options.check(values)
     image, work = options.image_dirs(values, create=True)
     pre_dump = bool(values.get("pre_dump"))
     image_fd, work_fd = options.open_dir(image), options.open_dir(work)
@@ -44,13 +45,16 @@ def checkpoint(store: Store, state: ContainerState, values: dict, criu: str,
         if pre_dump:
             opts.track_mem = True
         cgroup = _cgroup(state)
-        v2_root = v2_root_of_host()
         if cgroup is not None:
             opts.freeze_cgroup = _freezer_dir(cgroup)
-        for key, val in options.external_mounts(spec, restoring=False, cgroup_v2_root=v2_root,
-                                                init_pid=state.pid):
-            opts.ext_mnt.add(key=key, val=val)
-        _save_descriptors(state.pid, image)
+        if not pre_dump:  # as runc: a pre-dump only copies memory
+            for key, val in options.external_mounts(spec, restoring=False,
+                                                    init_pid=state.pid):
+                opts.ext_mnt.add(key=key, val=val)
+            _save_descriptors(state.pid, image)
+        check_features(rpc, criu, "checkpoint",
+                       [name for name, on in (("mem_track", pre_dump),
+                                              ("lazy_pages", opts.lazy_pages)) if on])
         req = rpc.criu_req(type=rpc.PRE_DUMP if pre_dump else rpc.DUMP, opts=opts)
         with Swrk(criu, pass_fds=(image_fd, work_fd)) as swrk:
             resp = swrk.call(rpc, req)
@@ -70,15 +74,6 @@ def _cgroup(state: ContainerState):  # cgroups.driver.Driver | None
     from pyruntime.cgroups import from_record
 
     return from_record(state.data.get("cgroup"))
-
-
-def v2_root_of_host() -> str | None:
-    """The host's cgroup2 mount point when the host is pure cgroup v2 (the container's
-    /sys/fs/cgroup is then a cgroup2 mount CRIU treats as external, as runc has it)."""
-    from pyruntime.cgroups.detect import UNIFIED, host
-
-    h = host()
-    return h.v2.mountpoint if h.mode == UNIFIED and h.v2 is not None else None
 
 
 def _freezer_dir(cgroup) -> str:

@@ -25,18 +25,23 @@ def is_bind(m) -> bool:  # spec.model.Mount
     return m.type == "bind" or any(o in ("bind", "rbind") for o in (m.options or []))
 
 
-def external_mounts(spec: Spec, *, restoring: bool, cgroup_v2_root: str | None,
-                    init_pid: int = 0) -> list[tuple[str, str]]:
-    """[(key, value)] of CRIU's ext_mnt: keyed by the destination in the container; the
-    value is the destination again when dumping, the host source when restoring.
+def external_mounts(spec: Spec, *, restoring: bool, init_pid: int = 0) -> list[tuple[str, str]]:
+    """[(key, value)] of CRIU's ext_mnt, as runc declares them: keyed by the destination
+    in the container; the value is the destination again when dumping, the host source
+    when restoring.
+
+    Bind mounts and the device nodes (the defaults and linux.devices: nodes bound from
+    the host in a user namespace are mounts; CRIU ignores the keys of those that are
+    not) are external. The cgroup mount is not: on cgroup v2 it is a real cgroup2 mount
+    CRIU dumps and mounts again in the container's cgroup namespace, as runc leaves it.
     A masked directory is a tmpfs CRIU dumps like any other: only masked files (the
     init's view decides, through /proc/<init_pid>/root) are /dev/null binds."""
+    from pyruntime.plan.devices import DEFAULT_DEVICES
+
     out = []
     for m in spec.mounts:
         if is_bind(m):
             out.append((m.destination, m.source if restoring else m.destination))
-        elif m.type == "cgroup" and cgroup_v2_root is not None:
-            out.append((m.destination, cgroup_v2_root if restoring else m.destination))
     masked = spec.linux.masked_paths if spec.linux else []
     if masked:
         if restoring:
@@ -44,11 +49,25 @@ def external_mounts(spec: Spec, *, restoring: bool, cgroup_v2_root: str | None,
         else:
             out += [(p, "/dev/null") for p in masked
                     if not os.path.isdir(f"/proc/{init_pid}/root{p}")]
+    devices = [d.path for d in (spec.linux.devices if spec.linux else [])]
+    devices += [path for path, *_ in DEFAULT_DEVICES if path not in devices]
+    out += [(path, path) for path in devices]
     return out
 
 
+def check(values: dict) -> None:
+    """Refuse bad --empty-ns and --manage-cgroups-mode values before anything is made."""
+    for name in values.get("empty_ns") or []:
+        if name not in NS_FLAGS:
+            raise Failure(f"--empty-ns: {name!r}: only 'network' is supported (as runc)")
+    mode = values.get("manage_cgroups_mode")
+    if mode and mode not in CG_MODES:
+        raise Failure(f"--manage-cgroups-mode: {mode!r}: must be one of " + ", ".join(CG_MODES))
+
+
 def common(rpc, values: dict, opts) -> None:
-    """The flags checkpoint and restore share."""
+    """The flags checkpoint and restore share (checked by check() first)."""
+    check(values)
     opts.shell_job = bool(values.get("shell_job"))
     opts.tcp_established = bool(values.get("tcp_established"))
     opts.ext_unix_sk = bool(values.get("ext_unix_sk"))
@@ -57,20 +76,14 @@ def common(rpc, values: dict, opts) -> None:
     opts.lazy_pages = bool(values.get("lazy_pages"))
     empty = 0
     for name in values.get("empty_ns") or []:
-        if name not in NS_FLAGS:
-            raise Failure(f"--empty-ns: {name!r}: only 'network' is supported (as runc)")
         empty |= NS_FLAGS[name]
     if empty:
         opts.empty_ns = empty
     mode = values.get("manage_cgroups_mode")
-    if mode:
-        if mode not in CG_MODES:
-            raise Failure(f"--manage-cgroups-mode: {mode!r}: must be one of "
-                          + ", ".join(CG_MODES))
-        if mode == "ignore":
-            opts.manage_cgroups = False
-        else:
-            opts.manage_cgroups_mode = getattr(rpc, CG_MODES[mode])
+    if mode == "ignore":
+        opts.manage_cgroups = False
+    elif mode:
+        opts.manage_cgroups_mode = getattr(rpc, CG_MODES[mode])
 
 
 def image_dirs(values: dict, *, create: bool) -> tuple[str, str]:

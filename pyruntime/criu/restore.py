@@ -43,6 +43,7 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
     from pyruntime.spec.load import load_bundle_config
 
     store.dir(container_id)
+    options.check(values)
     image, work = options.image_dirs(values, create=False)
     bundle = os.path.abspath(bundle)
     spec = load_bundle_config(bundle)
@@ -159,10 +160,7 @@ def _criu_restore(rpc: object, criu: str, criu_root: str, image: str, work: str,
                              manage_cgroups=True, notify_scripts=True,
                              evasive_devices=True, orphan_pts_master=True)
         options.common(rpc, values, opts)
-        from pyruntime.criu.dump import v2_root_of_host
-
-        for key, val in options.external_mounts(spec, restoring=True,
-                                                cgroup_v2_root=v2_root_of_host()):
+        for key, val in options.external_mounts(spec, restoring=True):
             opts.ext_mnt.add(key=key, val=val)
         for fd, name in enumerate(descriptors):
             if isinstance(name, str) and name.startswith("pipe:"):

@@ -49,6 +49,28 @@ def load_rpc():  # the generated module
                   "install the criu package")
 
 
+# what --pre-dump and --lazy-pages need of CRIU (its FEATURE_CHECK names)
+FEATURES = {"mem_track": "--pre-dump needs CRIU's memory change tracking (soft-dirty)",
+            "lazy_pages": "--lazy-pages needs CRIU's lazy pages (userfaultfd)"}
+
+
+def check_features(rpc, criu: str, verb: str, wanted: list[str]) -> None:
+    """As runc: before a request that needs them, ask CRIU (FEATURE_CHECK) for the
+    features in `wanted`. A CRIU that cannot even answer is left to fail on the request
+    itself, whose log then says why."""
+    if not wanted:
+        return
+    req = rpc.criu_req(type=rpc.FEATURE_CHECK,
+                       features=rpc.criu_features(**dict.fromkeys(wanted, True)))
+    with Swrk(criu) as swrk:
+        resp = swrk.call(rpc, req)
+    if not resp.success or not resp.HasField("features"):
+        return
+    missing = [FEATURES[name] for name in wanted if not getattr(resp.features, name)]
+    if missing:
+        raise Failure(f"{verb}: {'; '.join(missing)}, which CRIU does not have here")
+
+
 class CriuError(Failure):
     """CRIU said no: one line with CRIU's own reason and where its log is."""
 
