@@ -304,25 +304,41 @@ def test_argv_shapes(containerd: Containerd, sleeper: str) -> None:
 def test_checkpoint_and_restore(containerd: Containerd) -> None:
     """`ctr c checkpoint --task` (the shim calls pyruntime checkpoint) then `ctr c restore
     --live` into a new container (the shim calls pyruntime restore): the restored task is
-    the dumped one, still running its loop."""
+    the dumped one, still running its loop from where it was dumped: the loop starts at
+    a random multiple of 1000 (a fresh start would pick another one) and goes on from
+    the count it had."""
     cid, restored = new_id("ckpt"), new_id("rest")
     ref = f"checkpoint/{cid}:1"
     containerd.ctr(*containerd.run_args("-d"), IMAGE, cid, "sh", "-c",
-                   "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done",
+                   "i=$(( $(od -An -N2 -tu2 /dev/urandom) * 1000 )); "
+                   "while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done",
                    check=True)
+
+    def count(container: str, exec_id: str) -> int:
+        r = containerd.ctr("task", "exec", "--exec-id", exec_id, container, "cat",
+                           "/tmp/count", timeout=120)
+        assert r.returncode == 0, describe(r)
+        return int(r.stdout)
+
     try:
         containerd.wait_status(cid, "RUNNING")
         time.sleep(1)
         r = containerd.ctr("container", "checkpoint", "--task", "--rw", cid, ref, timeout=600)
         assert r.returncode == 0, describe(r)
+        at_dump = count(cid, "e0")  # --task leaves it running; it counts on
         containerd.remove(cid)
         r = containerd.ctr("container", "restore", "--live", "--rw", restored, ref,
                            timeout=600)
         assert r.returncode == 0, describe(r)
         containerd.wait_status(restored, "RUNNING", timeout=120)
-        r = containerd.ctr("task", "exec", "--exec-id", "e1", restored, "cat", "/tmp/count",
-                           timeout=120)
-        assert r.returncode == 0 and int(r.stdout) > 1, describe(r)  # it counted on
+        first = count(restored, "e1")
+        time.sleep(1)
+        assert count(restored, "e2") > first  # it counts on
+        # the dumped loop's i: at most a few hundred steps from the count read after
+        # the dump (the dumped task counted on until it was removed)
+        assert abs(first - at_dump) < 1000, (at_dump, first)
+        verbs = [line.split() for line in ARGV_LOG.read_text().splitlines()]
+        assert any("checkpoint" in v for v in verbs) and any("restore" in v for v in verbs)
     finally:
         containerd.remove(cid)
         containerd.remove(restored)

@@ -169,15 +169,35 @@ def test_argv_shapes(podman: Podman, sleeper: str) -> None:
     assert "--pid-file" in verbs["exec"]
 
 
+def cgroup_mount(pid: int) -> tuple[str, str]:
+    """(root, fstype) of a container's /sys/fs/cgroup, from its mountinfo."""
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == "/sys/fs/cgroup":
+                return fields[3], fields[fields.index("-") + 1]
+    raise AssertionError(f"no /sys/fs/cgroup in /proc/{pid}/mountinfo")
+
+
 @pytest.mark.criu
 def test_checkpoint_and_restore(podman: Podman) -> None:
     """podman container checkpoint/restore through pyruntime's checkpoint and restore
-    (conmon gives the container pipes): the counter goes on after the restore."""
+    (conmon gives the container pipes): the counter goes on after the restore, in the
+    container's cgroup, seeing the same cgroup mount (podman gives it a cgroup
+    namespace on cgroup v2)."""
     name = new_name("ckpt")
     podman("run", "--detach", "--name", name, *RUN_FLAGS, IMAGE, "sh", "-c",
            "i=0; while :; do echo $i; i=$((i+1)); sleep 0.2; done", check=True)
+
+    def pid() -> int:
+        return int(podman("inspect", "--format", "{{.State.Pid}}", name, check=True).stdout)
+
     try:
         time.sleep(2)
+        before = pid()
+        with open(f"/proc/{before}/cgroup") as f:
+            cgroup = f.read()
+        mount = cgroup_mount(before)
         r = podman("container", "checkpoint", name, timeout=600)
         assert r.returncode == 0, describe(r)
         state = podman("inspect", "--format", "{{.State.Status}}", name, check=True)
@@ -191,6 +211,12 @@ def test_checkpoint_and_restore(podman: Podman) -> None:
         assert numbers.count(0) == 1, numbers  # not started again: restored
         assert numbers == list(range(len(numbers))), numbers
         assert len(numbers) > 12, numbers  # it counted on after the restore
+        after = pid()
+        with open(f"/proc/{after}/cgroup") as f:
+            assert f.read() == cgroup
+        assert cgroup_mount(after) == mount
+        verbs = [line.split() for line in ARGV_LOG.read_text().splitlines()]
+        assert any("checkpoint" in v for v in verbs) and any("restore" in v for v in verbs)
     finally:
         podman("rm", "--force", "--time", "0", name)
 
