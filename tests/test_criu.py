@@ -372,7 +372,7 @@ def test_hooks_on_restore(runtime: Runtime, bundle, pipes, tmp_path: Path) -> No
 def test_tcp_established(runtime: Runtime, bundle, pipes, tmp_path: Path) -> None:
     # CRIU refuses an established connection unless told: its reason reaches the user
     # as one line with its log; --tcp-established reaches CRIU and the dump succeeds
-    b = bundle(["sh", "-c", "nc -l -p 5000 >/dev/null & sleep 1; echo up; "
+    b = bundle(["sh", "-c", "sleep 1000 | nc -l -p 5000 >/dev/null & sleep 1; echo up; "
                 "sleep 1000 | nc 127.0.0.1 5000"])
     pipes.run(runtime, "run", "-d", "--bundle", b, "c1")
     deadline = time.monotonic() + 60
@@ -380,7 +380,13 @@ def test_tcp_established(runtime: Runtime, bundle, pipes, tmp_path: Path) -> Non
         assert time.monotonic() < deadline, pipes.buffer
         if select.select([pipes.stdout_r], [], [], 1)[0]:
             pipes.buffer += os.read(pipes.stdout_r, 4096)
-    time.sleep(1)  # the client connects
+    pid = runtime.state("c1")["pid"]
+    while True:  # the client's connection is established (state 01) in its netns
+        with open(f"/proc/{pid}/net/tcp") as f:
+            if any(line.split()[3] == "01" for line in f.readlines()[1:]):
+                break
+        assert time.monotonic() < deadline, "no established connection"
+        time.sleep(0.5)
     image = tmp_path / "image"
     r = runtime.run("checkpoint", "--image-path", image, "c1", timeout=120)
     assert r.returncode == 1
@@ -413,6 +419,9 @@ def test_user_namespace_container(runtime: Runtime, bundle, pipes, tmp_path: Pat
     before = pipes.numbers(3)
     image = tmp_path / "image"
     pipes.run(runtime, "checkpoint", "--image-path", image, "c1")
+    # CRIU reads the images from inside the user namespace, as its mapped root
+    for p in (image, *image.iterdir()):
+        p.chmod(0o755 if p.is_dir() else 0o644)
     pipes.run(runtime, "restore", "-d", "--image-path", image, "--bundle", b, "c1")
     after = pipes.numbers(3)
     assert after[0] > before[-1] and after[0] <= before[-1] + 3, (before, after)

@@ -306,12 +306,13 @@ def test_checkpoint_and_restore(containerd: Containerd) -> None:
     --live` into a new container (the shim calls pyruntime restore): the restored task is
     the dumped one, still running its loop from where it was dumped: the loop starts at
     a random multiple of 1000 (a fresh start would pick another one) and goes on from
-    the count it had."""
+    the count it had (written by rename: a read never sees it half written)."""
     cid, restored = new_id("ckpt"), new_id("rest")
     ref = f"checkpoint/{cid}:1"
     containerd.ctr(*containerd.run_args("-d"), IMAGE, cid, "sh", "-c",
                    "i=$(( $(od -An -N2 -tu2 /dev/urandom) * 1000 )); "
-                   "while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done",
+                   "while :; do i=$((i+1)); echo $i > /tmp/c; mv /tmp/c /tmp/count; "
+                   "sleep 0.2; done",
                    check=True)
 
     def count(container: str, exec_id: str) -> int:

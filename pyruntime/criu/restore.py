@@ -98,24 +98,14 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
         while unbind:
             unbind.pop()()
 
-    def criu_restore() -> None:
-        restored["pid"] = _criu_restore(rpc, criu, criu_root, image, work, values, spec,
-                                        descriptors, cgroup, records, container_id, bundle)
-
-    def kill() -> None:
-        from pyruntime import children
-
-        children.kill_and_reap(restored["pid"])
-
-    def record() -> None:
-        pid = restored["pid"]
+    def save(pid: int) -> None:
+        """At CRIU's post-restore notification (the tree is restored, not yet resumed),
+        as runc updates its state there: the restored init is recorded before it runs."""
         from pyruntime.procfs import stat_fields
 
         fields = stat_fields(pid)
         if fields is None:
             raise Failure("restore: the restored init exited at once")
-        unbind_root()
-        os.rmdir(criu_root)
         state = ContainerState({
             "id": container_id,
             "pid": pid,
@@ -129,12 +119,30 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
             "cgroup": cgroup.to_record(),
             "hooks": records,
         })
+        restored["pid"] = pid
         store.save(state)
         restored["state"] = state
         if values.get("pid_file"):
             from pyruntime.container import write_pid_file
 
             write_pid_file(values["pid_file"], pid)
+
+    def criu_restore() -> None:
+        pid = _criu_restore(rpc, criu, criu_root, image, work, values, spec, descriptors,
+                            cgroup, records, container_id, bundle, save)
+        restored["pid"] = pid
+        if "state" not in restored:  # a CRIU that sent no post-restore
+            save(pid)
+
+    def kill() -> None:
+        from pyruntime import children
+
+        if restored.get("pid"):
+            children.kill_and_reap(restored["pid"])
+
+    def record() -> None:
+        unbind_root()
+        os.rmdir(criu_root)
 
     steps.run([
         steps.Step("reserve", reserve, lambda: store.remove(container_id)),
@@ -149,7 +157,7 @@ def restore(store: Store, container_id: str, bundle: str, values: dict, criu: st
 
 def _criu_restore(rpc: object, criu: str, criu_root: str, image: str, work: str,
                   values: dict, spec: Spec, descriptors: list, cgroup: Driver, records: dict,
-                  container_id: str, bundle: str) -> int:
+                  container_id: str, bundle: str, on_restored: Callable[[int], None]) -> int:
     """Have `criu swrk`, put into the container's cgroups, restore the tree on criu_root;
     return its init's pid."""
     restored: dict = {}
@@ -171,7 +179,7 @@ def _criu_restore(rpc: object, criu: str, criu_root: str, image: str, work: str,
                 opts.cg_root.add(ctrl=ctrl, path=path)
             req = rpc.criu_req(type=rpc.RESTORE, opts=opts)
             on_notify = _notifications(records, container_id, bundle, spec.annotations,
-                                       values.get("console_socket"), restored)
+                                       values.get("console_socket"), restored, on_restored)
             resp = swrk.call(rpc, req, on_notify)
     finally:
         os.close(image_fd)
@@ -222,9 +230,11 @@ def _bind_root_privately(rootfs: str, criu_root: str) -> Callable[[], None]:
 
 
 def _notifications(records: dict, container_id: str, bundle: str, annotations: dict,
-                   console_socket: str | None, restored: dict):
+                   console_socket: str | None, restored: dict,
+                   on_restored: Callable[[int], None]):
     """What runc does at CRIU's notify points: the prestart and createRuntime hooks once
-    the namespaces exist, the pty master to the console socket, the new pid."""
+    the namespaces exist, the pty master to the console socket, the state with the new
+    pid once the tree is restored."""
 
     def on_notify(script: str, pid: int, fds: list[int]) -> None:
         if script == "setup-namespaces" and records:
@@ -244,5 +254,6 @@ def _notifications(records: dict, container_id: str, bundle: str, annotations: d
                 socket.send_fds(s, [b"/dev/ptmx"], [fds[0]])
         elif script == "post-restore":
             restored["pid"] = pid
+            on_restored(pid)
 
     return on_notify
