@@ -338,3 +338,75 @@ def test_run_image_waits_for_the_store_lock(tmp_path: Path, runtime: Runtime) ->
     assert proc.returncode == 0, err
     assert out == "3" * 200
     assert_no_trace(runtime, c1)
+
+
+@pytest.mark.parametrize("args", [["true"], ["/bin/busybox", "sleep", "1000"]],
+                         ids=["exits", "runs"])
+def test_run_image_killed_at_any_instant(tmp_path: Path, runtime: Runtime, args) -> None:
+    """SIGKILL a cold `run --image --rm` at a sweep of instants across its whole life
+    (reserving the id, making the bundle and its overlay, create, start, the process
+    running or exited, the deletion): after each, `delete --force ID` clears everything
+    (no process, cgroup, mount, state dir, bundle dir, bundle registration) and the
+    store's layers are again free for a prune."""
+    import itertools
+    import os
+    import random
+    import signal
+
+    from support.cgroups import find_cgroups
+    from support.leftovers import wait_for_no_leftovers
+
+    c1 = cid(runtime)
+    tiny = build(tmp_path, runtime, tag="tiny", layers=[busybox_layer()])
+    ok(runtime, "image", "load", f"oci:{tiny.path}:tiny")
+    argv = [sys.executable, "-m", "pyruntime", "--root", str(runtime.root), "--image-root",
+            str(runtime.image_root), "run", "--image", "tiny", "--rm", c1, "--", *args]
+    # how long a whole run takes here (to the process running, for "runs"): the sweep
+    # spreads over that, and a little past it
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    if args == ["true"]:
+        assert proc.wait(timeout=120) == 0
+    else:
+        while not (runtime.root / c1 / "state.json").exists() or mounts_under(runtime.root) == []:
+            assert proc.poll() is None and time.monotonic() - t0 < 120
+            time.sleep(0.01)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    span = time.monotonic() - t0
+    ok(runtime, "delete", "--force", c1)
+    registrations = runtime.image_root / "bundles"
+    # eleven even offsets, then random ones until a kill has caught the overlay mounted
+    # (the instant the store's layers are in use by a bundle not yet in any state)
+    offsets = [span * i / 9 for i in range(11)]
+    caught_mounted = False
+    for i in itertools.count():
+        if i < len(offsets):
+            delay = offsets[i]
+        elif caught_mounted or i >= 40:
+            break
+        else:
+            delay = random.uniform(0, span)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        caught_mounted |= proc.returncode == -signal.SIGKILL and bool(mounts_under(runtime.root))
+        result = runtime.run("delete", "--force", c1, timeout=60)
+        # killed before the id was reserved: there is nothing to delete
+        assert result.returncode == 0 or "does not exist" in result.stderr, describe(result)
+        left = wait_for_no_leftovers(runtime.workdir, runtime.token, None, runtime.root,
+                                     grace=10)
+        assert not left, (delay, left.report())
+        assert find_cgroups(runtime.token) == [], delay
+        assert_no_trace(runtime, c1)
+        ok(runtime, "image", "prune")  # drops registrations of bundles that are gone
+        assert not registrations.is_dir() or list(registrations.iterdir()) == [], delay
+    assert caught_mounted, "no kill landed while the overlay was mounted"
+    # nothing holds the layers: forgetting the image lets a prune empty the store
+    ok(runtime, "image", "rm", "tiny")
+    ok(runtime, "image", "prune")
+    assert layer_dirs(runtime) == {}
