@@ -95,7 +95,11 @@ def test_pull_run_inspect_and_pull_again(tmp_path: Path, runtime: Runtime, regis
     b, img = layout(tmp_path, runtime)
     registry.push(f"oci:{b.path}:v1", "team/sample:v1")
     name = f"{registry.host}/team/sample:v1"
-    assert ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}") == name + "\n"
+    result = runtime.run("image", "pull", "--tls-verify=false", f"docker://{name}",
+                         timeout=120)
+    # stdout is not a terminal: the name alone, and no progress anywhere
+    assert (result.returncode, result.stdout, result.stderr) == (0, name + "\n", ""), \
+        describe(result)
     # the store is where --image-root says, and nothing of it under --root
     files = store_files(runtime.image_root)
     assert sorted(files["layers/sha256"]) == sorted(hexd(la.diff_id) for la in img.layers)
@@ -123,6 +127,52 @@ def test_pull_run_inspect_and_pull_again(tmp_path: Path, runtime: Runtime, regis
     assert ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}") == name + "\n"
     assert registry.blob_gets(mark) == []
     assert any("/manifests/v1" in path for _, path, _ in registry.requests(mark))
+
+
+def test_pull_by_digest_and_shared_layers(tmp_path: Path, runtime: Runtime,
+                                          registry) -> None:
+    """A manifest by digest names the image `HOST:PORT/NAME@sha256:...` (as given), which
+    run --image and inspect take; a later image sharing its base layer fetches only its
+    own layer and config."""
+    b, one = layout(tmp_path, runtime)
+    config = {"Cmd": ["/bin/sh"], "Env": [f"{TOKEN_VAR}={runtime.token}"]}
+    two = b.image([sample_layers()[0], [F("two", b"second\n")]], config=config)
+    b.tag(two.descriptor, "v2")
+    registry.push(f"oci:{b.path}:v1", "team/s:v1")
+    registry.push(f"oci:{b.path}:v2", "team/s:v2")
+    assert one.layers[0].digest == two.layers[0].digest  # the shared base
+    name = f"{registry.host}/team/s@{one.manifest_digest}"
+    mark = registry.mark()
+    assert ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}") == name + "\n"
+    assert any(f"/manifests/{one.manifest_digest}" in path
+               for _, path, _ in registry.requests(mark))
+    assert ok(runtime, "image", "ls", "-q") == name + "\n"
+    assert ok(runtime, "run", "--image", name, "--rm", cid(runtime), "--", "cat",
+              "/etc/conf") == "3" * 200
+    report = json.loads(ok(runtime, "image", "inspect", "--format", "json", name))
+    assert [la["wasted_bytes"] for la in report["layers"]] == WASTE
+    # v2: its config and its second layer, nothing of the base
+    mark = registry.mark()
+    name2 = f"{registry.host}/team/s:v2"
+    ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name2}")
+    assert sorted(registry.blob_gets(mark)) == sorted(
+        [(two.config_digest, 200), (two.layers[1].digest, 200)])
+    assert ok(runtime, "run", "--image", name2, "--rm", cid(runtime), "--", "cat", "/two") \
+        == "second\n"
+    # the registry's copy of v2's manifest altered (still valid JSON): by digest, the
+    # content is checked, one line, nothing kept
+    data = registry.blob_data(two.manifest_digest)
+    raw = data.read_bytes()
+    size = str(len(two.layers[1].blob)).encode()
+    assert raw.count(b'"size": ' + size + b"}") == 1
+    data.write_bytes(raw.replace(b'"size": ' + size + b"}", b'"size": ' + size + b"0}"))
+    ok(runtime, "image", "rm", name2)
+    ok(runtime, "image", "prune")
+    before = store_files(runtime.image_root)
+    line = fails(runtime, "image", "pull", "--tls-verify=false",
+                 f"docker://{registry.host}/team/s@{two.manifest_digest}")
+    assert "does not match its digest" in line and two.manifest_digest in line, line
+    assert store_files(runtime.image_root) == before
 
 
 def test_blobs_through_redirects(tmp_path: Path, runtime: Runtime, registry) -> None:
@@ -248,6 +298,18 @@ def test_token_auth(tmp_path: Path, runtime: Runtime) -> None:
         tokens.issued.clear()
         ok(runtime, "image", "pull", "--tls-verify=false", "--creds", "bob:pa55", ref)
         assert tokens.issued == ["repository:tok/img:pull"]
+        # the same flow with the credentials of an auth.json (podman's, skopeo's format)
+        authfile = tmp_path / "auth.json"
+        for password, good in (("wrong", False), ("pa55", True)):
+            token = base64.b64encode(f"bob:{password}".encode()).decode()
+            authfile.write_text(json.dumps({"auths": {reg.host: {"auth": token}}}))
+            tokens.issued.clear()
+            args = ("image", "pull", "--tls-verify=false", "--authfile", str(authfile), ref)
+            if good:
+                ok(runtime, *args)
+                assert tokens.issued == ["repository:tok/img:pull"]
+            else:
+                assert tokens.realm in fails(runtime, *args) and tokens.issued == []
         assert ok(runtime, "run", "--image", f"{reg.host}/tok/img:v1", "--rm", cid(runtime), "--",
                   "cat", "/who") == "bob\n"
         tokens.issued.clear()
