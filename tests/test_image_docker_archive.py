@@ -88,6 +88,59 @@ def test_docker_save_archive(tmp_path: Path, runtime: Runtime) -> None:
     assert len(list((runtime.image_root / "layers" / "sha256").iterdir())) == 3  # base once
 
 
+def docker25_save(path: Path, repotag: str, tars: list[bytes], config: dict) -> None:
+    """A tar laid out as `docker save` writes it since docker 25: an OCI layout
+    (oci-layout, index.json, blobs/sha256/<hex>, layers uncompressed) plus the legacy
+    manifest.json whose Config and Layers name those blobs."""
+    files: dict[str, bytes] = {}
+
+    def blob(data: bytes) -> dict:
+        hexd = hashlib.sha256(data).hexdigest()
+        files[f"blobs/sha256/{hexd}"] = data
+        return {"digest": f"sha256:{hexd}", "size": len(data)}
+
+    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]
+    cfg = blob(json.dumps(dict(config, architecture="amd64", os="linux",
+                               rootfs={"type": "layers", "diff_ids": diff_ids})).encode())
+    layers = [blob(t) for t in tars]
+    manifest = blob(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **cfg},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **la}
+                   for la in layers]}).encode())
+    files["oci-layout"] = b'{"imageLayoutVersion": "1.0.0"}'
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+         "annotations": {"io.containerd.image.name": f"docker.io/library/{repotag}",
+                         "org.opencontainers.image.ref.name": repotag.partition(":")[2]}}]
+    }).encode()
+    files["manifest.json"] = json.dumps([{
+        "Config": "blobs/" + cfg["digest"].replace(":", "/"), "RepoTags": [repotag],
+        "Layers": ["blobs/" + la["digest"].replace(":", "/") for la in layers],
+    }]).encode()
+    with tarfile.open(path, "w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_docker25_save_archive(tmp_path: Path, runtime: Runtime) -> None:
+    """Docker 25's layout; the same (empty) layer twice, as a Dockerfile's ENV/WORKDIR
+    steps make, is one blob named twice."""
+    env = {"Cmd": ["/bin/cat", "/which"], "Env": [f"{TOKEN_VAR}={runtime.token}"]}
+    empty = layer_tar([])
+    tars = [layer_tar(busybox_layer()), empty, layer_tar([F("which", b"new\n")]), empty]
+    archive = tmp_path / "saved25.tar"
+    docker25_save(archive, "new:25", tars, {"config": env})
+    assert ok(runtime, "image", "load", f"docker-archive:{archive}") == "new:25\n"
+    assert ok(runtime, "run", "--image", "new:25", "--rm", cid(runtime)) == "new\n"
+    assert len(list((runtime.image_root / "layers" / "sha256").iterdir())) == 3
+    # the same archive by NAME:TAG, and the docker.io spelling of it
+    assert ok(runtime, "image", "load", f"docker-archive:{archive}:docker.io/library/new:25") \
+        == "new:25\n"
+
+
 def test_tampered_archive_leaves_nothing(tmp_path: Path, runtime: Runtime) -> None:
     archive = tmp_path / "bad.tar"
     docker_save(archive, [("bad:1", [layer_tar(busybox_layer())], {})], bad_config_name=True)
@@ -157,3 +210,29 @@ def test_image_root_option_env_and_refusal(tmp_path: Path, runtime: Runtime) -> 
     assert result.stderr == (f"pyruntime: --image-root {inside}: must not be inside the "
                              f"state root {runtime.root}\n")
     assert not inside.exists()
+
+
+def test_default_image_root_is_var_lib_pyruntime(tmp_path: Path, runtime: Runtime) -> None:
+    """Neither option nor environment: the store is /var/lib/pyruntime (on disk, kept
+    across reboots).  Shown in a private mount namespace whose /var/lib is a directory of
+    this test, so the host's store is never touched; cold (a server's worker would run
+    in the server's mount namespace)."""
+    import os
+    import shlex
+
+    archive = tmp_path / "one.tar"
+    docker_save(archive, [("one:1", [layer_tar(busybox_layer())], {})])
+    fake = tmp_path / "var-lib"
+    fake.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYRUNTIME_IMAGE_ROOT", "PYRUNTIME_SERVE_SOCKET")}
+    verb = shlex.join([sys.executable, "-m", "pyruntime", "--root", str(runtime.root),
+                       "image", "load", f"docker-archive:{archive}"])
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f"mount --bind {shlex.quote(str(fake))} /var/lib && exec {verb}"],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "one:1\n", describe(result)
+    assert len(list((fake / "pyruntime" / "layers" / "sha256").iterdir())) == 1
+    assert (fake / "pyruntime" / "images").is_dir()
+    assert not (runtime.root / "images").exists()

@@ -200,6 +200,20 @@ def image_config_to_spec(
 # -- bundles -------------------------------------------------------------------------
 
 
+def top_first_unique(layers: list[str]) -> list[str]:
+    """The image's layers top-most first, each once: overlayfs refuses a lowerdir list
+    naming one directory twice (ELOOP), and images do repeat a layer (the same empty
+    layer after each ENV or WORKDIR of some builders).  Keeping only the top-most copy
+    gives the same tree: that copy re-applies every path the lower ones hold."""
+    seen: set[str] = set()
+    out = []
+    for lid in reversed(layers):
+        if lid not in seen:
+            seen.add(lid)
+            out.append(lid)
+    return out
+
+
 def create_bundle(
     store: Any, name: str, bundle_dir: str | os.PathLike[str], args: list[str] | None = None
 ) -> dict[str, Any]:
@@ -219,7 +233,7 @@ def create_bundle(
                 raise ImageError(
                     f"image {name!r}: layer {lid} is missing from the store; load the image again"
                 )
-        lowers = [store.layer_diff(lid) for lid in reversed(rec["layers"])]
+        lowers = [store.layer_diff(lid) for lid in top_first_unique(rec["layers"])]
         spec = image_config_to_spec(rec["config"], lowers, args)
         bdir.mkdir(parents=True, exist_ok=True)
         for sub in ("rootfs", "upper", "work"):
