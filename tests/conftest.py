@@ -162,6 +162,22 @@ def _served_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_default_image_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A verb run without --image-root (a test that builds its own command line) uses
+    $PYRUNTIME_IMAGE_ROOT: point it into the session's tmp dir, never at the host's store
+    (/var/lib/pyruntime).  A served worker takes the client's environment, so the same
+    holds through `pyruntime serve`."""
+    if os.environ.get("PYRUNTIME_IMAGE_ROOT"):
+        yield
+        return
+    os.environ["PYRUNTIME_IMAGE_ROOT"] = str(tmp_path_factory.mktemp("default-image-root"))
+    try:
+        yield
+    finally:
+        del os.environ["PYRUNTIME_IMAGE_ROOT"]
+
+
 @pytest.fixture
 def runtime(tmp_path: Path, test_token: str) -> Runtime:
     root = tmp_path / "root"
