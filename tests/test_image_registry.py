@@ -190,18 +190,34 @@ def test_blobs_through_redirects(tmp_path: Path, runtime: Runtime, registry) -> 
         == "redirect\n"
 
 
+@pytest.mark.parametrize("how", ["layer", "config", "short", "long"])
 def test_tampered_blob_is_refused_and_nothing_kept(tmp_path: Path, runtime: Runtime,
-                                                   registry) -> None:
+                                                   registry, how: str) -> None:
+    """A blob in the registry's storage altered after the push (a byte flipped in a layer
+    or in the config; a layer cut short or made longer): the pull fails with one line
+    naming that digest, and the store keeps nothing (no layer, blob, record, download or
+    temp file), even of the other layers, which verified."""
     b, img = layout(tmp_path, runtime)
     registry.push(f"oci:{b.path}:v1", "sample:v1")
-    bad = img.layers[1].digest
+    bad = img.config_digest if how == "config" else img.layers[1].digest
     data = registry.blob_data(bad)
     blob = bytearray(data.read_bytes())
-    blob[len(blob) // 2] ^= 0xFF  # same size, other content
+    if how == "short":
+        del blob[-10:]
+    elif how == "long":
+        blob += b"\0" * 10
+    else:
+        blob[len(blob) // 2] ^= 0xFF  # same size, other content
     data.write_bytes(bytes(blob))
     line = fails(runtime, "image", "pull", "--tls-verify=false",
                  f"docker://{registry.host}/sample:v1")
-    assert bad in line and "does not match its digest" in line
+    assert bad in line, line
+    if how in ("layer", "config"):
+        assert "does not match its digest" in line, line
+    elif how == "short":
+        assert f"ends at byte {len(blob)}, its descriptor says {len(blob) + 10}" in line, line
+    else:
+        assert f"larger than the {len(blob) - 10} bytes" in line, line
     assert ok(runtime, "image", "ls", "-q") == ""
     files = store_files(runtime.image_root)
     assert files == {}, files  # no layer, blob, record, download or temp file

@@ -240,13 +240,16 @@ class _Fetcher:
                 raise Cancelled(f"layer {digest}: cancelled")
             resp = self.registry.get_blob(self.repository, digest, have)
             try:
-                if resp.status == 416 or (resp.status == 200 and have):
-                    # no resume: start over (a 416 answers a range past the end)
+                if resp.status == 416:
+                    # no byte at `have` < size: the registry's copy is shorter than the
+                    # descriptor says (starting over would only fetch the same again)
+                    raise BadBlob(f"layer {digest}: the registry's copy ends at byte {have}, "
+                                  f"its descriptor says {size} bytes")
+                if resp.status == 200 and have:
+                    # the registry ignored the range: start over
                     f.seek(0)
                     f.truncate()
                     h, have = hashlib.sha256(), 0
-                    if resp.status == 416:
-                        continue
                 elif resp.status == 206 and not _range_starts_at(resp, have):
                     raise ImageError(f"layer {digest}: the registry answered the wrong range "
                                      f"({resp.headers.get('Content-Range')})")
