@@ -410,3 +410,45 @@ def test_run_image_killed_at_any_instant(tmp_path: Path, runtime: Runtime, args)
     ok(runtime, "image", "rm", "tiny")
     ok(runtime, "image", "prune")
     assert layer_dirs(runtime) == {}
+
+
+def test_prune_races_run_image(tmp_path: Path, runtime: Runtime) -> None:
+    """`run --image` over and over while another process forgets the image, prunes and
+    loads it again: each run either works or finds no image (one line); none fails for
+    a layer pruned from under it, and nothing is left."""
+    import threading
+
+    tiny = build(tmp_path, runtime, tag="tiny", layers=[busybox_layer([F("x", b"x\n")])])
+    ok(runtime, "image", "load", f"oci:{tiny.path}:tiny")
+    stop = threading.Event()
+    churn_errors: list[str] = []
+
+    def churn() -> None:
+        while not stop.is_set():
+            for args in (["image", "rm", "tiny"], ["image", "prune"],
+                         ["image", "load", f"oci:{tiny.path}:tiny"]):
+                result = runtime.run(*args, timeout=120)
+                if result.returncode != 0:
+                    churn_errors.append(describe(result))
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    outcomes = []
+    try:
+        for n in range(12):
+            # the file is read a while after the mount: a prune in between would show
+            result = runtime.run("run", "--image", "tiny", "--rm", cid(runtime, n), "--",
+                                 "/bin/busybox", "sh", "-c", "sleep 1; cat /x", timeout=120)
+            if result.returncode == 0:
+                assert result.stdout == "x\n", describe(result)
+                outcomes.append("ran")
+            else:
+                assert result.stderr == "pyruntime: no image named 'tiny' " \
+                    "(see `pyruntime image ls`)\n", describe(result)
+                outcomes.append("no image")
+            assert_no_trace(runtime, cid(runtime, n))
+    finally:
+        stop.set()
+        thread.join()
+    assert churn_errors == []
+    assert "ran" in outcomes, outcomes
