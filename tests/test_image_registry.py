@@ -413,6 +413,100 @@ def test_pull_killed_then_repeated(tmp_path: Path, runtime: Runtime, registry) -
                            str(len(bigs[0]) + len(bigs[1])), "total"]
 
 
+class RangeIgnoringFront:
+    """An HTTP front for a registry (GET and HEAD) that drops the Range header: a
+    registry without range support, answering 200 and the whole blob."""
+
+    def __init__(self, registry_port: int) -> None:
+        import http.server
+        import threading
+        import urllib.error
+        import urllib.request
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _serve(self, head: bool) -> None:
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{registry_port}{self.path}",
+                    method="HEAD" if head else "GET",
+                    headers={k: v for k, v in self.headers.items()
+                             if k.lower() not in ("host", "range")})
+                try:
+                    resp = urllib.request.urlopen(req, timeout=60)
+                except urllib.error.HTTPError as e:
+                    resp = e
+                body = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.headers.items():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding",
+                                         "accept-ranges"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:  # http.server's name
+                self._serve(False)
+
+            def do_HEAD(self) -> None:  # http.server's name
+                self._serve(True)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("part", ["prefix", "garbage"])
+def test_resume_without_ranges_and_from_a_bad_part(tmp_path: Path, runtime: Runtime,
+                                                   registry, part: str) -> None:
+    """A part left by an earlier pull (its blob's first bytes, or bytes from elsewhere):
+    a registry without ranges sends the whole blob, which replaces the part; one with
+    ranges resumes, and when the result does not verify, the part is what was wrong:
+    fetched once more from nothing, the pull works."""
+    b, img = layout(tmp_path, runtime, layers=[busybox_layer([F("r", b"resumed\n")])])
+    registry.push(f"oci:{b.path}:v1", "res:v1")
+    layer = img.layers[0]
+    downloads = runtime.image_root / "downloads"
+
+    def plant() -> None:
+        downloads.mkdir(parents=True, exist_ok=True)
+        half = len(layer.blob) // 2
+        data = layer.blob[:half] if part == "prefix" else os.urandom(half)
+        (downloads / (hexd(layer.digest) + ".part")).write_bytes(data)
+
+    plant()
+    front = RangeIgnoringFront(registry.port)
+    try:
+        mark = registry.mark()
+        name = f"{front.host}/res:v1"
+        ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}")
+    finally:
+        front.stop()
+    assert registry.blob_gets(mark).count((layer.digest, 200)) == 1
+    assert ok(runtime, "run", "--image", name, "--rm", cid(runtime), "--", "cat", "/r") \
+        == "resumed\n"
+    # straight from the registry, which honours ranges
+    ok(runtime, "image", "rm", name)
+    ok(runtime, "image", "prune")
+    plant()
+    mark = registry.mark()
+    name = f"{registry.host}/res:v1"
+    ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}")
+    gets = [g for g in registry.blob_gets(mark) if g[0] == layer.digest]
+    assert gets == ([(layer.digest, 206)] if part == "prefix"
+                    else [(layer.digest, 206), (layer.digest, 200)]), gets
+    assert store_files(runtime.image_root).get("downloads") is None
+    assert ok(runtime, "run", "--image", name, "--rm", cid(runtime), "--", "cat", "/r") \
+        == "resumed\n"
+
+
 def test_progress_on_a_terminal_only(tmp_path: Path, runtime: Runtime, registry) -> None:
     import pty
 

@@ -223,6 +223,20 @@ class _Fetcher:
                 os.close(fd)
 
     def _download(self, f: BinaryIO, digest: str, size: int) -> None:
+        resumed = os.fstat(f.fileno()).st_size > 0
+        try:
+            self._fetch_into(f, digest, size)
+        except BadBlob:
+            if not resumed:
+                raise
+            # the part an earlier pull left (from another registry, a disk error) may be
+            # what is wrong, not this registry's blob: once more, from nothing
+            f.seek(0)
+            f.truncate()
+            self._fetch_into(f, digest, size)
+
+    def _fetch_into(self, f: BinaryIO, digest: str, size: int) -> None:
+        """Resume from what ``f`` holds; verify size and digest at the end."""
         h = hashlib.sha256()
         have = 0
         while chunk := f.read(1 << 20):  # what an interrupted pull left: hash it again
