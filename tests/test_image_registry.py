@@ -273,10 +273,13 @@ def test_basic_auth(tmp_path: Path, runtime: Runtime) -> None:
         assert "401" in fails(runtime, "image", "pull", "--tls-verify=false",
                               "--creds", "alice:wrong", ref)
         assert store_files(runtime.image_root).get("layers/sha256") is None
-        # auth.json as podman and skopeo write it
+        # auth.json as skopeo (and podman, the same code) writes it: `skopeo login`
         authfile = tmp_path / "auth.json"
+        subprocess.run(["skopeo", "login", "--tls-verify=false", "--authfile", str(authfile),
+                        "-u", "alice", "-p", "s3cret", reg.host], check=True,
+                       capture_output=True, timeout=120)
         token = base64.b64encode(b"alice:s3cret").decode()
-        authfile.write_text(json.dumps({"auths": {reg.host: {"auth": token}}}))
+        assert json.loads(authfile.read_text())["auths"][reg.host]["auth"] == token
         ok(runtime, "image", "pull", "--tls-verify=false", "--authfile", str(authfile), ref)
         ok(runtime, "image", "rm", f"{reg.host}/private/img:v1")
         ok(runtime, "image", "prune")
@@ -339,6 +342,28 @@ def test_token_auth(tmp_path: Path, runtime: Runtime) -> None:
     finally:
         reg.stop()
         tokens.stop()
+
+
+def test_tls_verify(tmp_path: Path, runtime: Runtime) -> None:
+    """A registry on HTTPS only, its certificate self-signed: refused by default (one line
+    naming TLS), pulled with --tls-verify=false (over HTTPS: the registry speaks nothing
+    else)."""
+    require_tools()
+    reg = Registry(tmp_path / "registry", tls=True)
+    try:
+        b, _ = layout(tmp_path, runtime, layers=[busybox_layer([F("tls", b"yes\n")])])
+        reg.push(f"oci:{b.path}:v1", "sec:v1")
+        ref = f"docker://{reg.host}/sec:v1"
+        line = fails(runtime, "image", "pull", ref)
+        assert "TLS" in line and "certificate verify failed" in line, line
+        assert line.endswith("(--tls-verify=false accepts any certificate, or plain HTTP)")
+        assert not runtime.image_root.exists()
+        ok(runtime, "image", "pull", "--tls-verify=false", ref)
+        assert any("/blobs/" in path for _, path, _ in reg.requests())
+        assert ok(runtime, "run", "--image", f"{reg.host}/sec:v1", "--rm", cid(runtime), "--",
+                  "cat", "/tls") == "yes\n"
+    finally:
+        reg.stop()
 
 
 def test_push_then_pull_elsewhere(tmp_path: Path, runtime: Runtime, registry) -> None:
@@ -548,7 +573,7 @@ def test_bad_pulls_leave_nothing(tmp_path: Path, runtime: Runtime, registry) -> 
     host = registry.host
     cases = [
         (["--tls-verify=false", f"docker://127.0.0.1:{free_port()}/x:v1"], "refused"),
-        ([f"docker://{host}/ok:v1"], "--tls-verify=false for plain HTTP"),
+        ([f"docker://{host}/ok:v1"], "(--tls-verify=false accepts any certificate, or plain HTTP)"),
         (["--tls-verify=false", f"docker://{host}/ok:nope"], f"{host}/ok:nope: not found"),
         (["--tls-verify=false", f"docker://{host}/ok@sha256:{'0' * 64}"], "not found"),
         (["--tls-verify=false", f"docker://{host}/Bad/Name"], "bad repository name"),

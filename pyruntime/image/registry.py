@@ -187,7 +187,8 @@ class Registry:
             except urllib3.exceptions.HTTPError as e:
                 if isinstance(e, urllib3.exceptions.SSLError) or isinstance(
                         getattr(e, "reason", None), urllib3.exceptions.SSLError):
-                    hint = " (--tls-verify=false for plain HTTP)" if self.tls_verify else ""
+                    hint = (" (--tls-verify=false accepts any certificate, or plain HTTP)"
+                            if self.tls_verify else "")
                     raise ImageError(f"{what}: TLS: {_reason(e)}{hint}") from e
                 raise ImageError(f"{what}: {_reason(e)}") from e
             if resp.status != 401 or attempt:

@@ -46,7 +46,7 @@ class Registry:
     """One docker-registry process; ``host`` is 127.0.0.1:PORT."""
 
     def __init__(self, workdir: Path, htpasswd: tuple[str, str] | None = None,
-                 token: dict[str, str] | None = None) -> None:
+                 token: dict[str, str] | None = None, tls: bool = False) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.storage = self.dir / "storage"
@@ -62,12 +62,20 @@ class Registry:
             auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {self.dir / 'htpasswd'}\n"
         elif token:
             auth = "auth:\n  token:\n" + "".join(f"    {k}: {v}\n" for k, v in token.items())
+        tls_config = ""
+        if tls:  # HTTPS only, with a self-signed certificate (no client trusts it)
+            key, cert = self.dir / "tls.key", self.dir / "tls.crt"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                            "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+                            str(cert)], check=True, capture_output=True)
+            tls_config = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
         config = (
             "version: 0.1\n"
             "log:\n  level: info\n  accesslog:\n    disabled: false\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n"
             "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n"
+            f"http:\n  addr: {self.host}\n" + tls_config
             + auth
         )
         (self.dir / "config.yml").write_text(config)
