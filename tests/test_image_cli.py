@@ -452,3 +452,83 @@ def test_prune_races_run_image(tmp_path: Path, runtime: Runtime) -> None:
         thread.join()
     assert churn_errors == []
     assert "ran" in outcomes, outcomes
+
+
+def test_image_bundle_killed_at_any_instant(tmp_path: Path, runtime: Runtime) -> None:
+    """SIGKILL `image bundle --mount` at a sweep of instants: what it leaves is either a
+    bundle `image unbundle` removes (mount, upper layer, registration, dir), or no mount
+    and no bundle file, so that `image bundle` to the same DIR works again."""
+    import os
+    import signal
+
+    tiny = build(tmp_path, runtime, tag="tiny", layers=[busybox_layer()])
+    ok(runtime, "image", "load", f"oci:{tiny.path}:tiny")
+    d = tmp_path / "b"
+    argv = [sys.executable, "-m", "pyruntime", "--root", str(runtime.root), "--image-root",
+            str(runtime.image_root), "image", "bundle", "--mount", "tiny", str(d)]
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, capture_output=True,
+                   timeout=120)
+    span = time.monotonic() - t0
+    ok(runtime, "image", "unbundle", str(d))
+    registrations = runtime.image_root / "bundles"
+    for i in range(12):
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(span * i / 10)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if (d / "bundle.json").exists():
+            ok(runtime, "image", "unbundle", str(d))
+        else:
+            assert mounts_under(d) == [], i
+            if d.exists():  # the same DIR takes a bundle again, which then goes
+                ok(runtime, "image", "bundle", "--mount", "tiny", str(d))
+                ok(runtime, "image", "unbundle", str(d))
+        assert not d.exists() and mounts_under(d) == [], i
+        ok(runtime, "image", "prune")
+        assert not registrations.is_dir() or list(registrations.iterdir()) == [], i
+
+
+BUNDLE_STEPS = ["bundle:dirs", "bundle:bundle.json", "bundle:config.json", "bundle:registered",
+                "bundle:mounted"]
+
+
+@pytest.mark.parametrize("step", BUNDLE_STEPS)
+@pytest.mark.parametrize("verb", ["image-bundle", "run-image"])
+def test_killed_while_making_a_bundle(tmp_path: Path, runtime: Runtime, verb: str,
+                                      step: str) -> None:
+    """The runtime killed (PYRUNTIME_FAULT, pyruntime/errors.py) after each step of making
+    an image bundle: `image unbundle DIR` (image bundle) or `delete --force ID` (run
+    --image) clears what is left, and the same DIR or ID takes a bundle again."""
+    import os
+
+    tiny = build(tmp_path, runtime, tag="tiny", layers=[busybox_layer()])
+    ok(runtime, "image", "load", f"oci:{tiny.path}:tiny")
+    env = {**os.environ, "PYRUNTIME_FAULT": step}
+    if verb == "image-bundle":
+        d = tmp_path / "b"
+        result = runtime.run("image", "bundle", "--mount", "tiny", str(d), env=env,
+                             timeout=120)
+        assert result.returncode != 0, describe(result)
+        assert d.is_dir()
+        if step == "bundle:dirs":  # no file yet: the same DIR takes a bundle
+            assert mounts_under(d) == [] and not (d / "config.json").exists()
+            ok(runtime, "image", "bundle", "--mount", "tiny", str(d))
+        ok(runtime, "image", "unbundle", str(d))
+        assert not d.exists() and mounts_under(d) == []
+    else:
+        c1 = cid(runtime)
+        result = runtime.run("run", "--image", "tiny", "--rm", c1, "--", "true", env=env,
+                             timeout=120)
+        assert result.returncode != 0, describe(result)
+        assert bundle_dir(runtime, c1).is_dir()
+        ok(runtime, "delete", "--force", c1)
+        assert_no_trace(runtime, c1)
+        assert ok(runtime, "run", "--image", "tiny", "--rm", c1, "--", "cat", "/etc/passwd")
+    ok(runtime, "image", "prune")
+    registrations = runtime.image_root / "bundles"
+    assert not registrations.is_dir() or list(registrations.iterdir()) == []
+    ok(runtime, "image", "rm", "tiny")
+    ok(runtime, "image", "prune")
+    assert layer_dirs(runtime) == {}

@@ -257,6 +257,19 @@ def test_index_with_two_platforms(tmp_path: Path, runtime: Runtime, registry, fm
     if fmt == "oci":  # skopeo keeps the OCI manifests as they are
         rec = json.loads(ok(runtime, "image", "ls", "--format", "json"))[0]
         assert rec["manifest_digest"] == amd.manifest_digest
+    # an index without this machine's platform: one line, nothing fetched or kept
+    s390 = b.image([busybox_layer([F("arch", b"s390x\n")])], config=config, arch="s390x")
+    other = b.image_index([(arm.descriptor, {"os": "linux", "architecture": "arm64"}),
+                           (s390.descriptor, {"os": "linux", "architecture": "s390x"})])
+    b.tag(other, "v2")
+    registry.push(f"oci:{b.path}:v2", "multi:v2", *flags)
+    before = store_files(runtime.image_root)
+    mark = registry.mark()
+    line = fails(runtime, "image", "pull", "--tls-verify=false",
+                 f"docker://{registry.host}/multi:v2")
+    assert "linux/amd64" in line and "arm64" in line and "s390x" in line, line
+    assert registry.blob_gets(mark) == []
+    assert store_files(runtime.image_root) == before
 
 
 def test_basic_auth(tmp_path: Path, runtime: Runtime) -> None:

@@ -31,6 +31,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from pyruntime.errors import crash_point
 from pyruntime.image import ImageError
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -238,6 +239,7 @@ def create_bundle(
         bdir.mkdir(parents=True, exist_ok=True)
         for sub in ("rootfs", "upper", "work"):
             (bdir / sub).mkdir(mode=0o755, exist_ok=True)
+        crash_point("bundle:dirs")
         info = {
             "image": rec["name"],
             "manifest_digest": rec["manifest_digest"],
@@ -247,10 +249,15 @@ def create_bundle(
             "upperdir": "upper",
             "workdir": "work",
         }
-        # bundle.json before the registration: prune drops registrations without one
-        _write_json(bdir / "config.json", spec)
+        # bundle.json first: a kill from here on leaves a bundle `image unbundle` (or
+        # `delete --force`) removes; before it, no file `image bundle` would refuse.  And
+        # before the registration: prune drops registrations without one.
         _write_json(bdir / "bundle.json", info)
+        crash_point("bundle:bundle.json")
+        _write_json(bdir / "config.json", spec)
+        crash_point("bundle:config.json")
         store.register_bundle(bdir, rec["name"], rec["layers"])
+    crash_point("bundle:registered")
     return info
 
 

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pyruntime.errors import crash_point
 from pyruntime.image import ImageError
 from pyruntime.image.store import Store
 
@@ -86,6 +87,7 @@ def bundle(
     info = create_bundle(Store(root), name, dir, args)
     if mount:
         mount_rootfs(dir)
+        crash_point("bundle:mounted")
     return info
 
 
