@@ -545,6 +545,36 @@ def test_resume_without_ranges_and_from_a_bad_part(tmp_path: Path, runtime: Runt
         == "resumed\n"
 
 
+def test_two_pulls_at_once(tmp_path: Path, runtime: Runtime, registry) -> None:
+    """Two pulls of one image into one store at the same time (a slow link keeps both
+    busy): both succeed, and each blob crosses the link once (the second waits for the
+    first's download of it, then takes it)."""
+    bigs = [os.urandom(1 << 20), os.urandom(1 << 20)]
+    b, img = layout(tmp_path, runtime,
+                    layers=[busybox_layer(), [F("big0", bigs[0])], [F("big1", bigs[1])]])
+    registry.push(f"oci:{b.path}:v1", "twice:v1")
+    proxy = ThrottledProxy(registry.port, rate=512 << 10)
+    try:
+        name = f"{proxy.host}/twice:v1"
+        argv = [sys.executable, "-m", "pyruntime", "--root", str(runtime.root),
+                "--image-root", str(runtime.image_root), "image", "pull",
+                "--tls-verify=false", f"docker://{name}"]
+        mark = registry.mark()
+        procs = [subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        proxy.stop()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [o for o, _ in outs] == [name + "\n"] * 2, outs
+    gets = registry.blob_gets(mark)
+    for la in img.layers:
+        assert gets.count((la.digest, 200)) == 1, gets
+    assert "downloads" not in store_files(runtime.image_root)
+    assert ok(runtime, "run", "--image", name, "--rm", cid(runtime), "--", "/bin/busybox",
+              "wc", "-c", "/big1").split()[0] == str(len(bigs[1]))
+
+
 def test_progress_on_a_terminal_only(tmp_path: Path, runtime: Runtime, registry) -> None:
     import pty
 
