@@ -402,6 +402,29 @@ def test_push_then_pull_elsewhere(tmp_path: Path, runtime: Runtime, registry) ->
         == "3" * 200
 
 
+def test_docker_save_output_pushed_pulled_run(tmp_path: Path, runtime: Runtime,
+                                             registry) -> None:
+    """What `docker save` writes, loaded, pushed, pulled into another store, run: the
+    manifest made for it is accepted by the registry and by skopeo."""
+    from test_image_docker_archive import docker_save
+
+    from support.oci_builder import layer_tar
+
+    archive = tmp_path / "saved.tar"
+    config = {"Cmd": ["/bin/cat", "/which"], "Env": [f"{TOKEN_VAR}={runtime.token}"]}
+    docker_save(archive, [("one:1", [layer_tar(busybox_layer()),
+                                     layer_tar([F("which", b"saved\n")])], {"config": config})])
+    ok(runtime, "image", "load", f"docker-archive:{archive}")
+    dest = f"{registry.host}/saved/one:1"
+    digest = ok(runtime, "image", "push", "--tls-verify=false", "one:1", f"docker://{dest}")
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{dest}"],
+                         check=True, capture_output=True, text=True).stdout
+    assert json.loads(out)["Digest"] + "\n" == digest
+    other = Runtime(runtime.root, tmp_path / "other", runtime.token)
+    ok(other, "image", "pull", "--tls-verify=false", f"docker://{dest}")
+    assert ok(other, "run", "--image", dest, "--rm", cid(runtime)) == "saved\n"
+
+
 def test_pull_killed_then_repeated(tmp_path: Path, runtime: Runtime, registry) -> None:
     """Two big layers through a slow link: both download at once (parallel), the pull is
     SIGKILLed half-way, the next pull resumes both parts with range requests."""
