@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from support import Runtime
-from support.cgroups import cgroups_path
+from support.cgroups import PREFIX, cgroups_path
 from support.checks import wait_for
 
 SLEEP = ["sleep", "1000"]
@@ -111,7 +111,10 @@ def test_scope_holds_the_container_with_its_limits(runtime: Runtime, bundle,
     assert props["TasksMax"] == "40"
     assert props["CPUWeight"] == "20"  # shares 512 -> weight, as runc converts
     assert props["CPUQuotaPerSecUSec"] == "300ms"
-    assert props["AllowedCPUs"] == "0"
+    assert props["AllowedCPUs"] == "0" and props["AllowedMemoryNodes"] == "0"
+    assert props["MemoryLow"] == str(16 * MiB)
+    assert props["CPUQuotaPeriodUSec"] == "100ms"
+    assert props["DefaultDependencies"] == "no"
     assert props["DevicePolicy"] == "strict"
     assert "/dev/char/1:3 rwm" in props["DeviceAllow"].splitlines()
     for key in ("MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting"):
@@ -214,3 +217,178 @@ def test_same_unit_properties_as_runc(runtime: Runtime, bundle, test_token: str,
     diff = {k: (norm(got["pyruntime"], k), norm(got["runc"], k)) for k in COMPARED
             if norm(got["pyruntime"], k) != norm(got["runc"], k)}
     assert not diff, (diff, (tmp_path / "runc.out").read_text())
+
+
+def stop_slice(unit: str) -> None:
+    subprocess.run(["systemctl", "stop", unit], capture_output=True, timeout=60, check=False)
+
+
+@pytest.mark.systemd
+@pytest.mark.parametrize("form", ["empty slice", "nested slice", "slice name"])
+def test_cgroups_path_forms(runtime: Runtime, bundle, test_token: str, form: str) -> None:
+    """runc's rules, seen from systemd: an empty SLICE is system.slice, `-` in a slice's
+    name nests it, and a NAME ending in .slice is a slice unit holding the container."""
+    name = f"{PREFIX}{test_token}-b"  # pyrt-test-<token>-b
+    top = f"{PREFIX}{test_token}.slice"  # pyrt-test-<token>.slice: in pyrt.slice/pyrt-test.slice
+    nested = f"/pyrt.slice/pyrt-test.slice/{top}"
+    if form == "empty slice":
+        path, unit, slice_ = f":pyrt:{name}", f"pyrt-{name}.scope", "system.slice"
+        cgroup = f"/system.slice/{unit}"
+    elif form == "nested slice":
+        path, unit, slice_ = f"{top}:pyrt:{name}", f"pyrt-{name}.scope", top
+        cgroup = f"{nested}/{unit}"
+    else:
+        path, unit, slice_ = f"{top}:pyrt:{name}.slice", f"{name}.slice", top
+        cgroup = f"{nested}/{unit}"
+    b = bundle(SLEEP, {"linux": {"cgroupsPath": path,
+                                 "resources": {"pids": {"limit": 30}}}})
+    try:
+        pid = systemd_create(runtime, b, "c1")
+        assert own_cgroup(pid) == cgroup
+        props = show(unit, "ControlGroup", "ActiveState", "TasksMax", "Slice", "Delegate")
+        assert props["ControlGroup"] == cgroup and props["ActiveState"] == "active", props
+        assert props["TasksMax"] == "30"
+        if unit.endswith(".slice"):  # a slice's parent comes from its name
+            assert props["Slice"] == top, props
+        else:
+            assert props["Slice"] == slice_ and props["Delegate"] == "yes", props
+        r = runtime.run("exec", "c1", "cat", "/proc/self/cgroup", check=True, timeout=60)
+        assert r.stdout.strip() == f"0::{cgroup}"
+        runtime.run("delete", "--force", "c1", check=True, timeout=60)
+        wait_for(lambda: show(unit, "LoadState")["LoadState"] == "not-found", "the unit to go")
+        assert not os.path.exists(f"/sys/fs/cgroup{cgroup}")
+    finally:
+        stop_slice(top)  # the parent slices stay, as with runc
+
+
+@pytest.mark.systemd
+def test_io_weight_and_cpu_quota_update(runtime: Runtime, bundle, test_token: str) -> None:
+    """IOWeight at create; update sets CPUQuotaPerSecUSec with the period in force, and
+    IOWeight, on the unit and in the files."""
+    path, unit = systemd_path(test_token, "b")
+    b = bundle(SLEEP, {"linux": {"cgroupsPath": path, "resources": {
+        "blockIO": {"weight": 500}, "cpu": {"quota": 20000, "period": 50000}}}})
+    systemd_create(runtime, b, "c1")
+    d = Path("/sys/fs/cgroup/system.slice", unit)
+    props = show(unit, "IOWeight", "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec")
+    assert props == {"IOWeight": "4950", "CPUQuotaPerSecUSec": "400ms",
+                     "CPUQuotaPeriodUSec": "50ms"}, props
+    assert (d / "io.weight").read_text().split()[:2] == ["default", "4950"]
+    runtime.run("update", "--cpu-quota", "10000", "--blkio-weight", "1000", "c1", check=True,
+                timeout=60)
+    props = show(unit, "IOWeight", "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec")
+    assert props == {"IOWeight": "10000", "CPUQuotaPerSecUSec": "200ms",
+                     "CPUQuotaPeriodUSec": "50ms"}, props
+    assert (d / "cpu.max").read_text().split() == ["10000", "50000"]
+    runtime.run("delete", "--force", "c1", check=True, timeout=60)
+
+
+def leftovers(runtime: Runtime, token: str, unit: str) -> list[str]:
+    """What a refused create must not leave: state, the unit, a cgroup named after it."""
+    found = []
+    if (runtime.root / "c1").exists():
+        found.append("state dir")
+    if show(unit, "LoadState")["LoadState"] != "not-found":
+        found.append(f"unit {unit}")
+    found += [d for d, _, _ in os.walk("/sys/fs/cgroup") if token in d]
+    return found
+
+
+@pytest.mark.systemd
+def test_unreachable_bus_is_one_line_before_anything(runtime: Runtime, bundle,
+                                                     test_token: str, tmp_path: Path) -> None:
+    path, unit = systemd_path(test_token, "b")
+    b = bundle(SLEEP, {"linux": {"cgroupsPath": path}})
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={tmp_path}/no-bus")
+    r = runtime.run("--systemd-cgroup", "create", "--bundle", b, "c1", env=env, timeout=60)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r
+    assert "systemd is not reachable" in lines[0] and "no-bus" in lines[0], r.stderr
+    assert leftovers(runtime, test_token, unit) == []
+
+
+@pytest.mark.systemd
+def test_unit_systemd_refuses_leaves_nothing(runtime: Runtime, bundle,
+                                             test_token: str) -> None:
+    """systemd refuses the unit (CPUWeight out of its range): one line, and neither the
+    placeholder, the unit, the state nor a cgroup is left."""
+    path, unit = systemd_path(test_token, "b")
+    b = bundle(SLEEP, {"linux": {"cgroupsPath": path,
+                                 "resources": {"unified": {"cpu.weight": "20000"}}}})
+    before = set(os.listdir("/proc"))
+    r = runtime.run("--systemd-cgroup", "create", "--bundle", b, "c1", timeout=120)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r
+    assert f"start unit {unit}" in lines[0] and "CPUWeight" in lines[0], r.stderr
+    assert leftovers(runtime, test_token, unit) == []
+    new = {p for p in set(os.listdir("/proc")) - before if p.isdigit()}
+    assert not [p for p in new if _is_pyruntime(p)], "a placeholder is left"
+
+
+def _is_pyruntime(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"pyruntime" in f.read()
+    except OSError:
+        return False
+
+
+# -- jeepney (D-Bus) only with the flag -----------------------------------------------------------
+
+def imports(tmp_path: Path, runtime: Runtime, *args: str) -> tuple[int, set[str]]:
+    """Run one verb cold through the installed launcher under -X importtime: its exit
+    status and the modules it imported."""
+    import sys
+
+    from pyruntime.cli import launcher
+
+    entry = tmp_path / "pyruntime-launcher"
+    if not entry.exists():
+        launcher.write(str(entry))
+    log = tmp_path / "importtime.txt"
+    with open(log, "w") as err:  # a file: a created init keeps the runtime's stdio open
+        rc = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", str(entry),
+                             "--root", str(runtime.root), *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=err, timeout=120).returncode
+    return rc, {line.rsplit("|", 1)[1].strip() for line in log.read_text().splitlines()
+                if line.startswith("import time:") and "|" in line}
+
+
+@pytest.mark.pyruntime_only
+@pytest.mark.skipif(SYSTEMD, reason="the lane checks the flag's imports (the next test)")
+def test_no_dbus_library_without_the_flag(runtime: Runtime, bundle, test_token: str,
+                                          tmp_path: Path) -> None:
+    """jeepney (10-15 ms to import, measured) is loaded by no verb run without
+    --systemd-cgroup; and the flag refused here (no systemd) does not load it either."""
+    b = str(bundle(SLEEP))
+    rc, mods = imports(tmp_path, runtime, "--systemd-cgroup", "create", "--bundle", b, "c0")
+    assert rc == 1 and "jeepney" not in mods
+    steps = [("create", "--bundle", b, "c1"), ("start", "c1"), ("state", "c1"),
+             ("ps", "c1"), ("exec", "c1", "true"), ("pause", "c1"), ("resume", "c1"),
+             ("update", "--pids-limit", "50", "c1"), ("events", "--stats", "c1"),
+             ("kill", "c1", "KILL"), ("delete", "--force", "c1")]
+    for args in steps:
+        rc, mods = imports(tmp_path, runtime, *args)
+        assert rc == 0, args
+        assert "jeepney" not in mods, args
+
+
+@pytest.mark.systemd
+@pytest.mark.pyruntime_only
+def test_dbus_library_with_the_flag(runtime: Runtime, bundle, test_token: str,
+                                    tmp_path: Path) -> None:
+    """With the flag, create loads jeepney; of the verbs on a systemd container only
+    update (the unit's properties) and delete (StopUnit) need the bus."""
+    path, _unit = systemd_path(test_token, "b")
+    b = str(bundle(SLEEP, {"linux": {"cgroupsPath": path}}))
+    steps = [("--systemd-cgroup", "create", "--bundle", b, "c1"), ("start", "c1"),
+             ("state", "c1"), ("ps", "c1"), ("exec", "c1", "true"), ("pause", "c1"),
+             ("resume", "c1"), ("update", "--pids-limit", "50", "c1"),
+             ("events", "--stats", "c1"), ("kill", "c1", "KILL"), ("delete", "--force", "c1")]
+    loaded = []
+    for args in steps:
+        rc, mods = imports(tmp_path, runtime, *args)
+        assert rc == 0, args
+        if "jeepney" in mods:
+            loaded.append(args[1] if args[0] == "--systemd-cgroup" else args[0])
+    assert loaded == ["create", "update", "delete"], loaded

@@ -49,8 +49,12 @@ def props(data: dict, version: int = 252, **kw) -> dict:
      "/machine.slice/machine-pod1.slice/cri-c2.scope"),
     ("a-b-c.slice:p:n", "x", "a-b-c.slice", "p-n.scope",
      "/a.slice/a-b.slice/a-b-c.slice/p-n.scope"),
-    ("system.slice:pyrt:pod9.slice", "x", "system.slice", "pod9.slice",
-     "/system.slice/pod9.slice"),
+    ("system.slice:pyrt:system-pod9.slice", "x", "system.slice", "system-pod9.slice",
+     "/system.slice/system-pod9.slice"),
+    (":pyrt:system-pod9.slice", "x", "system.slice", "system-pod9.slice",
+     "/system.slice/system-pod9.slice"),
+    ("a-b.slice:p:a-b-c.slice", "x", "a-b.slice", "a-b-c.slice", "/a.slice/a-b.slice/a-b-c.slice"),
+    ("-.slice:p:pod9.slice", "x", "-.slice", "pod9.slice", "/pod9.slice"),
     ("-.slice:pyrt:c3", "x", "-.slice", "pyrt-c3.scope", "/pyrt-c3.scope"),
     (None, "abc", "system.slice", "pyruntime-abc.scope", "/system.slice/pyruntime-abc.scope"),
     ("", "abc", "system.slice", "pyruntime-abc.scope", "/system.slice/pyruntime-abc.scope"),
@@ -72,6 +76,14 @@ def test_cgroups_path(path, cid, slice_, unit, cgroup) -> None:
     ("system.slice:pyrt:", "name part is empty"),
     ("system.slice::c1", "prefix part is empty"),
     ("system.slice:pyrt:a/b", "contains '/'"),
+    # a slice is where its name puts it: pod9.slice is in -.slice, not in system.slice
+    ("system.slice:pyrt:pod9.slice", "'system-pod9.slice'"),
+    ("a.slice:p:b-c.slice", "at '/b.slice/b-c.slice', not in 'a.slice'"),
+    ("system.slice:pyrt:a--b.slice", "invalid slice name"),
+    # what systemd would refuse as a unit name is refused before anything is made
+    ("system.slice:pyrt:a b", "'pyrt-a b.scope' has ' '"),
+    ("system slice.slice:pyrt:c1", "'system slice.slice' has ' '"),
+    ("system.slice:pyrt:" + "x" * 250, "longer than 255"),
 ])
 def test_bad_cgroups_path(path, words) -> None:
     with pytest.raises(Failure) as e:
@@ -159,6 +171,10 @@ def test_unified() -> None:
     assert "memory.oom.group" not in str(got)  # no property: the file only
     with pytest.raises(Failure, match="memory.high"):
         props({"unified": {"memory.high": "lots"}})
+    # unsigned, as runc parses them (a negative one would not even reach systemd)
+    for key in ("memory.max", "pids.max", "cpu.weight", "cpu.max"):
+        with pytest.raises(Failure, match=key):
+            props({"unified": {key: "-1"}})
 
 
 NO_TUN = "/sys/dev/char/10:200"  # as in the lane's VM: no tun module loaded

@@ -2,7 +2,8 @@
 name and cgroup, and linux.resources as systemd unit properties (runc's rules).
 
   cgroupsPath  "SLICE:PREFIX:NAME"    unit PREFIX-NAME.scope in SLICE ("" is system.slice)
-               "SLICE:PREFIX:X.slice" a slice unit X.slice below SLICE
+               "SLICE:PREFIX:X.slice" a slice unit X.slice below SLICE (X named so:
+                                       "system.slice:p:system-pod.slice")
                none                    system.slice:pyruntime:<container id>
   slices       "a-b-c.slice" nests: /a.slice/a-b.slice/a-b-c.slice
 
@@ -34,6 +35,10 @@ DEFAULT_SLICE = "system.slice"
 DEFAULT_PREFIX = "pyruntime"
 UINT64_MAX = (1 << 64) - 1  # systemd's "infinity" for sizes, counts and USEC_INFINITY
 DEFAULT_CPU_PERIOD = 100_000  # µs, the kernel's (and systemd's) default CFS period
+# what systemd accepts in a unit name (unit_name_is_valid), checked before anything is made
+UNIT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                            "0123456789:-_.\\@")
+UNIT_NAME_MAX = 255
 
 
 class UnitPath:
@@ -52,7 +57,11 @@ class UnitPath:
         return f"{self.prefix}-{self.name}.scope"
 
     def cgroup(self) -> str:
-        """The unit's cgroup, from the top of the hierarchy: /system.slice/pyrt-x.scope."""
+        """The unit's cgroup, from the top of the hierarchy: /system.slice/pyrt-x.scope.
+        A slice is where systemd puts it, by its name (parse_cgroups_path checked that
+        this is below SLICE)."""
+        if self.name.endswith(".slice"):
+            return expand_slice(self.name)
         return expand_slice(self.slice).rstrip("/") + "/" + self.unit
 
 
@@ -75,9 +84,25 @@ def parse_cgroups_path(cgroups_path: str | None, container_id: str) -> UnitPath:
     if not name.endswith(".slice") and not prefix:
         raise Failure(f"linux.cgroupsPath: {cgroups_path!r}: the prefix part is empty "
                       "(a scope is named PREFIX-NAME.scope)")
+    path = UnitPath(slice_, prefix, name)
+    for unit in (slice_, path.unit):
+        bad = sorted(set(unit) - UNIT_NAME_CHARS)
+        if bad or len(unit) > UNIT_NAME_MAX:
+            why = f"has {''.join(bad)!r}" if bad else f"is longer than {UNIT_NAME_MAX}"
+            raise Failure(f"linux.cgroupsPath: {cgroups_path!r}: the unit name {unit!r} {why} "
+                          "(systemd takes letters, digits and ':-_.\\@')")
     if name.endswith(".slice"):
-        expand_slice(name)
-    return UnitPath(slice_, prefix, name)
+        # systemd places a slice by its name alone ("a-b.slice" is in a.slice), so a
+        # NAME.slice that is not named below SLICE would not be where SLICE:PREFIX:NAME says
+        # (runc then makes that directory itself, behind systemd's back): refused
+        parent = expand_slice(name).rsplit("/", 1)[0] or "/"
+        if parent != expand_slice(slice_):
+            stem = slice_[: -len(".slice")]
+            below = name if stem == "-" else f"{stem}-{name}"
+            raise Failure(f"linux.cgroupsPath: {cgroups_path!r}: systemd places the slice "
+                          f"{name!r} by its name at {expand_slice(name)!r}, not in {slice_!r} "
+                          f"(name it e.g. {below!r})")
+    return path
 
 
 def expand_slice(slice_: str) -> str:
@@ -214,6 +239,14 @@ def resource_properties(res: Resources, *, version: int, devices: bool,
     return props
 
 
+def _uint(text: str) -> int:
+    """A unified value as an unsigned 64-bit number (runc parses them with ParseUint)."""
+    value = int(text)
+    if not 0 <= value <= UINT64_MAX:
+        raise ValueError(text)
+    return value
+
+
 _UNIFIED_MEMORY = {"memory.high": "MemoryHigh", "memory.low": "MemoryLow",
                    "memory.min": "MemoryMin", "memory.max": "MemoryMax",
                    "memory.swap.max": "MemorySwapMax"}
@@ -231,20 +264,20 @@ def unified_properties(unified: dict[str, str], version: int) -> list[Property]:
                 fields = value.split()
                 if not 1 <= len(fields) <= 2:
                     raise ValueError(value)
-                quota = 0 if fields[0] == "max" else int(fields[0])
-                period = int(fields[1]) if len(fields) == 2 else DEFAULT_CPU_PERIOD
+                quota = 0 if fields[0] == "max" else _uint(fields[0])
+                period = _uint(fields[1]) if len(fields) == 2 else DEFAULT_CPU_PERIOD
                 props += cpu_quota_properties(quota, period, version)
             elif key == "cpu.weight":
-                props.append(("CPUWeight", ("t", int(value))))
+                props.append(("CPUWeight", ("t", _uint(value))))
             elif key in ("cpuset.cpus", "cpuset.mems") and version >= 244:
                 name = "AllowedCPUs" if key == "cpuset.cpus" else "AllowedMemoryNodes"
                 props.append((name, ("ay", range_to_bits(value, where))))
             elif key in _UNIFIED_MEMORY:
                 props.append((_UNIFIED_MEMORY[key],
-                               ("t", UINT64_MAX if value == "max" else int(value))))
+                               ("t", UINT64_MAX if value == "max" else _uint(value))))
             elif key == "pids.max":
                 props.append(("TasksMax", ("t", UINT64_MAX if value == "max"
-                                           else _u64(int(value)))))
+                                           else _uint(value))))
         except ValueError:
             raise Failure(f"{where}: invalid value {unified[key]!r}") from None
     return props
