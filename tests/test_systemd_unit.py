@@ -13,6 +13,7 @@ from pyruntime.cgroups.systemd_unit import (
     parse_cgroups_path,
     range_to_bits,
     resource_properties,
+    resource_properties_v1,
     unit_properties,
 )
 from pyruntime.errors import Failure
@@ -215,3 +216,34 @@ def test_devices_allow_all() -> None:
     policy, allow = allow_list([{"allow": True, "access": "rwm"},
                                 {"allow": False, "type": "c", "major": 1, "minor": 3}])
     assert (policy, allow) == ("strict", [])
+
+
+# -- v1 hosts (runc's legacy systemd manager) ---------------------------------------------------
+
+def props_v1(data: dict, version: int = 252, **kw) -> dict:
+    kw.setdefault("devices", False)
+    return dict(resource_properties_v1(res(data), version=version, **kw))
+
+
+def test_v1_scope_properties() -> None:
+    got = dict(unit_properties("pyrt-c1.scope", "system.slice", "d", 42, v1=True))
+    assert got["BlockIOAccounting"] == ("b", True) and "IOAccounting" not in got
+    assert got["Delegate"] == ("b", True) and got["PIDs"] == ("au", [42])
+
+
+def test_v1_resources() -> None:
+    got = props_v1({"memory": {"limit": 64 << 20, "swap": 96 << 20, "reservation": 1 << 20},
+                    "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
+                    "blockIO": {"weight": 300}, "pids": {"limit": 20},
+                    "unified": {"memory.high": "5"}})
+    assert got == {"MemoryLimit": ("t", 64 << 20), "CPUShares": ("t", 512),
+                   "CPUQuotaPeriodUSec": ("t", 100000), "CPUQuotaPerSecUSec": ("t", 500000),
+                   "BlockIOWeight": ("t", 300), "TasksMax": ("t", 20),
+                   "AllowedCPUs": ("ay", b"\x01")}
+    # v1 has no MemoryLow/MemorySwapMax/MemoryHigh properties: the files only (runc)
+    assert props_v1({"memory": {"limit": -1}}) == {"MemoryLimit": ("t", UINT64_MAX)}
+    assert props_v1({"cpu": {"quota": 20000}}, current_period=50000) == {
+        "CPUQuotaPerSecUSec": ("t", 400000)}
+    devices = props_v1({"devices": [{"allow": False, "access": "rwm"}]}, devices=True,
+                       proc_devices=PROC_DEVICES)
+    assert devices["DevicePolicy"] == ("s", "strict")

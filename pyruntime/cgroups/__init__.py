@@ -42,11 +42,14 @@ def for_container(cgroups_path: str | None, container_id: str,
 
     h = host()
     if systemd:
-        from pyruntime.cgroups.systemd import SystemdV2
+        from pyruntime.cgroups.systemd import SystemdV1, SystemdV2
         from pyruntime.cgroups.systemd_unit import parse_cgroups_path
 
         check_systemd()
-        return SystemdV2.for_new(parse_cgroups_path(cgroups_path, container_id), h)
+        unit_path = parse_cgroups_path(cgroups_path, container_id)
+        if h.mode == UNIFIED:
+            return SystemdV2.for_new(unit_path, h)
+        return SystemdV1.for_new(unit_path, h)
     paths = resolve(h, cgroups_path, container_id)
     driver: Driver
     if h.mode == UNIFIED:
@@ -74,6 +77,11 @@ def from_record(record: dict | None) -> Driver | None:
         return SystemdV2(paths, created, record.get("mountpoint", "/sys/fs/cgroup"),
                          unit=record.get("unit", ""), slice_=record.get("slice", ""),
                          version=int(record.get("version", 0)))
+    if record.get("mode") == "systemd-v1":
+        from pyruntime.cgroups.systemd import SystemdV1
+
+        return SystemdV1(paths, created, unit=record.get("unit", ""),
+                         slice_=record.get("slice", ""), version=int(record.get("version", 0)))
     if record.get("mode") == "v2":
         from pyruntime.cgroups.v2 import V2
 

@@ -86,10 +86,19 @@ def plan_resources(driver: Driver, res: Resources | None, *, initial: bool = Tru
                    current_period: int = 0) -> CgroupSettings:
     """The entries that carry `res` out with `driver`. `current_period`: systemd's update,
     the cgroup's CFS period for a quota given without one."""
+    systemd = getattr(driver, "systemd", False)
     if res is None:
-        return CgroupSettings([], [], initial, [] if driver.mode == "systemd" else None)
+        return CgroupSettings([], [], initial, [] if systemd else None)
     if driver.mode == "v1":
-        return _v1(driver, res, initial)
+        settings = _v1(driver, res, initial)
+        if systemd:
+            from pyruntime.cgroups.systemd_unit import resource_properties_v1
+
+            settings.unit_properties = resource_properties_v1(
+                res, version=getattr(driver, "version", 0), devices=initial,
+                proc_devices=_read_proc_devices() if initial else "",
+                current_period=current_period)
+        return settings
     conv = convert_v2(res)
     _check_available(driver, conv.writes)
     entries: list[Entry] = list(conv.writes)
@@ -98,7 +107,7 @@ def plan_resources(driver: Driver, res: Resources | None, *, initial: bool = Tru
 
         entries.append(DeviceFilter(compile_rules(device_entries(res.devices))))
     props = None
-    if driver.mode == "systemd":
+    if systemd:
         from pyruntime.cgroups.systemd_unit import resource_properties
 
         props = resource_properties(res, version=getattr(driver, "version", 0),

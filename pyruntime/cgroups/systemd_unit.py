@@ -123,9 +123,10 @@ def expand_slice(slice_: str) -> str:
 
 
 def unit_properties(unit: str, parent: str, description: str,
-                    pid: int | None) -> list[Property]:
+                    pid: int | None, v1: bool = False) -> list[Property]:
     """What every unit the driver starts gets (runc's Apply), before its resources: a
-    scope goes into its parent slice (Slice=), a slice wants its parent (Wants=)."""
+    scope goes into its parent slice (Slice=), a slice wants its parent (Wants=). On
+    v1, block IO accounting is BlockIOAccounting (runc's legacy manager)."""
     props: list[Property] = [("Description", ("s", description))]
     if unit.endswith(".slice"):
         props.append(("Wants", ("as", [parent])))
@@ -135,7 +136,8 @@ def unit_properties(unit: str, parent: str, description: str,
     if pid is not None:
         props.append(("PIDs", ("au", [pid])))
     props += [("MemoryAccounting", ("b", True)), ("CPUAccounting", ("b", True)),
-              ("IOAccounting", ("b", True)), ("TasksAccounting", ("b", True)),
+              ("BlockIOAccounting" if v1 else "IOAccounting", ("b", True)),
+              ("TasksAccounting", ("b", True)),
               ("DefaultDependencies", ("b", False))]
     return props
 
@@ -245,6 +247,41 @@ def _uint(text: str) -> int:
     if not 0 <= value <= UINT64_MAX:
         raise ValueError(text)
     return value
+
+
+def resource_properties_v1(res: Resources, *, version: int, devices: bool,
+                           proc_devices: str = "", current_period: int = 0,
+                           known: Callable[[str], bool] | None = None) -> list[Property]:
+    """linux.resources -> unit properties on a v1 host (runc's genV1ResourcesProperties):
+    MemoryLimit, CPUShares, the CPU quota, BlockIOWeight, TasksMax, AllowedCPUs/
+    AllowedMemoryNodes and the device list; everything else only in the files."""
+    props: list[Property] = []
+    if devices:
+        props += device_properties(device_entries(res.devices), proc_devices, known)
+    if res.memory is not None and res.memory.limit:
+        props.append(("MemoryLimit", ("t", _u64(res.memory.limit))))
+    cpu = res.cpu
+    if cpu is not None:
+        if cpu.shares:
+            props.append(("CPUShares", ("t", cpu.shares)))
+        quota, period = cpu.quota or 0, cpu.period or 0
+        if quota and not period and current_period:
+            props += [p for p in cpu_quota_properties(quota, current_period, version)
+                      if p[0] == "CPUQuotaPerSecUSec"]
+        else:
+            props += cpu_quota_properties(quota, period, version)
+    if res.block_io is not None and res.block_io.weight:
+        props.append(("BlockIOWeight", ("t", res.block_io.weight)))
+    if res.pids is not None and (res.pids.limit > 0 or res.pids.limit == -1):
+        props.append(("TasksMax", ("t", _u64(res.pids.limit))))
+    if cpu is not None and version >= 244:
+        if cpu.cpus:
+            props.append(("AllowedCPUs", ("ay", range_to_bits(
+                cpu.cpus, "linux.resources.cpu.cpus"))))
+        if cpu.mems:
+            props.append(("AllowedMemoryNodes", ("ay", range_to_bits(
+                cpu.mems, "linux.resources.cpu.mems"))))
+    return props
 
 
 _UNIFIED_MEMORY = {"memory.high": "MemoryHigh", "memory.low": "MemoryLow",

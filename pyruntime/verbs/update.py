@@ -113,7 +113,8 @@ def main(g: Globals, values: dict) -> int:
     from pyruntime.cgroups.settings import plan_resources
 
     driver = of_container(state)
-    period = driver.cpu_period() if driver.mode == "systemd" else 0  # type: ignore[attr-defined]
+    systemd = getattr(driver, "systemd", False)
+    period = driver.cpu_period() if systemd else 0  # type: ignore[attr-defined]
     for message in apply(driver, plan_resources(driver, resources, initial=False,
                                                 current_period=period)):
         g.log.warning(message)
