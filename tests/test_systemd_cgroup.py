@@ -23,7 +23,10 @@ from support.checks import wait_for
 SLEEP = ["sleep", "1000"]
 MiB = 1 << 20
 SYSTEMD = os.path.isdir("/run/systemd/system")
+V2_HOST = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 pytestmark = pytest.mark.root
+# v2's files and properties (the v1 systemd lane runs tests/test_systemd_v1.py instead)
+v2_only = pytest.mark.skipif(not V2_HOST, reason="a cgroup v2 host (v1: test_systemd_v1.py)")
 
 # what both runtimes are compared on (systemctl show's names)
 COMPARED = ("Slice", "ControlGroup", "Delegate", "MemoryAccounting", "CPUAccounting",
@@ -96,6 +99,7 @@ LIMITS = {
 
 
 @pytest.mark.systemd
+@v2_only
 def test_scope_holds_the_container_with_its_limits(runtime: Runtime, bundle,
                                                    test_token: str) -> None:
     path, unit = systemd_path(test_token, "b")
@@ -139,6 +143,7 @@ def test_scope_holds_the_container_with_its_limits(runtime: Runtime, bundle,
 
 
 @pytest.mark.systemd
+@v2_only
 def test_pause_exec_update_kill_delete(runtime: Runtime, bundle, test_token: str) -> None:
     path, unit = systemd_path(test_token, "b")
     b = bundle(SLEEP, {"linux": {"cgroupsPath": path,
@@ -191,6 +196,7 @@ def test_bad_cgroups_path_refused(runtime: Runtime, bundle, test_token: str) -> 
 
 
 @pytest.mark.systemd
+@v2_only
 @pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed")
 def test_same_unit_properties_as_runc(runtime: Runtime, bundle, test_token: str,
                                       tmp_path: Path) -> None:
@@ -253,15 +259,17 @@ def test_cgroups_path_forms(runtime: Runtime, bundle, test_token: str, form: str
         else:
             assert props["Slice"] == slice_ and props["Delegate"] == "yes", props
         r = runtime.run("exec", "c1", "cat", "/proc/self/cgroup", check=True, timeout=60)
-        assert r.stdout.strip() == f"0::{cgroup}"
+        assert f"0::{cgroup}" in r.stdout.splitlines()  # (v1: hybrid's unified line)
         runtime.run("delete", "--force", "c1", check=True, timeout=60)
         wait_for(lambda: show(unit, "LoadState")["LoadState"] == "not-found", "the unit to go")
         assert not os.path.exists(f"/sys/fs/cgroup{cgroup}")
+        assert not os.path.exists(f"/sys/fs/cgroup/unified{cgroup}")
     finally:
         stop_slice(top)  # the parent slices stay, as with runc
 
 
 @pytest.mark.systemd
+@v2_only
 def test_io_weight_and_cpu_quota_update(runtime: Runtime, bundle, test_token: str) -> None:
     """IOWeight at create; update sets CPUQuotaPerSecUSec with the period in force, and
     IOWeight, on the unit and in the files."""
@@ -310,16 +318,17 @@ def test_unreachable_bus_is_one_line_before_anything(runtime: Runtime, bundle,
 @pytest.mark.systemd
 def test_unit_systemd_refuses_leaves_nothing(runtime: Runtime, bundle,
                                              test_token: str) -> None:
-    """systemd refuses the unit (CPUWeight out of its range): one line, and neither the
-    placeholder, the unit, the state nor a cgroup is left."""
+    """systemd refuses the unit (CPUWeight, v1: CPUShares, out of its range): one line,
+    and neither the placeholder, the unit, the state nor a cgroup is left."""
     path, unit = systemd_path(test_token, "b")
-    b = bundle(SLEEP, {"linux": {"cgroupsPath": path,
-                                 "resources": {"unified": {"cpu.weight": "20000"}}}})
+    res, prop = (({"unified": {"cpu.weight": "20000"}}, "CPUWeight") if V2_HOST
+                 else ({"cpu": {"shares": 1}}, "CPUShares"))
+    b = bundle(SLEEP, {"linux": {"cgroupsPath": path, "resources": res}})
     before = set(os.listdir("/proc"))
     r = runtime.run("--systemd-cgroup", "create", "--bundle", b, "c1", timeout=120)
     lines = r.stderr.splitlines()
     assert r.returncode == 1 and len(lines) == 1, r
-    assert f"start unit {unit}" in lines[0] and "CPUWeight" in lines[0], r.stderr
+    assert f"start unit {unit}" in lines[0] and prop in lines[0], r.stderr
     assert leftovers(runtime, test_token, unit) == []
     new = {p for p in set(os.listdir("/proc")) - before if p.isdigit()}
     assert not [p for p in new if _is_pyruntime(p)], "a placeholder is left"

@@ -244,7 +244,7 @@ log "job: $(tail -n1 "$JOB")"
 
 APPEND="console=ttyS0 panic=-1 loglevel=4 mitigations=off rdinit=/init pyrt_work=$REPO pyrt_job=$JOB pyrt_workcache=$WORKCACHE"
 if [[ $LANE == systemd ]]; then
-	APPEND+=" pyrt_lane=systemd systemd.unified_cgroup_hierarchy=1 systemd.unit=multi-user.target"
+	APPEND+=" pyrt_lane=systemd systemd.unified_cgroup_hierarchy=${PYRT_SYSTEMD_UNIFIED:-1} systemd.unit=multi-user.target"
 	APPEND+=" systemd.show_status=error"
 fi
 QEMU=(qemu-system-x86_64 -accel tcg -cpu max -smp "$SMP" -m "$MEM"
