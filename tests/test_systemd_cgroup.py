@@ -406,3 +406,20 @@ def test_dbus_library_with_the_flag(runtime: Runtime, bundle, test_token: str,
         if "jeepney" in mods:
             loaded.append(args[1] if args[0] == "--systemd-cgroup" else args[0])
     assert loaded == ["create", "update", "delete"], loaded
+
+
+@pytest.mark.systemd
+@pytest.mark.pyruntime_only
+def test_restore_refuses_the_flag(runtime: Runtime, bundle, test_token: str,
+                                  tmp_path: Path) -> None:
+    """restore has no systemd driver yet: refused in one line rather than a container
+    in cgroupfs directories behind the flag's back."""
+    path, unit = systemd_path(test_token, "b")
+    b = bundle(SLEEP, {"linux": {"cgroupsPath": path}})
+    (tmp_path / "image").mkdir()
+    r = runtime.run("--systemd-cgroup", "restore", "--image-path", tmp_path / "image",
+                    "--bundle", b, "c1", timeout=60)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r
+    assert "--systemd-cgroup is not supported by restore" in lines[0], r.stderr
+    assert leftovers(runtime, test_token, unit) == []

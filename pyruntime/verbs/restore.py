@@ -13,6 +13,11 @@ def main(g: Globals, values: dict) -> int:
     from pyruntime.container import destroy
     from pyruntime.criu.restore import restore
 
+    if g.systemd_cgroup:  # never the cgroupfs driver behind the flag's back
+        from pyruntime.errors import Failure
+
+        raise Failure("restore: --systemd-cgroup is not supported by restore yet "
+                      "(drop it: the container gets cgroupfs directories)")
     if not values["no_subreaper"] and not values["detach"]:
         _become_subreaper()  # the restored init's orphans come back to us, as in runc
     store = Store(g.root)
