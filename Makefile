@@ -170,3 +170,10 @@ test-cgroupv2: setup
 .PHONY: test-systemd
 test-systemd: setup
 	bash integration/systemd/run.sh
+
+# The same lane booted with systemd on cgroup v1 (hybrid): the driver's v1 half
+# (tests/test_systemd_v1.py, the cgroup suite with --systemd-cgroup).
+.PHONY: test-systemd-v1
+test-systemd-v1: setup
+	PYRT_SYSTEMD_UNIFIED=0 bash integration/systemd/run.sh -- .venv/bin/python -m pytest \
+		-p no:cacheprovider -m systemd -ra tests/
