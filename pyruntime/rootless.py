@@ -32,6 +32,27 @@ def _honor_xdg() -> bool:
     return in_user_namespace() and os.environ.get("USER", "") != "root"
 
 
+def prepare_root(option: str, root: str) -> None:
+    """Before a verb uses the state root `root` (from --root `option`), as runc does.
+
+    The $XDG_RUNTIME_DIR default is made mode 0700 with the sticky bit on every call: the
+    XDG spec lets a session manager prune what lacks it there.  A non-root caller left with
+    root's default (no XDG_RUNTIME_DIR) is refused naming that cause, for every verb
+    alike (runc: "mkdir /run/runc: permission denied"), rather than a missing container
+    or an empty list read from a directory it cannot use."""
+    if root != option:
+        try:
+            os.makedirs(root, 0o700, exist_ok=True)
+            os.chmod(root, 0o1700)
+        except OSError as e:
+            raise Failure(f"state root {root}: {e.strerror}: the path in $XDG_RUNTIME_DIR "
+                          "must be writable by the user") from None
+    elif root == DEFAULT_ROOT and os.geteuid() != 0 and not os.access(root, os.W_OK | os.X_OK):
+        import errno
+
+        raise root_failure(root, OSError(errno.EACCES, os.strerror(errno.EACCES)))
+
+
 def root_failure(root: str, e: OSError) -> Failure:
     """The state root cannot be made: say why a non-root user meets this."""
     if os.geteuid() != 0 and root == DEFAULT_ROOT:

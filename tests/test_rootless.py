@@ -92,11 +92,16 @@ class Home:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.dir),
                 "XDG_RUNTIME_DIR": str(self.xdg), **extra}
 
-    def run(self, *args: str, env: dict[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, *args: str, env: dict[str, str] | None = None, check: bool = True,
+            cgroup: str | None = None) -> subprocess.CompletedProcess:
+        """pyruntime ARGS as the user; `cgroup`: from inside that cgroup2 directory (root
+        moves the process there before it becomes the user, as a login manager does)."""
+        argv = _as(self.user, str(CLIENT), *args)
+        if cgroup is not None:
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *argv]
         # files, not pipes: a created container's init keeps them open
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            rc = subprocess.run(_as(self.user, str(CLIENT), *args), cwd=self.bundle,
+            rc = subprocess.run(argv, cwd=self.bundle,
                                 env=self.env() if env is None else env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 timeout=TIMEOUT).returncode
@@ -175,8 +180,10 @@ def test_run_as_user_is_root_in_its_user_namespace(home: Home) -> None:
     assert lines[:2] == ["0", "0"], r.stdout
     assert lines[2].split() == ["0", str(home.user.uid), "1"]
     assert lines[3:6] == ["deny", "sysfs", "null"]
-    # its own state root, and nothing left in it
-    assert (home.xdg / "pyruntime").stat().st_uid == home.user.uid
+    # its own state root (0700 and sticky, as runc makes it: the XDG spec lets a session
+    # manager prune $XDG_RUNTIME_DIR of what lacks the sticky bit), and nothing left in it
+    st = (home.xdg / "pyruntime").stat()
+    assert (st.st_uid, oct(stat.S_IMODE(st.st_mode))) == (home.user.uid, oct(0o1700))
     assert home.state_root() == []
     assert not json.loads(home.run("list", "--format", "json").stdout)
 
@@ -189,10 +196,16 @@ def test_lifecycle_and_exec(home: Home) -> None:
     _wait_status(home, "c2", "running")
     state = json.loads(home.run("state", "c2").stdout)
     assert os.stat(f"/proc/{state['pid']}").st_uid == home.user.uid  # uid 0 inside
-    assert [c["id"] for c in json.loads(home.run("list", "--format", "json").stdout)] \
-        == ["c2"]
+    # listed as the user's (runc: the owner of the state directory), not root's
+    assert [(c["id"], c["owner"]) for c in
+            json.loads(home.run("list", "--format", "json").stdout)] == [("c2", home.user.name)]
+    table = home.run("list").stdout.splitlines()
+    assert table[1].split()[0::5] == ["c2", home.user.name], table
     r = home.run("exec", "c2", "sh", "-c", "id -u; cat /proc/1/cmdline")
     assert r.stdout == "0\nsleep\x001000\x00", r.stdout
+    # and with a terminal: a pty of the container's devpts, relayed by `exec`
+    r = home.run("exec", "-t", "c2", "sh", "-c", "tty; id -u")
+    assert r.stdout.replace("\r\n", "\n") == "/dev/pts/0\n0\n", r.stdout
     home.run("kill", "c2", "KILL")
     _wait_status(home, "c2", "stopped")
     home.run("delete", "c2")
@@ -299,12 +312,65 @@ def test_cgroups_without_delegation_name_the_cause(home: Home) -> None:
 
 
 def test_without_xdg_runtime_dir_the_root_is_named(home: Home) -> None:
+    """As runc ("mkdir /run/runc: permission denied" for every verb but spec): each verb
+    that uses the state root fails naming the cause, none says "does not exist" or
+    lists nothing."""
     home.spec(["true"])
     env = home.env()
     del env["XDG_RUNTIME_DIR"]
-    r = home.run("run", "c8", env=env, check=False)
-    assert r.returncode == 1
-    assert "XDG_RUNTIME_DIR is not set" in r.stderr, r.stderr
+    for args in (["run", "c8"], ["create", "c8"], ["state", "c8"], ["kill", "c8"],
+                 ["delete", "c8"], ["exec", "c8", "true"], ["list"], ["ps", "c8"],
+                 ["serve"]):
+        r = home.run(*args, env=env, check=False)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert r.stderr.splitlines() == [
+            "pyruntime: --root /run/pyruntime: Permission denied; a non-root user's state "
+            "lives in $XDG_RUNTIME_DIR/pyruntime, and XDG_RUNTIME_DIR is not set: set it or "
+            "pass --root"], (args, r.stderr)
+        assert r.stdout == "", (args, r.stdout)
+    (home.bundle / "config.json").unlink()
+    home.run("spec", "--rootless", env=env)  # needs no state root
+    assert (home.bundle / "config.json").is_file()
+    home.spec(["true"])
+    root = home.dir / "own-root"
+    home.run("--root", str(root), "run", "c8", env=env)  # an explicit --root is used
+    assert os.listdir(root) == []
+
+
+def test_a_delegated_cgroup2_subtree_is_used(home: Home) -> None:
+    """A cgroup2 directory the user owns and runs in (delegated by root: chown of it and of
+    its cgroup.procs, cgroup.threads, cgroup.subtree_control) gets the container's cgroup,
+    as runc's rootless manager uses one; delete removes it.  The hierarchies the user does
+    not own (this hybrid host's v1 controllers) are left out."""
+    from pyruntime.cgroups.detect import host
+
+    v2 = host().v2
+    if v2 is None:
+        pytest.skip("this host mounts no cgroup2 hierarchy")
+    delegated = v2.dir_of(os.path.join(v2.own, f"pyrt-rootless-{home.token}"))
+    os.mkdir(delegated)
+    try:
+        for name in ("", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"):
+            os.chown(os.path.join(delegated, name), home.user.uid, home.user.gid)
+        home.spec(["sleep", "1000"])
+        home.run("create", "c14", cgroup=delegated)
+        pid = json.loads(home.run("state", "c14").stdout)["pid"]
+        inner = os.path.join(delegated, "c14")
+        with open(f"/proc/{pid}/cgroup") as f:
+            assert f"0::{os.path.join(v2.own, os.path.basename(delegated), 'c14')}" \
+                in f.read().split("\n")
+        assert os.stat(inner).st_uid == home.user.uid
+        with open(os.path.join(inner, "cgroup.procs")) as f:
+            assert f.read().split() == [str(pid)]
+        home.run("delete", "--force", "c14", cgroup=delegated)
+        assert not os.path.exists(inner)
+        assert home.state_root() == []
+    finally:
+        for d in (os.path.join(delegated, "c14"), delegated):
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
 
 
 def _init_exe(h: Home, cid: str) -> str:

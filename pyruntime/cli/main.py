@@ -21,7 +21,9 @@ class Globals:
     def __init__(self, values: dict) -> None:
         from pyruntime.rootless import state_root
 
-        self.root: str = state_root(values["root"])
+        self._root_option: str = values["root"]
+        self._root: str = state_root(self._root_option)
+        self._root_ready = False
         self.log_path: str | None = values["log"]
         self.log_format: str = values["log_format"]
         self.debug: bool = values["debug"]
@@ -32,15 +34,26 @@ class Globals:
         self.log = Log(self.log_path, self.log_format, self.debug)
 
     @property
+    def root(self) -> str:
+        """The state root (--root, or a rootless caller's default), made ready on first
+        use by a verb that needs it (pyruntime/rootless.py prepare_root)."""
+        if not self._root_ready:
+            from pyruntime.rootless import prepare_root
+
+            prepare_root(self._root_option, self._root)
+            self._root_ready = True
+        return self._root
+
+    @property
     def image_root(self) -> str:
         """The image store: --image-root, else $PYRUNTIME_IMAGE_ROOT, else the default.
 
         Never under the state root: that is often a tmpfs (/run), and `delete` owns it."""
         path = os.path.abspath(self.image_root_option or os.environ.get("PYRUNTIME_IMAGE_ROOT")
                                or DEFAULT_IMAGE_ROOT)
-        real, state = os.path.realpath(path), os.path.realpath(self.root)
+        real, state = os.path.realpath(path), os.path.realpath(self._root)
         if real == state or real.startswith(state.rstrip("/") + "/"):
-            raise Failure(f"--image-root {path}: must not be inside the state root {self.root}")
+            raise Failure(f"--image-root {path}: must not be inside the state root {self._root}")
         return path
 
 

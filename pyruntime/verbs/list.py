@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pyruntime.cli.main import Globals
@@ -21,13 +22,28 @@ def records(store: Store, warn: Callable[[str], None] | None = None) -> list[dic
     rows = []
     for cid in store.ids():
         try:
-            rows.append(state_json(store, store.load(cid)))
+            rows.append({**state_json(store, store.load(cid)), "owner": _owner(store, cid)})
         except CorruptState as e:  # that id only: the others are listed
             if warn is not None:
                 warn(f"{e}; skipped")
         except Failure:
             continue  # a container being created or deleted right now
     return rows
+
+
+def _owner(store: Store, cid: str) -> str:
+    """Who owns the container's state directory, by name (runc's OWNER): the user who
+    created it, which is not root under rootless use."""
+    import pwd
+
+    try:
+        uid = os.stat(store.dir(cid)).st_uid
+    except OSError:
+        return ""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
 
 
 def main(g: Globals, values: dict) -> int:
