@@ -26,6 +26,7 @@ import pytest
 from pyruntime.api.leftovers import _is_zombie_or_gone
 from pyruntime.api.rootfs import build_busybox_rootfs
 from support.leftovers import TOKEN_VAR
+from support.runc import RUNC, normal_dev, normal_mountinfo, sections
 from support.runtime import served_suite
 
 pytestmark = pytest.mark.root  # useradd, setpriv
@@ -96,7 +97,11 @@ class Home:
             cgroup: str | None = None) -> subprocess.CompletedProcess:
         """pyruntime ARGS as the user; `cgroup`: from inside that cgroup2 directory (root
         moves the process there before it becomes the user, as a login manager does)."""
-        argv = _as(self.user, str(CLIENT), *args)
+        return self.run_argv([str(CLIENT), *args], env=env, check=check, cgroup=cgroup)
+
+    def run_argv(self, command: list[str], env: dict[str, str] | None = None,
+                 check: bool = True, cgroup: str | None = None) -> subprocess.CompletedProcess:
+        argv = _as(self.user, *command)
         if cgroup is not None:
             argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *argv]
         # files, not pipes: a created container's init keeps them open
@@ -107,10 +112,9 @@ class Home:
                                 timeout=TIMEOUT).returncode
             out.seek(0)
             err.seek(0)
-            r = subprocess.CompletedProcess(args, rc, out.read(), err.read())
+            r = subprocess.CompletedProcess(command, rc, out.read(), err.read())
         if check and r.returncode:
-            raise AssertionError(f"pyruntime {' '.join(args)}: exit {r.returncode}: "
-                                 f"{r.stderr}")
+            raise AssertionError(f"{' '.join(command)}: exit {r.returncode}: {r.stderr}")
         return r
 
     def spec(self, args: list[str], **linux: object) -> dict:
@@ -186,6 +190,26 @@ def test_run_as_user_is_root_in_its_user_namespace(home: Home) -> None:
     assert (st.st_uid, oct(stat.S_IMODE(st.st_mode))) == (home.user.uid, oct(0o1700))
     assert home.state_root() == []
     assert not json.loads(home.run("list", "--format", "json").stdout)
+
+
+@pytest.mark.skipif(RUNC is None, reason="runc (the oracle) is not installed")
+def test_mounts_and_devices_as_runc_rootless(home: Home) -> None:
+    """The same user, bundle and `spec --rootless` config with a device of its own, run by
+    pyruntime and by runc 1.1.5: the same mounts (devices bound from the host, /sys a
+    read-only rbind, a fresh mqueue, the cgroup mount), the same /dev, the same caps."""
+    report = ("echo '## mountinfo'; cat /proc/self/mountinfo; echo '## dev'; "
+              "ls -ln /dev /dev/mqueue /dev/net; echo '## caps'; grep Cap /proc/self/status")
+    home.spec(["sh", "-c", report], devices=[
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666},
+        {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200}])
+    ours = sections(home.run("run", "c15").stdout)
+    theirs = sections(home.run_argv([RUNC, "run", "c15"]).stdout)
+    assert normal_mountinfo(ours["mountinfo"]) == normal_mountinfo(theirs["mountinfo"])
+    assert any(" /fuse /dev/fuse " in line for line in ours["mountinfo"]), ours["mountinfo"]
+    assert normal_dev(ours["dev"]) == normal_dev(theirs["dev"])
+    assert any(line.split()[-1] == "fuse" for line in ours["dev"]), ours["dev"]
+    assert ours["caps"] == theirs["caps"] and len(ours["caps"]) == 5
+    assert home.state_root() == []
 
 
 def test_lifecycle_and_exec(home: Home) -> None:

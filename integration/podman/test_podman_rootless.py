@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -54,6 +55,21 @@ class RootlessPodman:
                               capture_output=True, text=True, timeout=timeout)
 
 
+def _check_usable_by(p: RootlessPodman) -> None:
+    """The user must be able to run this checkout's pyruntime (a clone under /root is not:
+    README, Rootless); say so, rather than leave podman's "permission denied" to explain."""
+    r = subprocess.run(["setpriv", f"--reuid={p.uid}", f"--regid={p.gid}", "--init-groups",
+                        str(CLIENT), "--version"], capture_output=True, text=True, cwd="/",
+                       env={"PATH": "/usr/bin:/bin"}, timeout=60)
+    if r.returncode:
+        blocked = next((str(d) for d in reversed(CLIENT.parents)
+                        if not d.stat().st_mode & stat.S_IXOTH), None)
+        pytest.fail(f"user {p.name} cannot run {CLIENT}: "
+                    f"{f'{blocked} is not searchable by other users; ' if blocked else ''}"
+                    f"{r.stderr.strip()[-300:]} -- the checkout must be o+rx down to it, "
+                    "and the venv built from /usr/bin/python3 (`make setup`)")
+
+
 @pytest.fixture(scope="module")
 def rootless_podman(busybox_archive: Path):
     if shutil.which("podman") is None or shutil.which("newuidmap") is None:
@@ -69,6 +85,7 @@ def rootless_podman(busybox_archive: Path):
                         "--add-subgids", f"{start}-{start + 65535}", name], check=True,
                        capture_output=True)
         p = RootlessPodman(name, directory)
+        _check_usable_by(p)
         p.xdg.mkdir(mode=0o700)
         shutil.copy(busybox_archive, directory / "busybox.tar")
         subprocess.run(["chown", "-R", f"{p.uid}:{p.gid}", str(directory)], check=True)
