@@ -16,11 +16,11 @@ APT_PACKAGES := python3-venv python3-dev uidmap busybox-static libseccomp-dev li
                 criu docker-registry skopeo apache2-utils
 PYTEST_ARGS ?=
 
-.PHONY: setup apt native native-if-stale check-native test test-served lint demo integration \
+.PHONY: setup apt native native-if-stale check-native check-others test test-served lint demo integration \
         integration-served bench clean distclean fuzz
 
 setup: apt $(STAMPS)/installed native-if-stale check-native $(VENV)/bin/pyruntime-python \
-       $(VENV)/bin/pyruntime
+       $(VENV)/bin/pyruntime check-others
 
 # apt-get only when a package is missing; `apt-get update` only then.
 apt:
@@ -100,6 +100,17 @@ native-if-stale: $(STAMPS)/installed
 
 native: $(STAMPS)/installed
 	$(PY) native/build.py
+
+# Any user may run this checkout (README, Rootless) if every directory down to it is
+# searchable by others; a clone under /root is not: warn, since nothing else would say so.
+check-others:
+	@d=$(CURDIR); while [ "$$d" != / ]; do \
+	  if [ -z "$$(find "$$d" -maxdepth 0 -perm -o=x)" ]; then \
+	    echo "setup: warning: $$d is not searchable by other users: only its owner can run this checkout's pyruntime (README, Rootless)" >&2; \
+	    break; \
+	  fi; \
+	  d=$$(dirname "$$d"); \
+	done
 
 check-native:
 	@$(PY) -c 'import pyruntime._native' \
