@@ -105,7 +105,38 @@ def check_caller(plan) -> None:  # plan.build.Plan (not imported here)
         plan.newuidmap = _map_writer(plan.uid_map, os.geteuid(), "uid")
         plan.newgidmap = _map_writer(plan.gid_map, os.getegid(), "gid")
         plan.deny_setgroups = plan.newgidmap is None
+        check_mapped(plan)
     fit_process(plan)
+
+
+def _mapped(text: str | None, inner: int) -> bool:
+    """Whether the id `inner` of the container is in the map `text` ("inner outer size")."""
+    for line in (text or "").split("\n"):
+        if line:
+            start, _outer, size = (int(x) for x in line.split())
+            if start <= inner < start + size:
+                return True
+    return False
+
+
+def check_mapped(plan) -> None:  # plan.build.Plan
+    """The ids a rootless container uses must exist in its user namespace: refuse the
+    config naming the field (runc: "cannot set uid to unmapped user in user namespace",
+    "cannot specify gid= mount options for unmapped gid in rootless containers"), rather
+    than a bare EINVAL from setresgid(2) or mount(2) in the init."""
+    for kind, inner in (("uid", plan.uid), ("gid", plan.gid)):
+        if not _mapped(getattr(plan, f"{kind}_map"), inner):
+            raise Failure(f"config.json: process.user.{kind}: {inner} is not mapped in the "
+                          f"container's user namespace (linux.{kind}Mappings)")
+    for m in plan.mounts:
+        for option in (m.data or "").split(","):
+            kind, _, value = option.partition("=")
+            if kind in ("uid", "gid") and value.isdigit() \
+                    and not _mapped(getattr(plan, f"{kind}_map"), int(value)):
+                raise Failure(f"config.json: mounts: {m.destination}: option {option}: {kind} "
+                              f"{value} is not mapped in the container's user namespace "
+                              f"(linux.{kind}Mappings); `pyruntime spec --rootless` leaves "
+                              "such options out")
 
 
 def fit_process(plan) -> None:  # plan.build.Plan

@@ -312,6 +312,28 @@ def test_mapping_another_uid_is_refused(home: Home) -> None:
     assert home.state_root() == []
 
 
+def test_unmapped_ids_are_named(home: Home) -> None:
+    """A process user or a mount's gid= that the user's map does not cover fails naming
+    the field, before anything is made (runc refuses both too), not with EINVAL."""
+    config = home.spec(["true"])
+    config["process"]["user"] = {"uid": 1000, "gid": 0}
+    home.write(config)
+    r = home.run("run", "c16", check=False)
+    assert (r.returncode, r.stderr) == (1, "pyruntime: config.json: process.user.uid: 1000 "
+                                        "is not mapped in the container's user namespace "
+                                        "(linux.uidMappings)\n")
+    config = home.spec(["true"])
+    for m in config["mounts"]:
+        if m["destination"] == "/dev/pts":
+            m["options"].append("gid=5")  # root's `pyruntime spec` has it
+    home.write(config)
+    r = home.run("run", "c16", check=False)
+    assert r.returncode == 1
+    assert "config.json: mounts: /dev/pts: option gid=5: gid 5 is not mapped" in r.stderr, \
+        r.stderr
+    assert home.state_root() == []
+
+
 def test_cgroups_without_delegation_name_the_cause(home: Home) -> None:
     """This host has no cgroup subtree delegated to the user: a cgroupsPath it asks for,
     a limit, or --rootless false (cgroups required), fails naming the directory;
