@@ -143,7 +143,7 @@ def exec_plan(spec: Spec, process: Process, root: str, preserve_fds: int = 0) ->
     plan.envp = with_home(plan.envp, root, plan.uid)
     from pyruntime.rootless import fit_process
 
-    fit_process(plan)
+    fit_process(plan, proc=os.path.dirname(root))
     return plan
 
 

@@ -119,15 +119,24 @@ def _mapped(text: str | None, inner: int) -> bool:
     return False
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _check_user(plan, maps: dict[str, str | None], field: str) -> None:
+    for kind, inner in (("uid", plan.uid), ("gid", plan.gid)):
+        if not _mapped(maps[kind], inner):
+            raise Failure(f"{field}{kind}: {inner} is not mapped in the container's user "
+                          f"namespace (linux.{kind}Mappings)")
+
+
 def check_mapped(plan) -> None:  # plan.build.Plan
     """The ids a rootless container uses must exist in its user namespace: refuse the
     config naming the field (runc: "cannot set uid to unmapped user in user namespace",
     "cannot specify gid= mount options for unmapped gid in rootless containers"), rather
     than a bare EINVAL from setresgid(2) or mount(2) in the init."""
-    for kind, inner in (("uid", plan.uid), ("gid", plan.gid)):
-        if not _mapped(getattr(plan, f"{kind}_map"), inner):
-            raise Failure(f"config.json: process.user.{kind}: {inner} is not mapped in the "
-                          f"container's user namespace (linux.{kind}Mappings)")
+    _check_user(plan, {"uid": plan.uid_map, "gid": plan.gid_map}, "config.json: process.user.")
     for m in plan.mounts:
         for option in (m.data or "").split(","):
             kind, _, value = option.partition("=")
@@ -139,15 +148,22 @@ def check_mapped(plan) -> None:  # plan.build.Plan
                               "such options out")
 
 
-def fit_process(plan) -> None:  # plan.build.Plan
+def fit_process(plan, proc: str | None = None) -> None:  # plan.build.Plan
     """The container's (or an exec's) process, started by a non-root caller: setgroups(2)
-    is denied in its user namespace, so additional groups cannot be set (as runc)."""
+    is denied in its user namespace, so additional groups cannot be set (as runc).  `proc`
+    (an exec's: /proc/PID of the container's init): its user must be mapped there."""
     if os.geteuid() == 0:
         return
     if plan.groups:
         raise Failure("process.user.additionalGids: cannot set additional groups in a "
                       "rootless container (setgroups is denied in its user namespace)")
     plan.set_groups = False
+    if proc is not None:
+        try:
+            maps = {kind: _read(f"{proc}/{kind}_map") for kind in ("uid", "gid")}
+        except OSError:
+            return  # the container is gone: the exec fails on joining it
+        _check_user(plan, maps, "exec: process.user.")
 
 
 HELPERS = {"uid": ("/usr/bin/newuidmap", "/etc/subuid"),

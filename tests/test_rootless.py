@@ -227,6 +227,11 @@ def test_lifecycle_and_exec(home: Home) -> None:
     assert table[1].split()[0::5] == ["c2", home.user.name], table
     r = home.run("exec", "c2", "sh", "-c", "id -u; cat /proc/1/cmdline")
     assert r.stdout == "0\nsleep\x001000\x00", r.stdout
+    # a user outside the container's map is named (runc refuses it too), not EINVAL
+    r = home.run("exec", "--user", "0:1000", "c2", "true", check=False)
+    assert (r.returncode, r.stderr) == (1, "pyruntime: exec: process.user.gid: 1000 is not "
+                                        "mapped in the container's user namespace "
+                                        "(linux.gidMappings)\n")
     # and with a terminal: a pty of the container's devpts, relayed by `exec`
     r = home.run("exec", "-t", "c2", "sh", "-c", "tty; id -u")
     assert r.stdout.replace("\r\n", "\n") == "/dev/pts/0\n0\n", r.stdout
