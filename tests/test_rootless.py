@@ -393,7 +393,7 @@ def test_a_delegated_cgroup2_subtree_is_used(home: Home) -> None:
     its cgroup.procs, cgroup.threads, cgroup.subtree_control) gets the container's cgroup,
     as runc's rootless manager uses one; delete removes it.  The hierarchies the user does
     not own (this hybrid host's v1 controllers) are left out."""
-    from pyruntime.cgroups.detect import host
+    from pyruntime.cgroups.detect import UNIFIED, host
 
     v2 = host().v2
     if v2 is None:
@@ -403,7 +403,7 @@ def test_a_delegated_cgroup2_subtree_is_used(home: Home) -> None:
     try:
         for name in ("", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"):
             os.chown(os.path.join(delegated, name), home.user.uid, home.user.gid)
-        home.spec(["sleep", "1000"])
+        home.spec(["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"])
         home.run("create", "c14", cgroup=delegated)
         pid = json.loads(home.run("state", "c14").stdout)["pid"]
         inner = os.path.join(delegated, "c14")
@@ -413,7 +413,19 @@ def test_a_delegated_cgroup2_subtree_is_used(home: Home) -> None:
         assert os.stat(inner).st_uid == home.user.uid
         with open(os.path.join(inner, "cgroup.procs")) as f:
             assert f.read().split() == [str(pid)]
-        home.run("delete", "--force", "c14", cgroup=delegated)
+        home.run("start", "c14")
+        deadline = time.monotonic() + TIMEOUT
+        while len(json.loads(home.run("ps", "--format", "json", "c14").stdout)) < 2:
+            assert time.monotonic() < deadline, "ps never listed sh and sleep"
+            time.sleep(0.05)
+        if host().mode != UNIFIED:  # hybrid: the v1 freezer was left out
+            r = home.run("pause", "c14", check=False)
+            assert (r.returncode, r.stderr) == (1, "pyruntime: cgroup: the container has no "
+                                                "freezer cgroup: its user could not create "
+                                                "one (no delegation)\n")
+        home.run("kill", "--all", "c14", "TERM")  # unfrozen without a freezer, as runc
+        _wait_status(home, "c14", "stopped")
+        home.run("delete", "c14", cgroup=delegated)
         assert not os.path.exists(inner)
         assert home.state_root() == []
     finally:

@@ -150,6 +150,10 @@ class Driver:
     def pids(self) -> list[int]:
         return read_pids(self.main_dir())
 
+    def can_freeze(self) -> bool:
+        """Whether the container has a cgroup that freezes (v1: a freezer directory)."""
+        return True
+
     def freeze(self) -> None:
         raise NotImplementedError
 
@@ -163,10 +167,12 @@ class Driver:
         """Signal every process: freeze so none forks away, signal each, thaw (runc's way).
 
         A paused container stays paused unless the signal is SIGKILL (frozen processes
-        cannot die).
+        cannot die).  Without a freezer cgroup (a rootless create may go without one) the
+        processes are signalled unfrozen, as runc does then.
         """
-        was_frozen = self.frozen()
-        if not was_frozen:
+        freezes = self.can_freeze()
+        was_frozen = freezes and self.frozen()
+        if freezes and not was_frozen:
             self.freeze()
         try:
             for pid in self.pids():
@@ -175,7 +181,7 @@ class Driver:
                 except ProcessLookupError:
                     pass
         finally:
-            if not was_frozen or sig == 9:
+            if freezes and (not was_frozen or sig == 9):
                 self.thaw()
 
     def stats(self) -> dict:

@@ -49,8 +49,16 @@ class V1(Driver):
             raise Failure(f"cgroup: cannot set {controller} limits: "
                           f"{denied.message.removeprefix('cgroup: ')}")
         if d is None:
+            from pyruntime.cgroups.detect import host
+
+            if host().controller(controller) is not None:  # a rootless create left it out
+                raise Failure(f"cgroup: the container has no {controller} cgroup: its user "
+                              "could not create one (no delegation)")
             raise Failure(f"cgroup: the {controller} controller is not mounted on this host")
         return d
+
+    def can_freeze(self) -> bool:
+        return self.dir_of("freezer") is not None
 
     def clone_dir(self) -> str | None:
         return self.paths.get("")  # hybrid: the unified (cgroup2) hierarchy's directory
