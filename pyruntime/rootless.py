@@ -106,7 +106,34 @@ def check_caller(plan) -> None:  # plan.build.Plan (not imported here)
         plan.newgidmap = _map_writer(plan.gid_map, os.getegid(), "gid")
         plan.deny_setgroups = plan.newgidmap is None
         check_mapped(plan)
+    check_host_namespaces(plan)
     fit_process(plan)
+
+
+# filesystems the kernel mounts only for the owner of a namespace the container has:
+# fstype -> (that namespace's name in linux.namespaces, what works instead)
+NAMESPACED_FS = {
+    "mqueue": ("ipc", "a bind of the host's /dev/mqueue"),
+    "sysfs": ("network", "a read-only rbind of /sys, as `pyruntime spec --rootless` writes"),
+}
+
+
+def check_host_namespaces(plan) -> None:  # plan.build.Plan
+    """An mqueue or sysfs mount in a container that shares the host's IPC or network
+    namespace fails with EPERM for a non-root caller (runc 1.1.5 too, at mount time):
+    refuse it now, naming the namespace it lacks."""
+    from pyruntime.plan.linux_consts import NAMESPACE_FLAGS
+
+    for m in plan.mounts:
+        need = NAMESPACED_FS.get(m.fstype or "")
+        if need is None:
+            continue
+        name, other = need
+        flag = NAMESPACE_FLAGS[name]
+        if not (plan.clone_flags & flag or any(f == flag for f, _ in plan.joins)):
+            raise Failure(f"config.json: mounts: {m.destination}: mounting {m.fstype} needs "
+                          f"the container's own {name} namespace when not root (add "
+                          f'{{"type": "{name}"}} to linux.namespaces), or {other}')
 
 
 def _mapped(text: str | None, inner: int) -> bool:

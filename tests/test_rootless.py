@@ -339,6 +339,34 @@ def test_unmapped_ids_are_named(home: Home) -> None:
     assert home.state_root() == []
 
 
+def test_mqueue_and_sysfs_need_namespaces_of_their_own(home: Home) -> None:
+    """Mounting mqueue or sysfs needs the container's own IPC or network namespace when not
+    root: without it the failure names the namespace (runc 1.1.5 fails too, with EPERM
+    from mount); with it, the mount is the kernel's."""
+    config = home.spec(["true"])
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                     if n["type"] != "ipc"]
+    home.write(config)
+    r = home.run("run", "c17", check=False)
+    assert (r.returncode, r.stderr) == (1, "pyruntime: config.json: mounts: /dev/mqueue: "
+                                        "mounting mqueue needs the container's own ipc "
+                                        'namespace when not root (add {"type": "ipc"} to '
+                                        "linux.namespaces), or a bind of the host's "
+                                        "/dev/mqueue\n")
+    config = home.spec(["sh", "-c", "grep -w sysfs /proc/self/mountinfo"])
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys"] + [
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro"]}]
+    home.write(config)
+    r = home.run("run", "c17", check=False)
+    assert r.returncode == 1
+    assert "config.json: mounts: /sys: mounting sysfs needs the container's own network " \
+        "namespace when not root" in r.stderr, r.stderr
+    config["linux"]["namespaces"].append({"type": "network"})
+    home.write(config)
+    assert home.run("run", "c17").stdout.split()[3:5] == ["/", "/sys"]
+    assert home.state_root() == []
+
+
 def test_cgroups_without_delegation_name_the_cause(home: Home) -> None:
     """This host has no cgroup subtree delegated to the user: a cgroupsPath it asks for,
     a limit, or --rootless false (cgroups required), fails naming the directory;
