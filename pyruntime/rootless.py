@@ -62,14 +62,22 @@ def root_failure(root: str, e: OSError) -> Failure:
     return Failure(f"--root {root}: {e.strerror}")
 
 
+# runc reads --rootless with Go's strconv.ParseBool, "" and "auto" (any case) aside
+_TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
+_FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
+
+
 def enabled(mode: str) -> bool:
     """--rootless auto|true|false.  True: cgroups this caller may not create are left
     out (runc's rootless cgroup manager).  auto is true for a non-root caller, and for
-    root inside a user namespace other than the initial one."""
-    if mode == "true":
+    root inside a user namespace other than the initial one.  Checked where it is used
+    (create, run), as runc does."""
+    if mode in _TRUE:
         return True
-    if mode == "false":
+    if mode in _FALSE:
         return False
+    if mode.lower() not in ("", "auto"):
+        raise Failure(f"--rootless {mode!r}: expected true, false or auto")
     return os.geteuid() != 0 or in_user_namespace()
 
 

@@ -384,9 +384,15 @@ def test_cgroups_without_delegation_name_the_cause(home: Home) -> None:
     home.spec(["true"], resources={"devices": [{"allow": False, "access": "rwm"}]})
     home.run("run", "c6")  # as runc: device rules are not expected to work rootless
     home.spec(["true"])
-    r = home.run("--rootless", "false", "run", "c7", check=False)
-    assert r.returncode == 1
-    assert "permission denied (no delegation)" in r.stderr, r.stderr
+    for false in ("false", "0", "F"):  # runc reads it with Go's ParseBool
+        r = home.run("--rootless", false, "run", "c7", check=False)
+        assert r.returncode == 1
+        assert "permission denied (no delegation)" in r.stderr, r.stderr
+    for true in ("true", "1", "TRUE", "Auto"):
+        home.run("--rootless", true, "run", "c7")
+    r = home.run("--rootless", "maybe", "run", "c7", check=False)
+    assert (r.returncode, r.stderr) == (1, "pyruntime: --rootless 'maybe': expected true, "
+                                        "false or auto\n")
     assert home.state_root() == []
 
 

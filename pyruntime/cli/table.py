@@ -56,8 +56,9 @@ GLOBAL_OPTIONS = (
     Opt("--log-format", default="text", choices=("text", "json"), help="log format"),
     Opt("--debug", "flag", help="log debug messages"),
     Opt("--systemd-cgroup", "flag", help="manage cgroups with systemd (needs systemd)"),
-    Opt("--rootless", default="auto", choices=("auto", "true", "false"),
-        help="leave out cgroups this user may not create (auto: when not root)"),
+    Opt("--rootless", default="auto",
+        help="leave out cgroups this user may not create: true, false or auto (when not "
+        "root); runc's spellings (1, t, TRUE, 0, f, ...) too"),
     Opt("--criu", default="criu", help="path to the criu binary used for checkpoint and restore"),
     Opt("--image-root", help="the image store (default: $PYRUNTIME_IMAGE_ROOT, else "
         "/var/lib/pyruntime); never under --root"),
