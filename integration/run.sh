@@ -47,7 +47,7 @@ set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
-summary=$(grep -E '^=+ .*( in [0-9.]+s).* =+$' "$log" | tail -n1 || true)
+summary=$( { grep -E '^(=+ )?[0-9]+ [a-z].* in [0-9.]+s' "$log" || true; } | tail -n1)
 count() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
 passed=$(count passed)
 failed=$(( $(count failed) + $(count error) ))
