@@ -110,12 +110,17 @@ def assert_recoverable(rt: Runtime, cid: str, again: list[str]) -> None:
     assert_nothing_left(rt)
 
 
-def assert_no_process(rt: Runtime) -> None:
+def assert_no_process(rt: Runtime, but: int | None = None) -> None:
+    """No process of the test is alive (`but` that one, e.g. a tracer)."""
     __tracebackhide__ = True
+
+    def procs() -> list:
+        return [p for p in find_processes(rt.workdir, rt.token) if p.pid != but]
+
     deadline = time.monotonic() + 10
-    while (procs := find_processes(rt.workdir, rt.token)) and time.monotonic() < deadline:
+    while (left := procs()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert procs == [], procs
+    assert left == [], left
 
 
 def assert_nothing_left(rt: Runtime) -> None:
@@ -216,6 +221,73 @@ def test_restore_killed_before_criu(runtime: Runtime, bundle, tmp_path: Path,
     if step == "restore:cgroups":
         assert find_cgroups(runtime.token) != []  # made, and then left by the kill
     assert_recoverable(runtime, "c1", ["create", "--bundle", str(b), "c1"])
+
+
+# -- a caller killed while stage1 starts -------------------------------------------------
+
+GETPPID = {"x86_64": 110, "aarch64": 173}  # syscall numbers, as /proc/PID/syscall shows them
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def _in_syscall(pid: int, nr: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split(" ", 1)[0] == str(nr)
+    except OSError:
+        return False
+
+
+def test_caller_killed_before_stage1_checks_it(rt: Runtime, bundle, mode: str,
+                                               request: pytest.FixtureRequest) -> None:
+    """The runtime (served: the client, which forks stage1) SIGKILLed while stage1 has not
+    yet made sure of its caller: strace holds stage1 in getppid(), which then names the
+    reaper stage1 was reparented to.  Before, the init was armed against that reaper and
+    waited for its hand-over for ever (served, the worker too, waiting for the dead
+    client's answer on a socket the init had inherited, so `delete --force` said "is being
+    created").  Now stage1 knows its caller's pid from before the clone and ends there:
+    nothing is alive before any delete, and the id is reusable."""
+    nr = GETPPID.get(os.uname().machine)
+    if nr is None:
+        pytest.skip(f"getppid's syscall number on {os.uname().machine} is not listed here")
+    b = bundle(["sleep", "1000"])
+    argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=getppid",
+            "-e", "inject=getppid:delay_enter=2000000", "--",
+            *rt.cmd("create", "--bundle", str(b), "c1")]
+    tracer = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, cwd=rt.workdir)
+    try:
+        caller, stage1 = None, None
+        deadline = time.monotonic() + 60
+        while stage1 is None and time.monotonic() < deadline:
+            caller = next(iter(_children(tracer.pid)), caller)
+            if caller is not None:
+                stage1 = next((c for c in _children(caller) if _in_syscall(c, nr)), None)
+            time.sleep(0.002)
+        assert stage1 is not None, "stage1 never reached getppid()"
+        if mode == "served":  # the client forked stage1: the call was not run cold
+            assert os.path.realpath(f"/proc/{caller}/exe") == os.path.realpath(CLIENT)
+        os.kill(caller, signal.SIGKILL)
+        assert_no_process(rt, but=tracer.pid)  # no init outlives a caller that did not
+        # record it
+        assert tracer.wait(timeout=60) == -signal.SIGKILL  # strace: its tracee's end
+    finally:
+        if tracer.poll() is None:
+            tracer.kill()
+            tracer.wait()
+    if mode == "served":  # the worker that took the call is gone too
+        server = request.getfixturevalue("server")
+        deadline = time.monotonic() + 60
+        while len(server.children()) != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(server.children()) == 2, server.children()
+    assert_recoverable(rt, "c1", ["create", "--bundle", str(b), "c1"])
 
 
 # -- a sweep of SIGKILLs by time ----------------------------------------------------------
