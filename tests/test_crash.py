@@ -91,12 +91,15 @@ def faulty(step: str) -> dict[str, str]:
 
 
 def killed(result: subprocess.CompletedProcess[str], mode: str) -> None:
-    """The verb died at the step: SIGKILL cold; served, the client reports a failure."""
+    """The verb died at the step: SIGKILL cold; served, the client exits 1 saying so on
+    one line (it once exited 1 with an empty stderr)."""
     __tracebackhide__ = True
     if mode == "cold":
         assert result.returncode == -signal.SIGKILL, describe(result)
     else:
-        assert result.returncode != 0, describe(result)
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1, describe(result)
+        assert len(lines) == 1 and "the server's worker died" in lines[0], describe(result)
 
 
 def assert_recoverable(rt: Runtime, cid: str, again: list[str]) -> None:
