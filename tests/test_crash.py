@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -247,19 +248,13 @@ def _in_syscall(pid: int, nr: int) -> bool:
         return False
 
 
-def test_caller_killed_before_stage1_checks_it(rt: Runtime, bundle, mode: str,
-                                               request: pytest.FixtureRequest) -> None:
-    """The runtime (served: the client, which forks stage1) SIGKILLed while stage1 has not
-    yet made sure of its caller: strace holds stage1 in getppid(), which then names the
-    reaper stage1 was reparented to.  Before, the init was armed against that reaper and
-    waited for its hand-over for ever (served, the worker too, waiting for the dead
-    client's answer on a socket the init had inherited, so `delete --force` said "is being
-    created").  Now stage1 knows its caller's pid from before the clone and ends there:
-    nothing is alive before any delete, and the id is reusable."""
+@contextmanager
+def stage1_held(rt: Runtime, b, mode: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`create` under strace, which holds stage1 (the caller's child) in getppid() for 2 s:
+    yields the tracer and the caller (served: the client, which forks stage1)."""
     nr = GETPPID.get(os.uname().machine)
     if nr is None:
         pytest.skip(f"getppid's syscall number on {os.uname().machine} is not listed here")
-    b = bundle(["sleep", "1000"])
     argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=getppid",
             "-e", "inject=getppid:delay_enter=2000000", "--",
             *rt.cmd("create", "--bundle", str(b), "c1")]
@@ -276,21 +271,65 @@ def test_caller_killed_before_stage1_checks_it(rt: Runtime, bundle, mode: str,
         assert stage1 is not None, "stage1 never reached getppid()"
         if mode == "served":  # the client forked stage1: the call was not run cold
             assert os.path.realpath(f"/proc/{caller}/exe") == os.path.realpath(CLIENT)
-        os.kill(caller, signal.SIGKILL)
-        assert_no_process(rt, but=tracer.pid)  # no init outlives a caller that did not
-        # record it
-        assert tracer.wait(timeout=60) == -signal.SIGKILL  # strace: its tracee's end
+        yield tracer, caller
     finally:
         if tracer.poll() is None:
             tracer.kill()
             tracer.wait()
-    if mode == "served":  # the worker that took the call is gone too
-        server = request.getfixturevalue("server")
-        deadline = time.monotonic() + 60
-        while len(server.children()) != 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(server.children()) == 2, server.children()
+
+
+def assert_spares_only(request: pytest.FixtureRequest) -> None:
+    """The server is back to its two spare workers: the one that took the call is gone."""
+    __tracebackhide__ = True
+    server = request.getfixturevalue("server")
+    deadline = time.monotonic() + 60
+    while len(server.children()) != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.children()) == 2, server.children()
+
+
+def test_caller_killed_before_stage1_checks_it(rt: Runtime, bundle, mode: str,
+                                               request: pytest.FixtureRequest) -> None:
+    """The runtime (served: the client) SIGKILLed while stage1 has not yet made sure of its
+    caller; getppid() then names the reaper stage1 was reparented to.  Before, the init
+    was armed against that reaper and waited for its hand-over for ever (served, the
+    worker too, waiting for the dead client's answer on a socket the init had inherited,
+    so `delete --force` said "is being created").  Now stage1 knows its caller's pid from
+    before the clone and ends there: nothing is alive before any delete."""
+    b = bundle(["sleep", "1000"])
+    with stage1_held(rt, b, mode) as (tracer, caller):
+        os.kill(caller, signal.SIGKILL)
+        assert_no_process(rt, but=tracer.pid)  # no init outlives a caller that did not
+        # record it
+        assert tracer.wait(timeout=60) == -signal.SIGKILL  # strace: its tracee's end
+    if mode == "served":
+        assert_spares_only(request)
     assert_recoverable(rt, "c1", ["create", "--bundle", str(b), "c1"])
+
+
+@pytest.mark.parametrize("mode", ["served"])
+def test_delete_force_at_once_after_the_client_died(rt: Runtime, bundle, mode: str,
+                                                    request: pytest.FixtureRequest) -> None:
+    """Served, the client SIGKILLed while its worker creates: the worker dies with its
+    client, but only once every copy of the client's socket is closed (a child of the
+    client, here stage1 held by strace, keeps one).  `delete --force` at once (as an engine
+    does after a failed create) must not say "is being created": the provisional record
+    names the client, and a creator whose client is gone is ended and cleared."""
+    b = bundle(["sleep", "1000"])
+    with stage1_held(rt, b, mode) as (tracer, caller):
+        os.kill(caller, signal.SIGKILL)
+        while os.path.exists(f"/proc/{caller}/exe"):  # reaped by strace: gone
+            time.sleep(0.01)
+        result = rt.run("delete", "--force", "c1", timeout=60)
+        assert result.returncode == 0, describe(result)
+        assert not (rt.root / "c1").exists()
+        assert_no_process(rt, but=tracer.pid)
+        assert tracer.wait(timeout=60) == -signal.SIGKILL
+    assert_spares_only(request)
+    assert_nothing_left(rt)
+    rt.run("create", "--bundle", str(b), "c1", check=True, timeout=60)
+    rt.run("delete", "--force", "c1", check=True, timeout=60)
+    assert_nothing_left(rt)
 
 
 # -- a sweep of SIGKILLs by time ----------------------------------------------------------
