@@ -338,14 +338,19 @@ SWEEP_KILLS = 60
 LAUNCHER = Path(sys.executable).parent / "pyruntime-python"  # the cold path, as shipped
 
 
-def test_create_killed_at_time_offsets(runtime: Runtime, bundle) -> None:
-    """SIGKILL a cold `create` at SWEEP_KILLS offsets spread over how long one takes here;
-    after each, the invariant holds (killed before the mkdir: there is nothing to delete)."""
-    if served_suite():
-        pytest.skip("a sweep of the cold path: it runs in `make test`")
+def test_create_killed_at_time_offsets(rt: Runtime, bundle, mode: str) -> None:
+    """SIGKILL a `create` (cold: the launcher as shipped; served: the client) at
+    SWEEP_KILLS offsets spread over how long one takes here.  After each: no process is
+    alive unless the kill came after state.json was saved (the lifeline), `delete --force`
+    at once clears the id, nothing is left (killed before the mkdir: nothing to delete)."""
+    runtime = rt
     b = bundle(["sleep", "1000"])
-    argv = [str(LAUNCHER), "--root", str(runtime.root), "create", "--bundle", str(b)]
-    env = {k: v for k, v in os.environ.items() if k != SOCKET_ENV}
+    if mode == "cold":
+        argv = [str(LAUNCHER), "--root", str(runtime.root), "create", "--bundle", str(b)]
+        env = {k: v for k, v in os.environ.items() if k != SOCKET_ENV}
+    else:
+        argv = runtime.cmd("create", "--bundle", str(b))
+        env = dict(os.environ)
 
     def start(cid: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([*argv, cid], env=env, stdin=subprocess.DEVNULL,
@@ -366,9 +371,11 @@ def test_create_killed_at_time_offsets(runtime: Runtime, bundle) -> None:
         proc.send_signal(signal.SIGKILL)
         code = proc.wait(timeout=60)
         outcomes["killed" if code == -signal.SIGKILL else "finished"] += 1
+        saved = (runtime.root / cid / "state.json").exists()
         if code == -signal.SIGKILL and (runtime.root / cid).exists():
-            saved = (runtime.root / cid / "state.json").exists()
             outcomes["left a state.json" if saved else "left a partial dir"] += 1
+        if code == -signal.SIGKILL and not saved:
+            assert_no_process(runtime)
         result = runtime.run("delete", "--force", cid, timeout=60)
         assert result.returncode == 0 or "does not exist" in result.stderr, describe(result)
         assert_nothing_left(runtime)
@@ -376,7 +383,7 @@ def test_create_killed_at_time_offsets(runtime: Runtime, bundle) -> None:
     runtime.create(b, "again")
     runtime.delete("again", force=True)
     assert_nothing_left(runtime)
-    print(f"create sweep: {SWEEP_KILLS} kills over {span * 1000:.0f} ms: {outcomes}")
+    print(f"{mode} create sweep: {SWEEP_KILLS} kills over {span * 1000:.0f} ms: {outcomes}")
     assert outcomes["killed"] > 0, outcomes
 
 
