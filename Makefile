@@ -13,7 +13,7 @@ STAMPS := $(VENV)/.stamps
 # Rootless).  Debian's build is also PGO/LTO-optimised and starts faster.
 SYS_PYTHON ?= /usr/bin/python3
 APT_PACKAGES := python3-venv python3-dev uidmap busybox-static libseccomp-dev libcap-dev pkg-config gcc libc6-dev runc crun hyperfine zstd \
-                criu docker-registry skopeo apache2-utils
+                criu docker-registry skopeo apache2-utils strace
 PYTEST_ARGS ?=
 
 .PHONY: setup apt native native-if-stale check-native check-others test test-served lint demo integration \

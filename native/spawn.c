@@ -88,7 +88,7 @@ static void __attribute__((noreturn)) stage1_exit(pid_t helper, int helper_go)
     _exit(1);
 }
 
-static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
+static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p, pid_t caller)
 {
     int fd = p->sync_fd;
     int maps = p->uid_map != NULL || p->gid_map != NULL;
@@ -135,8 +135,16 @@ static void __attribute__((noreturn)) stage1(const struct pyrt_plan *p)
             _exit(1);
         }
     }
-    /* a pidfd of the caller, while it is surely our parent (lifeline.c); -1: no check */
-    caller_fd = (int)syscall(SYS_pidfd_open, getppid(), 0);
+    /*
+     * A pidfd of the caller (lifeline.c; -1: a kernel without pidfd_open, no check).  If
+     * the caller died before it was taken, we were reparented: getppid() names the
+     * reaper, not the caller, and an init armed against the reaper would outlive a caller
+     * that never recorded it.  So the caller's pid comes from before the clone, and a
+     * parent that is no longer the caller ends stage1 here, with nothing made.
+     */
+    caller_fd = (int)syscall(SYS_pidfd_open, caller, 0);
+    if (getppid() != caller)
+        _exit(1);
     /* bind sources are opened as the runtime, by stage1 or its helper: mountsrc.c */
     if (pyrt_needs_source_fds(p)) {
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, src) < 0) {
@@ -208,6 +216,7 @@ kill_init:
 
 int pyrt_spawn(const struct pyrt_plan *plan)
 {
+    pid_t caller = getpid();
     pid_t pid;
     int status;
 
@@ -215,7 +224,7 @@ int pyrt_spawn(const struct pyrt_plan *plan)
     if (pid < 0)
         return -errno;
     if (pid == 0)
-        stage1(plan);
+        stage1(plan, caller);
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
             return -errno;

@@ -33,13 +33,20 @@ def write_pid_file(path: str, pid: int) -> None:
 def provisional_record(container_id: str, bundle: str, cgroup: object = None,
                        extra: dict | None = None) -> dict:
     """What create writes before its first side effect: who creates (pid and start time,
-    to tell a create in progress from a dead one) and what it is about to make."""
+    to tell a create in progress from a dead one) and what it is about to make.  Served,
+    also the client the creating worker acts for: a worker dies with its client
+    (pyruntime/served/worker.py), so a creator whose client is gone is a dying one."""
+    from pyruntime import caller
     from pyruntime.procfs import stat_fields
 
     me = os.getpid()
     fields = stat_fields(me)
     record = {"id": container_id, "creator": [me, fields[1] if fields else 0],
               "bundle": bundle, **(extra or {})}
+    client = caller.caller_pid()
+    if client != me:
+        fields = stat_fields(client)
+        record["client"] = [client, fields[1] if fields else 0]
     if cgroup is not None:
         record["cgroup"] = cgroup.planned_record()  # type: ignore[attr-defined]
     return record

@@ -39,7 +39,10 @@ def clear(store: Store, container_id: str, *, force: bool, corrupt: bool = False
     record = record or {}
     creator = record.get("creator")
     if not corrupt and _alive(creator):
-        raise Failure(f"container {container_id} is being created (by pid {creator[0]})")
+        if not _orphaned(record):
+            raise Failure(f"container {container_id} is being created (by pid {creator[0]})")
+        if force:  # a served worker whose client died: it is dying with it, end it now
+            _end(creator)
     if not force:
         what = "its state file is corrupt" if corrupt else "a runtime died while making it"
         raise Failure(f"container {container_id} is a leftover ({what}); "
@@ -87,6 +90,38 @@ def _not_in_use(store: Store, container_id: str, record: dict | None) -> dict | 
     paths = {k: v for k, v in (record.get("paths") or {}).items() if free(v)}
     created = [d for d in record.get("created") or [] if free(d)]
     return {**record, "paths": paths, "created": created}
+
+
+def _orphaned(record: dict) -> bool:
+    """The record names the client a served creator acts for, and that client is gone."""
+    client = record.get("client")
+    return (isinstance(client, list) and len(client) == 2
+            and all(isinstance(v, int) and v > 0 for v in client) and not _alive(client))
+
+
+def _end(creator: list[int]) -> None:
+    """SIGKILL the creator (through a pidfd: it is the recorded process, not one that
+    reused its pid) and wait until it is gone, so that it makes nothing more."""
+    import _signal
+    import select
+
+    pid, start = creator
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        from pyruntime.procfs import is_alive
+
+        if not is_alive(pid, start):
+            return
+        _signal.pidfd_send_signal(pidfd, 9)
+        p = select.poll()
+        p.register(pidfd, select.POLLIN)
+        if not p.poll(10_000):
+            raise Failure(f"pid {pid}, which was creating the container, does not exit")
+    finally:
+        os.close(pidfd)
 
 
 def _alive(creator: object) -> bool:

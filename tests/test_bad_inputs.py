@@ -258,9 +258,13 @@ def _process_json(path: Path, kind: str) -> None:
         path.write_text(json.dumps(good)[:-3])
     elif kind == "gid-out-of-range":
         path.write_text(json.dumps({**good, "user": {"uid": 0, "gid": 2**32}}))
+    elif kind == "over-16-mib":  # refused for its size, before a byte is parsed
+        path.write_text(json.dumps(good))
+        os.truncate(path, 16 * 1024 * 1024 + 1)
 
 
-@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "deep", "truncated", "gid-out-of-range"])
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "deep", "truncated", "gid-out-of-range",
+                                  "over-16-mib"])
 def test_bad_process_json(runtime: Runtime, bundle, tmp_path: Path, kind: str) -> None:
     """exec --process: a regular file of bounded size and depth, integers in range; refused
     with one line and no process started in the container."""
@@ -275,6 +279,8 @@ def test_bad_process_json(runtime: Runtime, bundle, tmp_path: Path, kind: str) -
     assert "process.json" in lines[0] or str(path) in lines[0], lines
     if kind == "gid-out-of-range":
         assert "user.gid" in lines[0], lines
+    if kind == "over-16-mib":
+        assert "over the limit" in lines[0], lines
     assert runtime.status("c1") == "running"
     pids = runtime.run("ps", "--format", "json", "c1", check=True).stdout
     assert len(json.loads(pids)) == 1, pids  # the init alone

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,12 +92,15 @@ def faulty(step: str) -> dict[str, str]:
 
 
 def killed(result: subprocess.CompletedProcess[str], mode: str) -> None:
-    """The verb died at the step: SIGKILL cold; served, the client reports a failure."""
+    """The verb died at the step: SIGKILL cold; served, the client exits 1 saying so on
+    one line (it once exited 1 with an empty stderr)."""
     __tracebackhide__ = True
     if mode == "cold":
         assert result.returncode == -signal.SIGKILL, describe(result)
     else:
-        assert result.returncode != 0, describe(result)
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1, describe(result)
+        assert len(lines) == 1 and "the server's worker died" in lines[0], describe(result)
 
 
 def assert_recoverable(rt: Runtime, cid: str, again: list[str]) -> None:
@@ -110,12 +114,17 @@ def assert_recoverable(rt: Runtime, cid: str, again: list[str]) -> None:
     assert_nothing_left(rt)
 
 
-def assert_no_process(rt: Runtime) -> None:
+def assert_no_process(rt: Runtime, but: int | None = None) -> None:
+    """No process of the test is alive (`but` that one, e.g. a tracer)."""
     __tracebackhide__ = True
+
+    def procs() -> list:
+        return [p for p in find_processes(rt.workdir, rt.token) if p.pid != but]
+
     deadline = time.monotonic() + 10
-    while (procs := find_processes(rt.workdir, rt.token)) and time.monotonic() < deadline:
+    while (left := procs()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert procs == [], procs
+    assert left == [], left
 
 
 def assert_nothing_left(rt: Runtime) -> None:
@@ -218,20 +227,130 @@ def test_restore_killed_before_criu(runtime: Runtime, bundle, tmp_path: Path,
     assert_recoverable(runtime, "c1", ["create", "--bundle", str(b), "c1"])
 
 
+# -- a caller killed while stage1 starts -------------------------------------------------
+
+GETPPID = {"x86_64": 110, "aarch64": 173}  # syscall numbers, as /proc/PID/syscall shows them
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def _in_syscall(pid: int, nr: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split(" ", 1)[0] == str(nr)
+    except OSError:
+        return False
+
+
+@contextmanager
+def stage1_held(rt: Runtime, b, mode: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`create` under strace, which holds stage1 (the caller's child) in getppid() for 2 s:
+    yields the tracer and the caller (served: the client, which forks stage1)."""
+    nr = GETPPID.get(os.uname().machine)
+    if nr is None:
+        pytest.skip(f"getppid's syscall number on {os.uname().machine} is not listed here")
+    argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=getppid",
+            "-e", "inject=getppid:delay_enter=2000000", "--",
+            *rt.cmd("create", "--bundle", str(b), "c1")]
+    tracer = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, cwd=rt.workdir)
+    try:
+        caller, stage1 = None, None
+        deadline = time.monotonic() + 60
+        while stage1 is None and time.monotonic() < deadline:
+            caller = next(iter(_children(tracer.pid)), caller)
+            if caller is not None:
+                stage1 = next((c for c in _children(caller) if _in_syscall(c, nr)), None)
+            time.sleep(0.002)
+        assert stage1 is not None, "stage1 never reached getppid()"
+        if mode == "served":  # the client forked stage1: the call was not run cold
+            assert os.path.realpath(f"/proc/{caller}/exe") == os.path.realpath(CLIENT)
+        yield tracer, caller
+    finally:
+        if tracer.poll() is None:
+            tracer.kill()
+            tracer.wait()
+
+
+def assert_spares_only(request: pytest.FixtureRequest) -> None:
+    """The server is back to its two spare workers: the one that took the call is gone."""
+    __tracebackhide__ = True
+    server = request.getfixturevalue("server")
+    deadline = time.monotonic() + 60
+    while len(server.children()) != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.children()) == 2, server.children()
+
+
+def test_caller_killed_before_stage1_checks_it(rt: Runtime, bundle, mode: str,
+                                               request: pytest.FixtureRequest) -> None:
+    """The runtime (served: the client) SIGKILLed while stage1 has not yet made sure of its
+    caller; getppid() then names the reaper stage1 was reparented to.  Before, the init
+    was armed against that reaper and waited for its hand-over for ever (served, the
+    worker too, waiting for the dead client's answer on a socket the init had inherited,
+    so `delete --force` said "is being created").  Now stage1 knows its caller's pid from
+    before the clone and ends there: nothing is alive before any delete."""
+    b = bundle(["sleep", "1000"])
+    with stage1_held(rt, b, mode) as (tracer, caller):
+        os.kill(caller, signal.SIGKILL)
+        assert_no_process(rt, but=tracer.pid)  # no init outlives a caller that did not
+        # record it
+        assert tracer.wait(timeout=60) == -signal.SIGKILL  # strace: its tracee's end
+    if mode == "served":
+        assert_spares_only(request)
+    assert_recoverable(rt, "c1", ["create", "--bundle", str(b), "c1"])
+
+
+@pytest.mark.parametrize("mode", ["served"])
+def test_delete_force_at_once_after_the_client_died(rt: Runtime, bundle, mode: str,
+                                                    request: pytest.FixtureRequest) -> None:
+    """Served, the client SIGKILLed while its worker creates: the worker dies with its
+    client, but only once every copy of the client's socket is closed (a child of the
+    client, here stage1 held by strace, keeps one).  `delete --force` at once (as an engine
+    does after a failed create) must not say "is being created": the provisional record
+    names the client, and a creator whose client is gone is ended and cleared."""
+    b = bundle(["sleep", "1000"])
+    with stage1_held(rt, b, mode) as (tracer, caller):
+        os.kill(caller, signal.SIGKILL)
+        while os.path.exists(f"/proc/{caller}/exe"):  # reaped by strace: gone
+            time.sleep(0.01)
+        result = rt.run("delete", "--force", "c1", timeout=60)
+        assert result.returncode == 0, describe(result)
+        assert not (rt.root / "c1").exists()
+        assert_no_process(rt, but=tracer.pid)
+        assert tracer.wait(timeout=60) == -signal.SIGKILL
+    assert_spares_only(request)
+    assert_nothing_left(rt)
+    rt.run("create", "--bundle", str(b), "c1", check=True, timeout=60)
+    rt.run("delete", "--force", "c1", check=True, timeout=60)
+    assert_nothing_left(rt)
+
+
 # -- a sweep of SIGKILLs by time ----------------------------------------------------------
 
 SWEEP_KILLS = 60
 LAUNCHER = Path(sys.executable).parent / "pyruntime-python"  # the cold path, as shipped
 
 
-def test_create_killed_at_time_offsets(runtime: Runtime, bundle) -> None:
-    """SIGKILL a cold `create` at SWEEP_KILLS offsets spread over how long one takes here;
-    after each, the invariant holds (killed before the mkdir: there is nothing to delete)."""
-    if served_suite():
-        pytest.skip("a sweep of the cold path: it runs in `make test`")
+def test_create_killed_at_time_offsets(rt: Runtime, bundle, mode: str) -> None:
+    """SIGKILL a `create` (cold: the launcher as shipped; served: the client) at
+    SWEEP_KILLS offsets spread over how long one takes here.  After each: no process is
+    alive unless the kill came after state.json was saved (the lifeline), `delete --force`
+    at once clears the id, nothing is left (killed before the mkdir: nothing to delete)."""
+    runtime = rt
     b = bundle(["sleep", "1000"])
-    argv = [str(LAUNCHER), "--root", str(runtime.root), "create", "--bundle", str(b)]
-    env = {k: v for k, v in os.environ.items() if k != SOCKET_ENV}
+    if mode == "cold":
+        argv = [str(LAUNCHER), "--root", str(runtime.root), "create", "--bundle", str(b)]
+        env = {k: v for k, v in os.environ.items() if k != SOCKET_ENV}
+    else:
+        argv = runtime.cmd("create", "--bundle", str(b))
+        env = dict(os.environ)
 
     def start(cid: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([*argv, cid], env=env, stdin=subprocess.DEVNULL,
@@ -252,9 +371,11 @@ def test_create_killed_at_time_offsets(runtime: Runtime, bundle) -> None:
         proc.send_signal(signal.SIGKILL)
         code = proc.wait(timeout=60)
         outcomes["killed" if code == -signal.SIGKILL else "finished"] += 1
+        saved = (runtime.root / cid / "state.json").exists()
         if code == -signal.SIGKILL and (runtime.root / cid).exists():
-            saved = (runtime.root / cid / "state.json").exists()
             outcomes["left a state.json" if saved else "left a partial dir"] += 1
+        if code == -signal.SIGKILL and not saved:
+            assert_no_process(runtime)
         result = runtime.run("delete", "--force", cid, timeout=60)
         assert result.returncode == 0 or "does not exist" in result.stderr, describe(result)
         assert_nothing_left(runtime)
@@ -262,7 +383,7 @@ def test_create_killed_at_time_offsets(runtime: Runtime, bundle) -> None:
     runtime.create(b, "again")
     runtime.delete("again", force=True)
     assert_nothing_left(runtime)
-    print(f"create sweep: {SWEEP_KILLS} kills over {span * 1000:.0f} ms: {outcomes}")
+    print(f"{mode} create sweep: {SWEEP_KILLS} kills over {span * 1000:.0f} ms: {outcomes}")
     assert outcomes["killed"] > 0, outcomes
 
 
