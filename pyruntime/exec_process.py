@@ -50,7 +50,7 @@ def load_process_file(path: str) -> Process:
     from pyruntime.spec.model import Process
 
     try:
-        raw = read_bounded(path, f"--process {path}")
+        raw = read_bounded(path, f"--process {path}", nofollow=False)
     except OSError as e:
         raise Failure(f"--process {path}: {errno_text(e.errno)}") from None
     from pyruntime.spec.process_rules import check_process

@@ -144,6 +144,8 @@ CASES = [
     # hostile files and values: each refused before anything is made
     Case("config-symlink-to-dev-zero", ("config.json",),
          replace_config=config_symlink_to("/dev/zero")),
+    Case("config-symlink-to-a-good-file", ("config.json",),
+         replace_config=config_symlink_to("config.real")),
     Case("config-is-a-fifo", ("config.json",), replace_config=config_fifo),
     Case("config-over-16-mib", ("config.json",), replace_config=config_oversized),
     Case("json-missing-colon", ("config.json",), raw='{"ociVersion" "1.0.2"}'),

@@ -66,17 +66,6 @@ def test_delete_force_of_a_missing_id_succeeds(runtime: Runtime, runc: Runc) -> 
     assert "does not exist" in ours.stderr
 
 
-def test_config_json_may_be_a_symlink_to_a_regular_file(runtime: Runtime, runc: Runc,
-                                                       bundle) -> None:
-    """Followed, as runc follows it (a symlink to /dev/zero or a FIFO is refused:
-    tests/test_bad_inputs.py)."""
-    b = bundle(["sh", "-c", "echo linked"])
-    b.config_path.rename(b.path / "config.real")
-    b.config_path.symlink_to("config.real")
-    assert both(runtime, runc, "run", "--bundle", b, "c1") == (0, 0)
-    assert runtime.run_bundle(b, "c2").stdout == "linked\n"
-
-
 def wait_stopped(status) -> None:  # a callable returning the status
     deadline = time.monotonic() + 30
     while status() != "stopped":

@@ -12,14 +12,14 @@ from pyruntime.spec.record import DecodeError, decode
 MAX_FILE = 16 << 20  # bytes, for config.json and process.json (runc has no bound)
 
 
-def read_bounded(path: str, name: str) -> bytes:
+def read_bounded(path: str, name: str, *, nofollow: bool) -> bytes:
     """The bytes of a regular file of at most MAX_FILE bytes, else Failure naming `name`.
 
     Opened non-blocking (a FIFO would block the open) and checked with fstat before a
-    byte is read: a symlink to /dev/zero or a FIFO fails at once.  A symlink to a regular
-    file is followed, as runc follows it.
+    byte is read: a symlink to /dev/zero or a FIFO fails at once.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # OSError: the caller words it
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (os.O_NOFOLLOW if nofollow else 0)
+    fd = os.open(path, flags)  # OSError: the caller words it
     try:
         import stat
 
@@ -46,12 +46,15 @@ def load_bundle_config(bundle: str) -> Spec:
     """Load and validate `<bundle>/config.json`; raise Failure with one clear line."""
     path = os.path.join(bundle, "config.json")
     try:
-        raw = read_bounded(path, "config.json")
+        raw = read_bounded(path, "config.json", nofollow=True)
     except FileNotFoundError:
         if not os.path.isdir(bundle):
             raise Failure(f"bundle {bundle}: no such directory") from None
         raise Failure(f"config.json: not found in bundle {bundle}") from None
     except OSError as e:
+        if e.errno == 40:  # ELOOP: O_NOFOLLOW met a symlink
+            raise Failure("config.json: is a symbolic link; the bundle's config.json "
+                          "must be a regular file") from None
         raise Failure(f"config.json: {errno_text(e.errno)}") from None
     return parse_config(raw)
 
