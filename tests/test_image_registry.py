@@ -23,8 +23,8 @@ from support.oci_builder import (
     sample_layers,
 )
 from support.registry import (
-    RedirectingFront,
     Registry,
+    RegistryFront,
     ThrottledProxy,
     TokenServer,
     require_tools,
@@ -179,7 +179,7 @@ def test_blobs_through_redirects(tmp_path: Path, runtime: Runtime, registry) -> 
     """Registries send blobs from elsewhere (a 307 to a storage host): followed."""
     b, img = layout(tmp_path, runtime, layers=[busybox_layer([F("via", b"redirect\n")])])
     registry.push(f"oci:{b.path}:v1", "redir:v1")
-    front = RedirectingFront(registry.port)
+    front = RegistryFront(registry.port, redirect_blobs=True)
     try:
         name = f"{front.host}/redir:v1"
         ok(runtime, "image", "pull", "--tls-verify=false", f"docker://{name}")
@@ -474,56 +474,6 @@ def test_pull_killed_then_repeated(tmp_path: Path, runtime: Runtime, registry) -
                            str(len(bigs[0]) + len(bigs[1])), "total"]
 
 
-class RangeIgnoringFront:
-    """An HTTP front for a registry (GET and HEAD) that drops the Range header: a
-    registry without range support, answering 200 and the whole blob."""
-
-    def __init__(self, registry_port: int) -> None:
-        import http.server
-        import threading
-        import urllib.error
-        import urllib.request
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _serve(self, head: bool) -> None:
-                req = urllib.request.Request(
-                    f"http://127.0.0.1:{registry_port}{self.path}",
-                    method="HEAD" if head else "GET",
-                    headers={k: v for k, v in self.headers.items()
-                             if k.lower() not in ("host", "range")})
-                try:
-                    resp = urllib.request.urlopen(req, timeout=60)
-                except urllib.error.HTTPError as e:
-                    resp = e
-                body = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.headers.items():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding",
-                                         "accept-ranges"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if not head:
-                    self.wfile.write(body)
-
-            def do_GET(self) -> None:  # http.server's name
-                self._serve(False)
-
-            def do_HEAD(self) -> None:  # http.server's name
-                self._serve(True)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.mark.parametrize("part", ["prefix", "garbage"])
 def test_resume_without_ranges_and_from_a_bad_part(tmp_path: Path, runtime: Runtime,
                                                    registry, part: str) -> None:
@@ -543,7 +493,7 @@ def test_resume_without_ranges_and_from_a_bad_part(tmp_path: Path, runtime: Runt
         (downloads / (hexd(layer.digest) + ".part")).write_bytes(data)
 
     plant()
-    front = RangeIgnoringFront(registry.port)
+    front = RegistryFront(registry.port, ranges=False)
     try:
         mark = registry.mark()
         name = f"{front.host}/res:v1"

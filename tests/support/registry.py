@@ -263,22 +263,30 @@ class TokenServer:
         self.httpd.server_close()
 
 
-class RedirectingFront:
-    """An HTTP front for a registry (GET and HEAD only) that answers every blob request
-    with a 307 to the registry under another host name (``localhost``), as registries
-    send blobs from a storage host; it also records the Authorization headers it saw."""
+class RegistryFront:
+    """An HTTP front for a registry (GET and HEAD only) that makes it act unlike itself.
+    With ``redirect_blobs`` it answers every blob request with a 307 to the registry under
+    another host name (``localhost``), as registries send blobs from a storage host, and
+    records the paths it redirected in ``redirected``. With ``ranges=False`` it drops the
+    Range header and the Accept-Ranges answer: a registry without range support, answering
+    200 and the whole blob."""
 
-    def __init__(self, registry_port: int) -> None:
+    def __init__(self, registry_port: int, *, redirect_blobs: bool = False,
+                 ranges: bool = True) -> None:
         import http.server
         import urllib.error
         import urllib.request
 
         self.redirected: list[str] = []
         front = self
+        drop_asked = {"host"} if ranges else {"host", "range"}
+        drop_answer = {"content-length", "connection", "transfer-encoding"}
+        if not ranges:
+            drop_answer.add("accept-ranges")
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _serve(self, head: bool) -> None:
-                if "/blobs/" in self.path:
+                if redirect_blobs and "/blobs/" in self.path:
                     front.redirected.append(self.path)
                     self.send_response(307)
                     self.send_header("Location", f"http://localhost:{registry_port}{self.path}")
@@ -288,7 +296,8 @@ class RedirectingFront:
                 req = urllib.request.Request(
                     f"http://127.0.0.1:{registry_port}{self.path}",
                     method="HEAD" if head else "GET",
-                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+                    headers={k: v for k, v in self.headers.items()
+                             if k.lower() not in drop_asked})
                 try:
                     resp = urllib.request.urlopen(req, timeout=60)
                 except urllib.error.HTTPError as e:
@@ -296,7 +305,7 @@ class RedirectingFront:
                 body = resp.read()
                 self.send_response(resp.status)
                 for k, v in resp.headers.items():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    if k.lower() not in drop_answer:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
