@@ -67,6 +67,23 @@ class _Unit:
         """The unit's directory systemd makes (checked once the unit is started)."""
         raise NotImplementedError
 
+    def create(self, unit_properties: list | None = None) -> None:
+        """Start the unit, then do what systemd leaves to the driver (_after_start); on
+        any failure, what was made goes again."""
+        try:
+            self._start_unit(unit_properties)
+            self._after_start()
+        except BaseException:
+            try:
+                self.destroy()  # type: ignore[attr-defined]
+            except Failure:
+                pass  # the first error is the one to report
+            raise
+
+    def _after_start(self) -> None:
+        """What the driver does itself once systemd has made the unit's directory."""
+        raise NotImplementedError
+
     def _start_unit(self, unit_properties: list | None) -> None:
         """StartTransientUnit holding a placeholder (a scope), with the base properties
         and the planned resource ones; the unit's directory must then be there."""
@@ -159,18 +176,7 @@ class SystemdV2(_Unit, V2):
     def unit_dir(self) -> str:
         return self.dir
 
-    def create(self, unit_properties: list | None = None) -> None:
-        try:
-            self._start_unit(unit_properties)
-            self._enable_parents()
-        except BaseException:
-            try:
-                self.destroy()
-            except Failure:
-                pass  # the first error is the one to report
-            raise
-
-    def _enable_parents(self) -> None:
+    def _after_start(self) -> None:
         """The controllers systemd does not manage (hugetlb, rdma, misc) enabled down
         to the unit's parent, as runc's systemd driver does."""
         rel = os.path.relpath(os.path.dirname(self.dir), self.mountpoint)
@@ -212,18 +218,11 @@ class SystemdV1(_Unit, V1):
     def unit_dir(self) -> str:
         return self.paths["name=systemd"]
 
-    def create(self, unit_properties: list | None = None) -> None:
-        try:
-            self._start_unit(unit_properties)
-            for key in sorted(self.paths, key=_rank):
-                if not os.path.isdir(self.paths[key]):  # one systemd does not manage
-                    self._make(self.paths[key], cpuset="cpuset" in key.split(","))
-        except BaseException:
-            try:
-                self.destroy()
-            except Failure:
-                pass  # the first error is the one to report
-            raise
+    def _after_start(self) -> None:
+        """The unit's directory in the hierarchies systemd does not manage."""
+        for key in sorted(self.paths, key=_rank):
+            if not os.path.isdir(self.paths[key]):  # one systemd does not manage
+                self._make(self.paths[key], cpuset="cpuset" in key.split(","))
 
     def cpu_period(self) -> int:
         """The CFS period in force, 0 if unknown (update: a quota without a period)."""
