@@ -27,7 +27,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from pyruntime.spec.model import Resources
+    from pyruntime.spec.model import CPU, Resources
 
 Property = tuple[str, tuple[str, object]]
 
@@ -214,24 +214,8 @@ def resource_properties(res: Resources, *, version: int, devices: bool,
     if cpu is not None:
         if cpu.shares:
             props.append(("CPUWeight", ("t", shares_to_weight(cpu.shares))))
-        quota, period = cpu.quota or 0, cpu.period or 0
-        if quota and not period:
-            period_for_quota = current_period
-        else:
-            period_for_quota = period
-        if quota and not period and period_for_quota:
-            # an update of the quota alone: the per-second value needs the period in force
-            props += [p for p in cpu_quota_properties(quota, period_for_quota, version)
-                      if p[0] == "CPUQuotaPerSecUSec"]
-        else:
-            props += cpu_quota_properties(quota, period, version)
-        if version >= 244:
-            if cpu.cpus:
-                props.append(("AllowedCPUs", ("ay", range_to_bits(
-                    cpu.cpus, "linux.resources.cpu.cpus"))))
-            if cpu.mems:
-                props.append(("AllowedMemoryNodes", ("ay", range_to_bits(
-                    cpu.mems, "linux.resources.cpu.mems"))))
+        props += _quota_properties(cpu, version, current_period)
+        props += _cpuset_properties(cpu, version)
     if res.pids is not None and (res.pids.limit > 0 or res.pids.limit == -1):
         props.append(("TasksMax", ("t", _u64(res.pids.limit))))
     bio = res.block_io
@@ -264,17 +248,30 @@ def resource_properties_v1(res: Resources, *, version: int, devices: bool,
     if cpu is not None:
         if cpu.shares:
             props.append(("CPUShares", ("t", cpu.shares)))
-        quota, period = cpu.quota or 0, cpu.period or 0
-        if quota and not period and current_period:
-            props += [p for p in cpu_quota_properties(quota, current_period, version)
-                      if p[0] == "CPUQuotaPerSecUSec"]
-        else:
-            props += cpu_quota_properties(quota, period, version)
+        props += _quota_properties(cpu, version, current_period)
     if res.block_io is not None and res.block_io.weight:
         props.append(("BlockIOWeight", ("t", res.block_io.weight)))
     if res.pids is not None and (res.pids.limit > 0 or res.pids.limit == -1):
         props.append(("TasksMax", ("t", _u64(res.pids.limit))))
-    if cpu is not None and version >= 244:
+    if cpu is not None:
+        props += _cpuset_properties(cpu, version)
+    return props
+
+
+def _quota_properties(cpu: CPU, version: int, current_period: int) -> list[Property]:
+    """The CPU quota's properties (v1 and v2 alike)."""
+    quota, period = cpu.quota or 0, cpu.period or 0
+    if quota and not period and current_period:
+        # an update of the quota alone: the per-second value needs the period in force
+        return [p for p in cpu_quota_properties(quota, current_period, version)
+                if p[0] == "CPUQuotaPerSecUSec"]
+    return cpu_quota_properties(quota, period, version)
+
+
+def _cpuset_properties(cpu: CPU, version: int) -> list[Property]:
+    """AllowedCPUs/AllowedMemoryNodes, which systemd has from version 244 on."""
+    props: list[Property] = []
+    if version >= 244:
         if cpu.cpus:
             props.append(("AllowedCPUs", ("ay", range_to_bits(
                 cpu.cpus, "linux.resources.cpu.cpus"))))
