@@ -40,6 +40,15 @@ def fails(runtime: Runtime, *args: str) -> str:
     return lines[0]
 
 
+def write_tar(path: Path, files: dict[str, bytes]) -> None:
+    """A plain tar of these regular files, in this order."""
+    with tarfile.open(path, "w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
 def docker_save(path: Path, images: list[tuple[str, list[bytes], dict]],
                 bad_config_name: bool = False) -> None:
     """A tar laid out as `docker save` (before docker 25) writes it: <id>/layer.tar,
@@ -62,11 +71,7 @@ def docker_save(path: Path, images: list[tuple[str, list[bytes], dict]],
             layers.append(f"{lid}/layer.tar")
         entries.append({"Config": f"{chex}.json", "RepoTags": [repotag], "Layers": layers})
     files["manifest.json"] = json.dumps(entries).encode()
-    with tarfile.open(path, "w") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
+    write_tar(path, files)
 
 
 def test_docker_save_archive(tmp_path: Path, runtime: Runtime) -> None:
@@ -118,11 +123,7 @@ def docker25_save(path: Path, repotag: str, tars: list[bytes], config: dict) -> 
         "Config": "blobs/" + cfg["digest"].replace(":", "/"), "RepoTags": [repotag],
         "Layers": ["blobs/" + la["digest"].replace(":", "/") for la in layers],
     }]).encode()
-    with tarfile.open(path, "w") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
+    write_tar(path, files)
 
 
 def test_docker25_save_archive(tmp_path: Path, runtime: Runtime) -> None:
@@ -154,11 +155,7 @@ def test_tampered_archive_leaves_nothing(tmp_path: Path, runtime: Runtime) -> No
     for name in members:
         if name.endswith("layer.tar"):
             members[name] = layer_tar(busybox_layer([F("extra", b"x")]))
-    with tarfile.open(archive2, "w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
+    write_tar(archive2, members)
     assert "the image config says" in fails(runtime, "image", "load",
                                             f"docker-archive:{archive2}")
     assert ok(runtime, "image", "ls", "-q") == ""
