@@ -285,18 +285,6 @@ class Console:
         return fds[0]
 
 
-def read_until(fd: int, marker: bytes, timeout: float = 60) -> bytes:
-    data, deadline = b"", time.monotonic() + timeout
-    while marker not in data:
-        left = deadline - time.monotonic()
-        assert left > 0, f"timed out waiting for {marker!r}: {data!r}"
-        if select.select([fd], [], [], left)[0]:
-            chunk = os.read(fd, 4096)
-            assert chunk, data
-            data += chunk
-    return data
-
-
 def terminal_numbers(fd: int, at_least: int, timeout: float = 60) -> list[int]:
     """The counter's numbers from a pty master: complete lines only, after a newline."""
     data = b""
