@@ -20,6 +20,7 @@ import pytest
 
 from support import Runtime, assert_clean_failure, stderr_lines
 from support.cgroups import cgroups_path
+from support.mountinfo import cgroup_mount
 
 pytestmark = [pytest.mark.root, pytest.mark.pyruntime_only]
 
@@ -103,16 +104,6 @@ def pipes():
 def cgroup_of(pid: int) -> str:
     with open(f"/proc/{pid}/cgroup") as f:
         return f.read()
-
-
-def cgroup_mount(pid: int) -> tuple[str, str]:
-    """(root, fstype) of the container's /sys/fs/cgroup, from its mountinfo."""
-    with open(f"/proc/{pid}/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if fields[4] == "/sys/fs/cgroup":
-                return fields[3], fields[fields.index("-") + 1]
-    raise AssertionError(f"no /sys/fs/cgroup in /proc/{pid}/mountinfo")
 
 
 @pytest.mark.criu

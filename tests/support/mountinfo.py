@@ -78,3 +78,14 @@ def find_mount(entries: list[MountEntry], mountpoint: str) -> MountEntry | None:
         if entry.mountpoint == mountpoint:
             found = entry
     return found
+
+
+def cgroup_mount(pid: int) -> tuple[str, str]:
+    """(root, fstype) of a process's /sys/fs/cgroup, from its mountinfo (a container's,
+    to see its cgroup view is the same after a restore)."""
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == "/sys/fs/cgroup":
+                return fields[3], fields[fields.index("-") + 1]
+    raise AssertionError(f"no /sys/fs/cgroup in /proc/{pid}/mountinfo")
