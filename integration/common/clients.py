@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -78,6 +79,25 @@ def in_terminal(argv: list[str], timeout: float = 90) -> subprocess.CompletedPro
     return run(["script", "-qec", shlex.join(argv), "/dev/null"], timeout=timeout)
 
 
+def check_run_with_terminal(argv: list[str]) -> None:
+    """`argv`, a client's run with a terminal up to the command, runs `tty; exit 4` in a
+    pseudo-terminal: the container's process has the container's first pts on its stdio,
+    and its exit code comes back."""
+    r = in_terminal([*argv, "sh", "-c", "tty; exit 4"])
+    assert r.returncode == 4, describe(r)
+    assert "/dev/pts/0" in r.stdout, describe(r)
+
+
+def check_exec_with_terminal(argv: list[str]) -> None:
+    """`argv`, a client's exec with a terminal up to the command, runs `tty; exit 6`: the
+    process has a pts, and its exit code comes back. The sleep: containerd's shim takes the
+    pty master only after `exec --detach` returns, so the output of a process that is
+    already gone can be lost (seen once in ~60 runs here)."""
+    r = in_terminal([*argv, "sh", "-c", "tty; sleep 0.5; exit 6"])
+    assert r.returncode == 6, describe(r)
+    assert "/dev/pts/" in r.stdout, describe(r)
+
+
 def describe(result: subprocess.CompletedProcess[str]) -> str:
     return (f"$ {shlex.join(result.args)}\nexit {result.returncode}\n"
             f"--- stdout ---\n{result.stdout}--- stderr ---\n{result.stderr}")
@@ -103,6 +123,26 @@ def pids_mentioning(text: str) -> list[int]:
         if text.encode() in cmdline:
             pids.append(int(name))
     return pids
+
+
+def sigkill(pids: list[int]) -> None:
+    """SIGKILL these processes (ours: see pids_mentioning); ones already gone are skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop_daemon(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM a client's daemon we started; SIGKILL it if it is still there after
+    `grace` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def unmount_under(directory: Path) -> None:

@@ -8,9 +8,7 @@ started for the module and killed by pid at the end; the busybox image is import
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -22,14 +20,17 @@ from clients import (
     BUILD,
     IMAGE,
     cgroup_dirs_named,
+    check_exec_with_terminal,
+    check_run_with_terminal,
     describe,
-    in_terminal,
     make_wrapper,
     parent_name,
     pids_mentioning,
     remove_cgroups,
     remove_tree,
     run,
+    sigkill,
+    stop_daemon,
 )
 
 NAMESPACE = "pyrt-it"
@@ -155,19 +156,10 @@ def _stop(c: Containerd) -> None:
         ids = c.ctr("container", "ls", "--quiet", timeout=30).stdout.split()
         for cid in ids:
             c.remove(cid)
-        c.proc.send_signal(signal.SIGTERM)
-        try:
-            c.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            c.proc.kill()
-            c.proc.wait()
+        stop_daemon(c.proc, 15)
     # shims of this containerd (their command line names our socket) and anything else
     # still running from our temp dir
-    for pid in pids_mentioning(str(c.dir)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    sigkill(pids_mentioning(str(c.dir)))
 
 
 def new_id(prefix: str) -> str:
@@ -197,10 +189,7 @@ def test_run_output_and_exit_code(containerd: Containerd) -> None:
 
 def test_run_with_terminal(containerd: Containerd) -> None:
     cid = new_id("tty")
-    r = in_terminal(containerd.ctr_argv(*containerd.run_args("--rm", "-t"), IMAGE, cid,
-                                        "sh", "-c", "tty; exit 4"))
-    assert r.returncode == 4, describe(r)
-    assert "/dev/pts/0" in r.stdout, describe(r)
+    check_run_with_terminal(containerd.ctr_argv(*containerd.run_args("--rm", "-t"), IMAGE, cid))
 
 
 def test_init_outlives_create_under_the_shim(containerd: Containerd, sleeper: str) -> None:
@@ -231,12 +220,8 @@ def test_task_exec(containerd: Containerd, sleeper: str) -> None:
 
 
 def test_task_exec_with_terminal(containerd: Containerd, sleeper: str) -> None:
-    # the sleep: the shim takes the pty master only after `exec --detach` returns, so the
-    # output of a process that is already gone can be lost (seen once in ~60 runs here)
-    r = in_terminal(containerd.ctr_argv("task", "exec", "-t", "--exec-id", "e2", sleeper,
-                                        "sh", "-c", "tty; sleep 0.5; exit 6"))
-    assert r.returncode == 6, describe(r)
-    assert "/dev/pts/" in r.stdout, describe(r)
+    check_exec_with_terminal(containerd.ctr_argv("task", "exec", "-t", "--exec-id", "e2",
+                                                 sleeper))
 
 
 def test_task_exec_missing_binary(containerd: Containerd, sleeper: str) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -34,13 +33,16 @@ import pytest
 from clients import (
     BUILD,
     cgroup_dirs_named,
+    check_exec_with_terminal,
+    check_run_with_terminal,
     describe,
-    in_terminal,
     make_wrapper,
     pids_mentioning,
     remove_cgroups,
     remove_tree,
     run,
+    sigkill,
+    stop_daemon,
 )
 
 DOCKER = "/usr/bin/docker"  # docker.io's CLI (another docker may come first in PATH)
@@ -129,18 +131,9 @@ def _stop(d: Docker) -> None:
         ids = d("ps", "--all", "--quiet", timeout=60).stdout.split()
         if ids:
             d("rm", "--force", *ids, timeout=120)
-        d.proc.send_signal(signal.SIGTERM)  # dockerd stops its containerd, unmounts data-root
-        try:
-            d.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            d.proc.kill()
-            d.proc.wait()
+        stop_daemon(d.proc, 30)  # dockerd stops its containerd, unmounts data-root
     # its containerd and shims (their command lines name our temp dir), if any outlived it
-    for pid in pids_mentioning(str(d.dir)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    sigkill(pids_mentioning(str(d.dir)))
 
 
 def _host_network() -> dict[str, object]:
@@ -257,10 +250,7 @@ def test_run_output_and_exit_code(docker: Docker) -> None:
 
 
 def test_run_with_terminal(docker: Docker) -> None:
-    r = in_terminal(docker.argv("run", "--rm", "-t", *RUN_FLAGS, IMAGE, "sh", "-c",
-                                "tty; exit 4"))
-    assert r.returncode == 4, describe(r)
-    assert "/dev/pts/0" in r.stdout, describe(r)
+    check_run_with_terminal(docker.argv("run", "--rm", "-t", *RUN_FLAGS, IMAGE))
 
 
 def test_run_with_stdin(docker: Docker) -> None:
@@ -421,10 +411,7 @@ def test_exec(docker: Docker, shared: str) -> None:
 
 
 def test_exec_with_terminal(docker: Docker, shared: str) -> None:
-    # the sleep: see integration/containerd test_task_exec_with_terminal
-    r = in_terminal(docker.argv("exec", "-it", shared, "sh", "-c", "tty; sleep 0.5; exit 6"))
-    assert r.returncode == 6, describe(r)
-    assert "/dev/pts/" in r.stdout, describe(r)
+    check_exec_with_terminal(docker.argv("exec", "-it", shared))
 
 
 def test_exec_with_stdin_and_detached(docker: Docker, shared: str) -> None:

@@ -9,9 +9,7 @@ runtime, so the wrapper adds a private one (never /run/pyruntime).
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -23,14 +21,18 @@ from clients import (
     BUILD,
     IMAGE,
     cgroup_dirs_named,
+    check_exec_with_terminal,
+    check_run_with_terminal,
     describe,
-    in_terminal,
     make_wrapper,
     pids_mentioning,
     remove_cgroups,
     remove_tree,
     run,
+    sigkill,
 )
+
+from support.mountinfo import cgroup_mount
 
 ARGV_LOG = BUILD / "podman-argv.log"
 RUN_FLAGS = ["--network", "none", "--ulimit", "nofile=1024:1024",
@@ -77,11 +79,7 @@ def podman(busybox_archive: Path):
     finally:
         p("rm", "--all", "--force", "--time", "0", timeout=120)
         p("rmi", "--all", "--force", timeout=120)
-        for pid in pids_mentioning(str(directory)):  # conmon and whatever it left
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        sigkill(pids_mentioning(str(directory)))  # conmon and whatever it left
         remove_tree(directory)
         remove_cgroups(cgroup_dirs_named("libpod_parent") - cgroups_before)
 
@@ -109,10 +107,7 @@ def test_run_exit_code(podman: Podman) -> None:
 
 
 def test_run_with_terminal(podman: Podman) -> None:
-    r = in_terminal(podman.argv("run", "--rm", "-t", *RUN_FLAGS, IMAGE, "sh", "-c",
-                                "tty; exit 4"))
-    assert r.returncode == 4, describe(r)
-    assert "/dev/pts/0" in r.stdout, describe(r)
+    check_run_with_terminal(podman.argv("run", "--rm", "-t", *RUN_FLAGS, IMAGE))
 
 
 def test_exec(podman: Podman, sleeper: str) -> None:
@@ -124,10 +119,7 @@ def test_exec(podman: Podman, sleeper: str) -> None:
 
 
 def test_exec_with_terminal(podman: Podman, sleeper: str) -> None:
-    # the sleep: see integration/containerd test_task_exec_with_terminal
-    r = in_terminal(podman.argv("exec", "-t", sleeper, "sh", "-c", "tty; sleep 0.5; exit 6"))
-    assert r.returncode == 6, describe(r)
-    assert "/dev/pts/" in r.stdout, describe(r)
+    check_exec_with_terminal(podman.argv("exec", "-t", sleeper))
 
 
 def test_stop(podman: Podman) -> None:
@@ -167,16 +159,6 @@ def test_argv_shapes(podman: Podman, sleeper: str) -> None:
     assert "start" in verbs
     assert "--process" in verbs["exec"] and "--detach" in verbs["exec"]
     assert "--pid-file" in verbs["exec"]
-
-
-def cgroup_mount(pid: int) -> tuple[str, str]:
-    """(root, fstype) of a container's /sys/fs/cgroup, from its mountinfo."""
-    with open(f"/proc/{pid}/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if fields[4] == "/sys/fs/cgroup":
-                return fields[3], fields[fields.index("-") + 1]
-    raise AssertionError(f"no /sys/fs/cgroup in /proc/{pid}/mountinfo")
 
 
 @pytest.mark.criu

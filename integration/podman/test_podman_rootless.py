@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clients import IMAGE, REPO, describe
+from clients import IMAGE, REPO, describe, sigkill
 
 CLIENT = REPO / ".venv" / "bin" / "pyruntime"
 
@@ -101,11 +100,7 @@ def rootless_podman(busybox_archive: Path):
                 pids = _user_pids(p.uid)
                 if not pids:
                     break
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                sigkill(pids)
                 time.sleep(0.1)
         shutil.rmtree(directory, ignore_errors=True)
         r = subprocess.run(["userdel", name], capture_output=True, text=True)
