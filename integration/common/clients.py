@@ -98,6 +98,22 @@ def check_exec_with_terminal(argv: list[str]) -> None:
     assert "/dev/pts/" in r.stdout, describe(r)
 
 
+def check_shim_argv(lines: list[list[str]]) -> None:
+    """The argvs containerd's runc shim (docker's too) gave the runtime, for one container:
+    `--root R --log BUNDLE/log.json --log-format json VERB ...`; create names the bundle
+    (the log's directory) and a pid file; start; exec a --process, --detach, a pid file.
+    The root and the log's path differ by client: the tests check those."""
+    verbs: dict[str, list[str]] = {}
+    for argv in lines:
+        assert argv[2] == "--log" and argv[4:6] == ["--log-format", "json"], argv
+        verbs.setdefault(argv[6], argv[7:])
+    assert verbs["create"][:2] == ["--bundle", str(Path(lines[0][3]).parent)], verbs
+    assert "--pid-file" in verbs["create"], verbs
+    assert "start" in verbs, verbs
+    assert verbs["exec"][0] == "--process" and "--detach" in verbs["exec"], verbs
+    assert "--pid-file" in verbs["exec"], verbs
+
+
 def describe(result: subprocess.CompletedProcess[str]) -> str:
     return (f"$ {shlex.join(result.args)}\nexit {result.returncode}\n"
             f"--- stdout ---\n{result.stdout}--- stderr ---\n{result.stderr}")

@@ -22,6 +22,7 @@ from clients import (
     cgroup_dirs_named,
     check_exec_with_terminal,
     check_run_with_terminal,
+    check_shim_argv,
     describe,
     make_wrapper,
     parent_name,
@@ -272,17 +273,10 @@ def test_argv_shapes(containerd: Containerd, sleeper: str) -> None:
     containerd.ctr("task", "exec", "--exec-id", "argv", sleeper, "true", check=True)
     lines = [line.split() for line in ARGV_LOG.read_text().splitlines()
              if line.split() and line.split()[-1] == sleeper]
-    verbs = {}
     for argv in lines:
         assert argv[:2] == ["--root", str(containerd.runc_root / NAMESPACE)], argv
-        assert argv[2] == "--log" and argv[3].endswith(f"/{sleeper}/log.json"), argv
-        assert argv[4:6] == ["--log-format", "json"], argv
-        verbs.setdefault(argv[6], argv[7:])
-    assert verbs["create"][:2] == ["--bundle", str(Path(lines[0][3]).parent)]
-    assert "--pid-file" in verbs["create"]
-    assert "start" in verbs
-    assert verbs["exec"][0] == "--process" and "--detach" in verbs["exec"]
-    assert "--pid-file" in verbs["exec"]
+        assert argv[3].endswith(f"/{sleeper}/log.json"), argv
+    check_shim_argv(lines)
 
 
 @pytest.mark.criu

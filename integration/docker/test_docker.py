@@ -35,6 +35,7 @@ from clients import (
     cgroup_dirs_named,
     check_exec_with_terminal,
     check_run_with_terminal,
+    check_shim_argv,
     describe,
     make_wrapper,
     pids_mentioning,
@@ -608,14 +609,7 @@ def test_argv_shapes(docker: Docker, shared: str) -> None:
     docker("exec", shared, "true", check=True)
     cid = docker.container_id(shared)
     lines = docker.runtime_calls(cid)
-    verbs = {}
     for argv in lines:
         assert argv[0] == "--root" and Path(argv[1]).is_relative_to(docker.exec_root), argv
-        assert argv[2] == "--log" and argv[3].endswith(f"/moby/{cid}/log.json"), argv
-        assert argv[4:6] == ["--log-format", "json"], argv
-        verbs.setdefault(argv[6], argv[7:])
-    assert verbs["create"][:2] == ["--bundle", str(Path(lines[0][3]).parent)]
-    assert "--pid-file" in verbs["create"]
-    assert "start" in verbs
-    assert verbs["exec"][0] == "--process" and "--detach" in verbs["exec"]
-    assert "--pid-file" in verbs["exec"]
+        assert argv[3].endswith(f"/moby/{cid}/log.json"), argv
+    check_shim_argv(lines)
