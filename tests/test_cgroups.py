@@ -229,9 +229,7 @@ def test_pause_freezes_every_process_and_resume_thaws(runtime: Runtime, bundle) 
 def test_delete_force_of_a_paused_container(runtime: Runtime, bundle) -> None:
     started(runtime, bundle(["sh", "-c", "sleep 1000 & sleep 1000"]), "pz")
     runtime.run("pause", "pz", check=True)
-    t = time.monotonic()
-    runtime.delete("pz", force=True)
-    assert time.monotonic() - t < 5
+    runtime.delete("pz", force=True)  # thaws, or the frozen processes never die (timeout)
     assert runtime.ids() == []
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -85,10 +84,9 @@ def test_process_json_detached_with_pid_file(runtime: Runtime, running: str,
         "args": ["sh", "-c", "echo $FOO > /tmp/exec-out; exec sleep 100"], "cwd": "/",
         "env": ["FOO=json", "PATH=/bin"], "user": {"uid": 0, "gid": 0}})
     pid_file = tmp_path / "e1.pid"
-    start = time.monotonic()
+    # detached: returns at once, not after the sleep (runtime.run's timeout is 30 s)
     r = runtime.run("exec", "--process", proc, "--detach", "--pid-file", pid_file, running,
                     check=True)
-    assert time.monotonic() - start < 10
     assert (r.stdout, r.stderr) == ("", "")
     text = pid_file.read_text()
     assert text.isdigit(), repr(text)  # digits only, no newline

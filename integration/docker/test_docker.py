@@ -451,9 +451,8 @@ def test_stop(docker: Docker) -> None:
     docker("run", "--detach", "--name", name, *RUN_FLAGS, IMAGE, "sh", "-c",
            "trap 'exit 42' TERM; while :; do sleep 0.1; done", check=True)
     try:
-        start = time.monotonic()
         docker("stop", "--time", "30", name, check=True)
-        assert time.monotonic() - start < 25, "SIGTERM did not stop it; docker waited"
+        # 42: the TERM trap ended it (docker's SIGKILL after --time would give 137)
         assert docker.inspect(name, "{{.State.Status}} {{.State.ExitCode}}") == "exited 42"
     finally:
         docker("rm", "--force", name)

@@ -129,9 +129,8 @@ def test_stop(podman: Podman) -> None:
     try:
         cid = podman.container_id(name)
         assert (podman.runtime_root / cid).is_dir()
-        start = time.monotonic()
         podman("stop", "--time", "20", name, check=True)
-        assert time.monotonic() - start < 15, "SIGTERM did not stop it; podman waited"
+        # 42: the TERM trap ended it (podman's SIGKILL after --time would give 137)
         r = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name,
                    check=True)
         assert r.stdout.split() == ["exited", "42"], describe(r)
