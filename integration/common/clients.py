@@ -22,6 +22,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import uuid
 from pathlib import Path
 
 import busybox_image
@@ -208,3 +209,8 @@ def remove_tree(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+
+
+def new_name(prefix: str) -> str:
+    """A container name no other test of the session uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

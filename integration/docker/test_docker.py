@@ -38,6 +38,7 @@ from clients import (
     check_shim_argv,
     describe,
     make_wrapper,
+    new_name,
     pids_mentioning,
     remove_cgroups,
     remove_tree,
@@ -202,10 +203,6 @@ def _through_the_runtime(docker: Docker, request: pytest.FixtureRequest):
         verbs = [argv[6] for argv in (line.split() for line in f) if len(argv) > 6]
     expected = "exec" if "shared" in request.fixturenames else "create"
     assert expected in verbs, f"the runtime was not called to {expected}: {verbs}"
-
-
-def new_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

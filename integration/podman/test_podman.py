@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from clients import (
     check_run_with_terminal,
     describe,
     make_wrapper,
+    new_name,
     pids_mentioning,
     remove_cgroups,
     remove_tree,
@@ -82,10 +82,6 @@ def podman(busybox_archive: Path):
         sigkill(pids_mentioning(str(directory)))  # conmon and whatever it left
         remove_tree(directory)
         remove_cgroups(cgroup_dirs_named("libpod_parent") - cgroups_before)
-
-
-def new_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
