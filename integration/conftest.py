@@ -18,7 +18,12 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import busybox_image
 
+from pyruntime.api.pytest_plugin import teardown_on_sigterm
 from support.lanes import skip_outside_lanes
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    teardown_on_sigterm(config)  # a timeout's SIGTERM still stops the daemons and containers
 
 
 @pytest.fixture(scope="session")

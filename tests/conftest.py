@@ -44,7 +44,7 @@ import pytest
 
 from pyruntime.api import Bundle
 from pyruntime.api.pytest_plugin import MARKER as ROOT_ONLY
-from pyruntime.api.pytest_plugin import clean_up_after_test
+from pyruntime.api.pytest_plugin import clean_up_after_test, teardown_on_sigterm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -69,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if own is not None:
             config.option.basetemp = str(own)
             config.stash[_OWN_BASETEMP] = own
+    teardown_on_sigterm(config)  # a timeout's SIGTERM still deletes the tests' containers
     if IN_CI:  # root tests must run in CI: the plugin fails them instead of skipping
         config.option.pyruntime_require_root = True
 

@@ -97,3 +97,48 @@ def test_teardown_fails_the_test_by_name_and_cleans_up(
     with open("/proc/self/mountinfo") as f:
         assert f" {mountpoint} " not in f.read()
     assert not os.path.exists((out / "cgroup").read_text())
+
+
+INTERRUPTED = '''
+import os, signal, time
+from pyruntime.api import Container
+
+def test_interrupted(pyruntime_runtime, oci_bundle, pyruntime_token):
+    c = pyruntime_runtime.create(oci_bundle(["sleep", "600"]), "interrupted")
+    c.start()
+    with open(os.environ["PYRT_INNER_OUT"], "w") as f:
+        f.write(f"{pyruntime_runtime.root} {c.state()['pid']} {pyruntime_token}")
+    if os.environ["PYRT_TERM_AT"] == "test":
+        os.kill(os.getpid(), signal.SIGTERM)  # as a CI job's timeout does
+        time.sleep(60)
+    else:  # the signal lands while the plugin's clean-up is deleting the container
+        delete = Container.delete
+        def term_then_delete(self, force=False):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return delete(self, force=force)
+        Container.delete = term_then_delete
+'''
+
+
+@pytest.mark.parametrize("term_at", ["test", "teardown"])
+def test_sigterm_still_deletes_the_container(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, term_at: str
+) -> None:
+    """SIGTERM to the pytest process, in a test or in the clean-up after it: the container,
+    its cgroups and its process are gone when pytest exits (pytest's default, death by
+    SIGTERM, and a KeyboardInterrupt inside the clean-up both left them behind)."""
+    from pyruntime.api.leftovers import find_cgroups
+
+    out = tmp_path / "inner"
+    monkeypatch.setenv("PYRT_INNER_OUT", str(out))
+    monkeypatch.setenv("PYRT_TERM_AT", term_at)
+    pytester.makepyfile(test_inner=INTERRUPTED)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    # interrupted (pytest 9's tmp_path teardown may add a KeyError after an interrupt: 1)
+    assert result.ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.TESTS_FAILED), \
+        result.stdout.str()
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*SIGTERM*"])
+    root, pid, token = out.read_text().split()
+    assert not os.path.exists(os.path.join(root, "interrupted"))
+    assert not _alive(int(pid), b"sleep 600")
+    assert find_cgroups(token) == []

@@ -9,12 +9,18 @@
   relative ``linux.cgroupsPath`` named with it, which is how leftovers are found.
 - ``@pytest.mark.root_only``: skipped, with the reason, when not root (failed instead with
   ``--pyruntime-require-root``: a CI job that must run them).  The fixtures need root too.
+- Once ``pyruntime_runtime`` is used, SIGTERM interrupts the run as Ctrl-C does
+  (``teardown_on_sigterm``): a CI job's timeout then still deletes the containers, where
+  pytest's default (death) left them, their cgroups and their processes behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +46,58 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}: needs root (runs real containers); skipped with the reason "
         "when not root (pyruntime's pytest plugin)")
+
+
+_TERM_BEFORE = pytest.StashKey[Any]()
+
+
+def _interrupt_once() -> Callable[[int, object], None]:
+    """A SIGTERM handler that raises KeyboardInterrupt the first time only: `timeout`
+    sends SIGTERM to pytest and then to its whole process group, and a second interrupt
+    (or death) would cut the teardown short.  SIGKILL or SIGINT still end a hung one."""
+    fired: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if not fired:
+            fired.append(signum)
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name}: tearing down, then "
+                                    "stopping")
+
+    return handler
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then interrupt: a KeyboardInterrupt
+    inside a clean-up would leave its containers, cgroups and processes behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, lambda signum, _frame: got.append(signum)) for s in kinds}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    if got:
+        raise KeyboardInterrupt(f"{signal.Signals(got[0]).name} during the clean-up")
+
+
+def teardown_on_sigterm(config: pytest.Config) -> None:
+    """From now on until the session ends, SIGTERM raises KeyboardInterrupt, so that
+    pytest runs the fixtures' teardown (which deletes containers) before it exits.  Left
+    alone when someone else already handles SIGTERM."""
+    if _TERM_BEFORE in config.stash or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    config.stash[_TERM_BEFORE] = signal.signal(signal.SIGTERM, _interrupt_once())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    before = config.stash.get(_TERM_BEFORE, None)
+    if before is not None:
+        signal.signal(signal.SIGTERM, before)
 
 
 def require_root(config: pytest.Config) -> None:
@@ -104,6 +162,21 @@ def clean_up_after_test(
     returns the report to fail the test with, or None.  *strict*: a container still there
     is itself a failure (named in the report).  *ids*, *delete*: how to find and delete
     the containers (default: through *runtime*)."""
+    with _interrupts_deferred():
+        return _clean_up(runtime, workdir, token, strict=strict, ids=ids, delete=delete,
+                         pidns_before=pidns_before)
+
+
+def _clean_up(
+    runtime: Runtime,
+    workdir: Path,
+    token: str | None,
+    *,
+    strict: bool,
+    ids: Iterable[str] | None,
+    delete: Callable[[str], object] | None,
+    pidns_before: set[str] | None,
+) -> str | None:
     from pyruntime.api import Container, ContainerError
     from pyruntime.api.leftovers import (
         detach_mounts,
@@ -188,6 +261,7 @@ def pyruntime_runtime(request: pytest.FixtureRequest, tmp_path: Path, pyruntime_
     from pyruntime.api import Runtime
 
     require_root(request.config)
+    teardown_on_sigterm(request.config)
     root = tmp_path / "pyruntime-root"
     root.mkdir(mode=0o700)
     runtime = Runtime(root)
